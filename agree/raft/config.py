@@ -1,0 +1,36 @@
+"""Tunables of the Raft core.  Time is counted in ticks; the host decides a tick's length."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agree.errors import ConfigurationError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    id: str
+    election_tick: int = 10  # followers campaign after a random timeout in [e, 2e) ticks
+    heartbeat_tick: int = 1  # leaders send heartbeats every this many ticks
+    max_msg_bytes: int = 1 << 20  # soft cap on entry bytes per AppendEntries
+    max_inflight_msgs: int = 256  # pipelined AppendEntries in flight per follower
+    snapshot_chunk_bytes: int = 1 << 20  # InstallSnapshot chunk size
+    pre_vote: bool = True  # dissertation §9.6
+    check_quorum: bool = True  # a leader steps down when it stops hearing from a quorum (§6.2)
+    lease_read: bool = False  # serve ReadIndex from a leader lease (§6.4.1); off: safe default
+
+    def validate(self) -> None:
+        if not self.id:
+            raise ConfigurationError("the node id must not be empty", setting="NODE_ID")
+        if self.heartbeat_tick < 1:
+            raise ConfigurationError("heartbeat_tick must be >= 1", setting="heartbeat_tick")
+        if self.election_tick <= self.heartbeat_tick:
+            raise ConfigurationError(
+                "election_tick must be greater than heartbeat_tick", setting="election_tick"
+            )
+        if self.max_inflight_msgs < 1:
+            raise ConfigurationError("max_inflight_msgs must be >= 1", setting="max_inflight_msgs")
+        if self.snapshot_chunk_bytes < 1:
+            raise ConfigurationError(
+                "snapshot_chunk_bytes must be >= 1", setting="snapshot_chunk_bytes"
+            )
