@@ -9,10 +9,12 @@ the sans-I/O Raft core (:mod:`agree.raft`) can raise these errors too.
 
     AgreeError
     ├── ConfigurationError          a bad setting; names the setting and the fix
+    ├── CommandError                an agree-manage command failed; its message is for the user
     ├── ValidationError             a call does not match the operation schema; nothing written
     │   ├── UnknownObjectError
     │   └── UnknownMethodError
     ├── SchemaMismatchError         a node's schema is incompatible with the cluster's
+    ├── ContextUnavailableError     self.context read outside a command (also a RuntimeError)
     ├── ClusterError                Raft-level refusals
     │   ├── NotLeaderError          carries the leader's id and address when known
     │   ├── UnavailableError        no quorum, node stopping, no leader known
@@ -24,6 +26,7 @@ the sans-I/O Raft core (:mod:`agree.raft`) can raise these errors too.
     │   ├── CorruptionError         a checksum or structure check failed
     │   ├── IncompatibleVersionError a blob written by another codec/Python/cloudpickle
     │   └── MigrationRequiredError  the database is not at the head revision
+    ├── SubscriptionOverflowError   a subscriber fell too far behind and was cut off
     ├── ProtocolError               a malformed message from a peer or client
     ├── AuthenticationError         an unauthenticated peer or client
     └── RemoteError                 a remote user exception whose type is not importable here
@@ -44,6 +47,10 @@ class ConfigurationError(AgreeError):
         self.setting = setting
 
 
+class CommandError(AgreeError):
+    """An ``agree-manage`` command could not do its job; the message tells the user why."""
+
+
 class ValidationError(AgreeError):
     """A call does not match the operation schema.  Nothing was written."""
 
@@ -58,6 +65,10 @@ class UnknownMethodError(ValidationError):
 
 class SchemaMismatchError(AgreeError):
     """The local operation schema is incompatible with the cluster's."""
+
+
+class ContextUnavailableError(AgreeError, RuntimeError):
+    """``Replicated.context`` was read outside the application of a command."""
 
 
 class ClusterError(AgreeError):
@@ -113,6 +124,17 @@ class IncompatibleVersionError(StorageError):
 
 class MigrationRequiredError(StorageError):
     """The database schema is not at the head revision."""
+
+
+class SubscriptionOverflowError(AgreeError):
+    """A subscriber fell behind by more than its queue holds and was cut off.
+
+    ``last_index`` is the index of the last mutation it received: resume from ``last_index + 1``.
+    """
+
+    def __init__(self, message: str, *, last_index: int) -> None:
+        super().__init__(message)
+        self.last_index = last_index
 
 
 class ProtocolError(AgreeError):

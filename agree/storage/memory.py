@@ -1,0 +1,120 @@
+"""The in-memory twin of the SQL store: same contract, no durability.
+
+Used by tests, by the simulator as the model a real store is checked against, and by
+``open_store("memory://")``.  It keeps its own copies (payloads are frozen to ``bytes``) so that a
+caller mutating a buffer after ``save`` cannot change what was "persisted".
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from agree.errors import StorageError
+from agree.raft.entries import Entry, HardState, PersistedState, Snapshot
+from agree.storage.base import check_append
+
+
+def _own(entry: Entry) -> Entry:
+    if type(entry.data) is bytes:
+        return entry
+    return Entry(term=entry.term, index=entry.index, type=entry.type, data=bytes(entry.data))
+
+
+def _own_snapshot(snapshot: Snapshot) -> Snapshot:
+    if type(snapshot.data) is bytes:
+        return snapshot
+    return Snapshot(meta=snapshot.meta, data=bytes(snapshot.data))
+
+
+class MemoryStore:
+    """A :class:`~agree.storage.base.LogStore` held in process memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the contract allows calls from any one thread at a time
+        self._hard_state = HardState()
+        self._snapshot: Snapshot | None = None
+        # Invariant: _log[i].index == _snapshot_index() + 1 + i (contiguous after the snapshot).
+        self._log: list[Entry] = []
+        self._meta: dict[str, str] = {}
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("the store is closed")
+
+    def _snapshot_index(self) -> int:
+        return self._snapshot.meta.index if self._snapshot is not None else 0
+
+    def _last_index(self) -> int:
+        return self._log[-1].index if self._log else self._snapshot_index()
+
+    def load(self) -> PersistedState:
+        with self._lock:
+            self._check_open()
+            return PersistedState(
+                hard_state=self._hard_state, snapshot=self._snapshot, entries=tuple(self._log)
+            )
+
+    def save(
+        self,
+        *,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        with self._lock:
+            self._check_open()
+            # Validate against the would-be state first so that a refused save changes nothing.
+            new_snapshot = _own_snapshot(snapshot) if snapshot is not None else self._snapshot
+            log = [] if snapshot is not None else self._log
+            if entries:
+                snapshot_index = new_snapshot.meta.index if new_snapshot is not None else 0
+                last = log[-1].index if log else snapshot_index
+                check_append(entries, snapshot_index=snapshot_index, last_index=last)
+                keep = entries[0].index - snapshot_index - 1
+                log = log[:keep] + [_own(e) for e in entries]
+            self._snapshot = new_snapshot
+            self._log = list(log)
+            if hard_state is not None:
+                self._hard_state = hard_state
+
+    def compact(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            self._check_open()
+            if snapshot.meta.index <= self._snapshot_index():
+                return
+            self._log = [e for e in self._log if e.index > snapshot.meta.index]
+            self._snapshot = _own_snapshot(snapshot)
+
+    def entries(self, lo: int, hi: int) -> list[Entry]:
+        with self._lock:
+            self._check_open()
+            base = self._snapshot_index() + 1
+            start = max(lo - base, 0)
+            stop = max(hi - base, 0)
+            return self._log[start:stop]
+
+    def last_index(self) -> int:
+        with self._lock:
+            self._check_open()
+            return self._last_index()
+
+    def snapshot(self) -> Snapshot | None:
+        with self._lock:
+            self._check_open()
+            return self._snapshot
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            self._check_open()
+            return self._meta.get(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._check_open()
+            self._meta[key] = value
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True

@@ -1,0 +1,88 @@
+"""Asyncio access to a :class:`~agree.storage.base.LogStore` without blocking the event loop.
+
+The node runtime awaits storage calls; :class:`AsyncLogStore` runs every one of them, in call
+order, on ONE dedicated worker thread.  One thread means the synchronous store never sees two
+calls at once (SQLite connections and transactions stay on one thread) and calls complete in
+the order they were made, which is the order the Ready loop persisted them in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from agree.errors import StorageError
+from agree.raft.entries import Entry, HardState, PersistedState, Snapshot
+from agree.storage.base import LogStore
+
+T = TypeVar("T")
+
+
+class AsyncLogStore:
+    """Awaitable twin of a LogStore: ``await store.save(...)`` etc."""
+
+    def __init__(self, store: LogStore, *, thread_name: str = "agree-storage") -> None:
+        self._store = store
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=thread_name
+        )
+        self._closed = False
+
+    @property
+    def store(self) -> LogStore:
+        """The wrapped synchronous store (call it only from the worker thread, or after close)."""
+        return self._store
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._closed:
+            raise StorageError("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn)
+
+    async def load(self) -> PersistedState:
+        return await self._run(self._store.load)
+
+    async def save(
+        self,
+        *,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        snapshot: Snapshot | None = None,
+    ) -> None:
+        await self._run(
+            functools.partial(
+                self._store.save, hard_state=hard_state, entries=entries, snapshot=snapshot
+            )
+        )
+
+    async def compact(self, snapshot: Snapshot) -> None:
+        await self._run(functools.partial(self._store.compact, snapshot))
+
+    async def entries(self, lo: int, hi: int) -> list[Entry]:
+        return await self._run(functools.partial(self._store.entries, lo, hi))
+
+    async def last_index(self) -> int:
+        return await self._run(self._store.last_index)
+
+    async def snapshot(self) -> Snapshot | None:
+        return await self._run(self._store.snapshot)
+
+    async def get_meta(self, key: str) -> str | None:
+        return await self._run(functools.partial(self._store.get_meta, key))
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._run(functools.partial(self._store.set_meta, key, value))
+
+    async def close(self) -> None:
+        """Close the store on its thread (after every call already queued), then the thread."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._store.close)
+        finally:
+            self._closed = True
+            self._executor.shutdown(wait=True)

@@ -1,0 +1,1 @@
+"""The revisions of agree's own tables, oldest first (``v<rev>_<slug>.py``)."""
