@@ -584,11 +584,10 @@ def _check_names(values: Iterable[str], where: str) -> None:
 
 
 def _did_you_mean(name: str, choices: Iterable[str]) -> str:
-    options = list(choices)
-    if name.upper() in options and name.upper() != name:
-        return f" — did you mean {name.upper()!r}?"
-    close = difflib.get_close_matches(name.upper(), options, n=1, cutoff=0.6)
-    return f" — did you mean {close[0]!r}?" if close else ""
+    """' — did you mean X?' for the closest choice, ignoring case; '' when none is close."""
+    by_folded = {choice.casefold(): choice for choice in choices}
+    close = difflib.get_close_matches(name.casefold(), by_folded, n=1, cutoff=0.6)
+    return f" — did you mean {by_folded[close[0]]!r}?" if close else ""
 
 
 def _infer_node_id(data: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -600,8 +599,11 @@ def _infer_node_id(data: Mapping[str, Any]) -> Mapping[str, Any]:
         return data  # the type error on NODES is the one to report
     if len(nodes) == 1:
         (only,) = nodes
-        # A non-string id is left for the NODES check to report.
-        return {**data, "NODE_ID": only} if isinstance(only, str) else data
+        # An invalid id is left for the NODES check to report.
+        valid = isinstance(only, str) and _NAME_RE.fullmatch(only)
+        return {**data, "NODE_ID": only} if valid else data
+    if not nodes:
+        return data  # the NODES check says that it is empty
     known = ", ".join(sorted(map(str, nodes))) or "no nodes"
     raise ConfigurationError(
         f"NODE_ID is not set and NODES has {known}; say which node this is with "
@@ -732,7 +734,7 @@ def _import_class(name: str, path: str) -> type:
         public = [n for n in dir(module) if not n.startswith("_")]
         raise ConfigurationError(
             f"{label}: module {module_name!r} has no attribute {attr!r}"
-            f"{_did_you_mean_exact(attr, public)}",
+            f"{_did_you_mean(attr, public)}",
             setting="OBJECTS",
         ) from None
     if not isinstance(obj, type):
@@ -754,9 +756,4 @@ def _replicated_base() -> type | None:
         return None
     base = getattr(module, "Replicated", None)
     return base if isinstance(base, type) else None
-
-
-def _did_you_mean_exact(name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    return f" — did you mean {close[0]!r}?" if close else ""
 
