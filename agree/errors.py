@@ -48,7 +48,14 @@ class ConfigurationError(AgreeError):
 
 
 class CommandError(AgreeError):
-    """An ``agree-manage`` command could not do its job; the message tells the user why."""
+    """An ``agree-manage`` command could not do its job; the message tells the user why.
+
+    ``returncode`` is the process exit status ``agree-manage`` ends with.
+    """
+
+    def __init__(self, message: str, *, returncode: int = 1) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 class ValidationError(AgreeError):

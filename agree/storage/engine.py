@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -66,6 +67,7 @@ def create_store_engine(url: str | URL) -> Engine:
             setting="DATABASE_URL",
         )
     parsed = parsed.difference_update_query(["synchronous"])
+    _make_parent_directory(parsed)
     engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -88,6 +90,19 @@ def create_store_engine(url: str | URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _make_parent_directory(url: URL) -> None:
+    """SQLite creates a missing database file but not its directory; a node's default database
+    lives in a directory of its own (e.g. ``agree-data/``), so create it."""
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        detail = f"cannot create the directory of the SQLite database {database}: {exc}"
+        raise StorageError(detail) from exc
 
 
 @contextlib.contextmanager

@@ -162,9 +162,9 @@ def downgrade(target: str | Engine, revision: str = "base") -> None:
     _run(target, "downgrading the database", revision, down=True)
 
 
-def migrate_command(url: str | object) -> str:
+def migrate_command(url: str) -> str:
     """The exact command a user runs to migrate the database at ``url``."""
-    return f"agree-manage migrate --database-url '{display_url(str(url))}'"
+    return f"agree-manage migrate --database-url {display_url(url)!r}"
 
 
 def require_head(engine: Engine, *, auto_migrate: bool = False) -> None:
