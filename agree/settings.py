@@ -118,8 +118,8 @@ class Settings(BaseModel):
     MAX_BODY_BYTES: int = defaults.MAX_BODY_BYTES
     REQUEST_TIMEOUT: float = defaults.REQUEST_TIMEOUT
     AUTO_MIGRATE: bool = defaults.AUTO_MIGRATE
-    SQLITE_SYNCHRONOUS: SqliteSynchronous = "FULL"
-    LOG_LEVEL: LogLevel = "INFO"
+    SQLITE_SYNCHRONOUS: SqliteSynchronous = defaults.SQLITE_SYNCHRONOUS
+    LOG_LEVEL: LogLevel = defaults.LOG_LEVEL
 
     # -- construction ---------------------------------------------------------------------
 
@@ -143,7 +143,7 @@ class Settings(BaseModel):
         _check_names(values, "Settings.single_node()")
         return cls(**{**base, **values})
 
-    def replace(self, **changes: Any) -> Settings:
+    def replace(self, **changes: Any) -> Self:
         """A validated copy with ``changes`` applied (e.g. ``replace(NODE_ID="n2")``)."""
         _check_names(changes, "Settings.replace()")
         current: dict[str, Any] = {

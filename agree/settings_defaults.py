@@ -12,6 +12,8 @@ unknown upper-case name there is reported as a typo.
 
 from __future__ import annotations
 
+from typing import Literal
+
 # Which member of NODES this process is.  None means "not given": it is then
 # taken from NODES when NODES has exactly one entry, and is an error otherwise
 # (``runnode --node ID`` or ``-s NODE_ID=ID`` says which one).
@@ -62,7 +64,7 @@ AUTO_MIGRATE: bool = False
 # acts on it.  "NORMAL" is faster but may lose the last commits on power loss
 # (not on a process crash), which can break Raft's safety: a node may forget
 # a vote it cast or entries it acknowledged.
-SQLITE_SYNCHRONOUS: str = "FULL"
+SQLITE_SYNCHRONOUS: Literal["FULL", "NORMAL"] = "FULL"
 
 # Level of the "agree" logger: DEBUG, INFO, WARNING, ERROR or CRITICAL.
-LOG_LEVEL: str = "INFO"
+LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,13 @@ def test_single_node_checks_its_arguments(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError) as info:
         Settings.single_node(tmp_path, HEARTBEAT_TICKS=0)
     assert info.value.setting == "HEARTBEAT_TICKS"
+
+
+def test_without_the_object_layer_any_class_resolves(
+    make_module: MakeModule, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # None in sys.modules makes the import fail as if agree.replicated did not exist.
+    monkeypatch.setitem(sys.modules, "agree.replicated", None)
+    make_module("objsite.models", Plain=Plain)
+    s = load_settings(OBJECTS={"p": "objsite.models.Plain"})
+    assert s.resolve_objects() == {"p": Plain}
