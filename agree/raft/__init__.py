@@ -34,7 +34,9 @@ from agree.raft.messages import (
     RequestVoteResponse,
     TimeoutNow,
 )
+from agree.raft.node import RaftNode
 from agree.raft.ready import ReadState, Ready, Role, SoftState
+from agree.raft.status import Status
 
 __all__ = [
     "AnyMessage",
@@ -53,6 +55,7 @@ __all__ = [
     "InstallSnapshotResponse",
     "Message",
     "PersistedState",
+    "RaftNode",
     "ReadIndexRequest",
     "ReadIndexResponse",
     "ReadState",
@@ -63,5 +66,6 @@ __all__ = [
     "Snapshot",
     "SnapshotMeta",
     "SoftState",
+    "Status",
     "TimeoutNow",
 ]

@@ -1,0 +1,1051 @@
+"""The Raft algorithm: :class:`RaftNode`, a deterministic, synchronous state machine in the
+style of etcd-io/raft's RawNode.  Ticks and messages go in; a :class:`Ready` comes out.
+
+Roles are swapped behaviour: ``_step_role`` and ``_tick_role`` point at the current role's
+handlers.  The rules common to every role (terms, votes) live in :meth:`RaftNode.step`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from agree.errors import MembershipChangeError, NotLeaderError, ProposalRejectedError
+from agree.raft.config import Config
+from agree.raft.entries import (
+    ConfChange,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    PersistedState,
+    Snapshot,
+    SnapshotMeta,
+)
+from agree.raft.log import RaftLog
+from agree.raft.membership import apply_change, bootstrap_entries, check_change
+from agree.raft.messages import (
+    AppendEntries,
+    AppendEntriesResponse,
+    Heartbeat,
+    HeartbeatResponse,
+    InstallSnapshot,
+    InstallSnapshotResponse,
+    Message,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    RequestVote,
+    RequestVoteResponse,
+    TimeoutNow,
+)
+from agree.raft.progress import Progress, ProgressState
+from agree.raft.readonly import PendingRead, ReadOnly
+from agree.raft.ready import ReadState, Ready, Role, SoftState
+from agree.raft.status import Status
+
+# Messages only a leader sends; receiving one with our term means that sender leads.
+_LEADER_MESSAGES = (AppendEntries, Heartbeat, InstallSnapshot)
+
+
+def _quorum(voters: frozenset[str]) -> int:
+    return len(voters) // 2 + 1
+
+
+class RaftNode:
+    """One Raft server.  See the module docstring of :mod:`agree.raft` for the contract."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        rng: random.Random,
+        persisted: PersistedState = PersistedState(),  # noqa: B008 (frozen value)
+        bootstrap: ConfState | None = None,
+        applied: int | None = None,
+    ) -> None:
+        config.validate()
+        self._cfg = config
+        self._id = config.id
+        self._rng = rng
+        self._max_msg_bytes = config.max_msg_bytes
+        self._chunk = config.snapshot_chunk_bytes
+
+        self._role = Role.FOLLOWER
+        self._leader_id: str | None = None
+        self._election_elapsed = 0  # ticks since the last election timeout / leader contact
+        self._heartbeat_elapsed = 0
+        self._randomized_timeout = config.election_tick
+        self._votes: dict[str, bool] = {}
+        self._prs: dict[str, Progress] = {}  # leader only, every member including itself
+        self._lead_transferee: str | None = None
+        self._committed_in_term = False  # leader: an entry of its term is committed (§6.4)
+        self._readonly = ReadOnly()
+        self._step_role: Callable[[Message], None] = self._step_follower
+        self._tick_role: Callable[[], None] = self._tick_election
+        self._msgs: list[Message] = []
+        self._read_states: list[ReadState] = []
+        # Incoming snapshot being assembled: (last included index, term) and its bytes.
+        self._snap_key: tuple[int, int] | None = None
+        self._snap_buf = bytearray()
+        self._pending_snapshot: Snapshot | None = None  # installed, for the next Ready
+
+        snap = persisted.snapshot
+        self._log = RaftLog(snap, persisted.entries)
+        hs = persisted.hard_state
+        self._term = hs.term  # currentTerm (Figure 2), persisted
+        self._vote: str | None = hs.vote  # votedFor in currentTerm, persisted
+        # What the last Ready carried (or storage holds), to report only changes.
+        self._prev_hs = (hs.term, hs.vote, hs.commit)
+
+        # Configuration (§4.1): the one as of the log's offset, then one per CONF_CHANGE
+        # entry in the log, in index order.  The last one is in effect.
+        self._conf_base = snap.meta.conf if snap is not None else ConfState()
+        self._conf_log: list[tuple[int, ConfState]] = []
+        self._conf = self._conf_base
+        entries = list(persisted.entries)
+        has_conf_entry = any(e.type is EntryType.CONF_CHANGE for e in entries)
+        if snap is None and not has_conf_entry and bootstrap is not None:
+            if self._log.last_index == 0:
+                entries = bootstrap_entries(bootstrap)
+                for entry in entries:
+                    self._log.append(entry)
+                self._term = max(self._term, 1)
+                hs = HardState(self._term, self._vote, len(entries))
+            else:
+                self._conf_base = self._conf = bootstrap
+        for entry in entries:
+            if entry.type is EntryType.CONF_CHANGE and entry.index > self._log.offset:
+                self._note_conf_entry(entry)
+
+        # Invariant: offset <= applied <= applying <= commit <= last_index.
+        offset = self._log.offset
+        self._commit = max(offset, min(hs.commit, self._log.last_index))
+        start = offset if applied is None else max(offset, min(applied, self._commit))
+        self._applied = start  # the host's state machine reflects entries up to here
+        self._applying = start  # entries up to here were handed out in committed_entries
+
+        self._become_follower(self._term, None)
+        self._prev_soft: tuple[str | None, Role] = (None, Role.FOLLOWER)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    @property
+    def leader_id(self) -> str | None:
+        return self._leader_id
+
+    @property
+    def term(self) -> int:
+        return self._term
+
+    @property
+    def commit_index(self) -> int:
+        return self._commit
+
+    @property
+    def applied_index(self) -> int:
+        return self._applied
+
+    @property
+    def last_index(self) -> int:
+        return self._log.last_index
+
+    @property
+    def conf(self) -> ConfState:
+        return self._conf
+
+    def status(self) -> Status:
+        progress: dict[str, tuple[int, int]] = {}
+        if self._role is Role.LEADER:
+            progress = {peer: (pr.match, pr.next) for peer, pr in self._prs.items()}
+        return Status(
+            id=self._id,
+            term=self._term,
+            vote=self._vote,
+            commit=self._commit,
+            applied=self._applied,
+            last_index=self._log.last_index,
+            role=self._role,
+            leader_id=self._leader_id,
+            conf=self._conf,
+            progress=progress,
+            lead_transferee=self._lead_transferee,
+        )
+
+    # ------------------------------------------------------------------ the two rules
+    # Kept small and separate so that a test can replace one with a broken version.
+
+    def _commit_term_ok(self, index: int) -> bool:
+        """§5.4.2 / Figure 8: a leader commits by counting replicas only an entry of its own
+        term; earlier entries are committed indirectly, with it."""
+        return self._log.term_at(index) == self._term
+
+    def _log_up_to_date(self, last_log_index: int, last_log_term: int) -> bool:
+        """§5.4.1: grant a vote only to a candidate whose log is at least as up-to-date."""
+        my_term = self._log.last_term
+        return last_log_term > my_term or (
+            last_log_term == my_term and last_log_index >= self._log.last_index
+        )
+
+    # ------------------------------------------------------------------ configuration
+
+    def _note_conf_entry(self, entry: Entry) -> None:
+        self._conf = apply_change(self._conf, ConfChange.decode(entry.data))
+        self._conf_log.append((entry.index, self._conf))
+
+    def _note_conf_entries(self, entries: list[Entry]) -> None:
+        """A configuration takes effect as soon as its entry is in the log (§4.1)."""
+        changed = False
+        for entry in entries:
+            if entry.type is EntryType.CONF_CHANGE:
+                self._note_conf_entry(entry)
+                changed = True
+        if changed:
+            self._conf_changed()
+
+    def _truncated_from(self, index: int) -> None:
+        """Entries from ``index`` on were removed: their configurations revert."""
+        conf_log = self._conf_log
+        if conf_log and conf_log[-1][0] >= index:
+            while conf_log and conf_log[-1][0] >= index:
+                conf_log.pop()
+            self._conf = conf_log[-1][1] if conf_log else self._conf_base
+            self._conf_changed()
+
+    def _conf_changed(self) -> None:
+        conf = self._conf
+        if self._role is Role.LEADER:
+            last = self._log.last_index
+            for member in conf.voters | conf.learners:
+                if member not in self._prs:
+                    self._prs[member] = Progress(last + 1, self._cfg.max_inflight_msgs)
+            for member in [m for m in self._prs if m not in conf.voters and m not in conf.learners]:
+                if member != self._id:
+                    del self._prs[member]
+            if self._lead_transferee is not None and self._lead_transferee not in conf.voters:
+                self._lead_transferee = None
+        elif self._role in (Role.PRE_CANDIDATE, Role.CANDIDATE):
+            if self._id not in conf.voters:
+                self._become_follower(self._term, None)
+        else:
+            self._role = Role.LEARNER if self._id in conf.learners else Role.FOLLOWER
+
+    def _conf_at(self, index: int) -> ConfState:
+        conf = self._conf_base
+        for i, c in self._conf_log:
+            if i > index:
+                break
+            conf = c
+        return conf
+
+    def _pending_conf_index(self) -> int:
+        return self._conf_log[-1][0] if self._conf_log else 0
+
+    # ------------------------------------------------------------------ role changes
+
+    def _reset(self, term: int) -> None:
+        if term != self._term:
+            self._term = term
+            self._vote = None
+        self._leader_id = None
+        self._election_elapsed = 0
+        self._heartbeat_elapsed = 0
+        # Randomized in [election_tick, 2 * election_tick) so that split votes are rare (§5.2).
+        e = self._cfg.election_tick
+        self._randomized_timeout = e + self._rng.randrange(e)
+        self._votes = {}
+        self._lead_transferee = None
+        self._readonly.reset()
+
+    def _become_follower(self, term: int, leader: str | None) -> None:
+        if self._role is Role.LEADER:
+            self._prs = {}
+        self._reset(term)
+        self._leader_id = leader
+        self._role = Role.LEARNER if self._id in self._conf.learners else Role.FOLLOWER
+        self._step_role = self._step_follower
+        self._tick_role = self._tick_election
+
+    def _become_pre_candidate(self) -> None:
+        # Pre-vote (§9.6): no change of term or vote, so a partitioned server that keeps
+        # timing out cannot inflate its term and disrupt the cluster when it returns.
+        self._reset(self._term)
+        self._role = Role.PRE_CANDIDATE
+        self._step_role = self._step_candidate
+        self._tick_role = self._tick_election
+
+    def _become_candidate(self) -> None:
+        self._reset(self._term + 1)
+        self._vote = self._id
+        self._role = Role.CANDIDATE
+        self._step_role = self._step_candidate
+        self._tick_role = self._tick_election
+
+    def _become_leader(self) -> None:
+        self._reset(self._term)
+        self._leader_id = self._id
+        self._role = Role.LEADER
+        self._step_role = self._step_leader
+        self._tick_role = self._tick_heartbeat
+        self._committed_in_term = False
+        log = self._log
+        last = log.last_index
+        inflight = self._cfg.max_inflight_msgs
+        self._prs = {m: Progress(last + 1, inflight) for m in self._conf.members()}
+        self._prs.setdefault(self._id, Progress(last + 1, inflight))
+        # A NOOP of the new term lets earlier entries commit with it (§5.4.2, §8).
+        self._append(EntryType.NOOP, b"")
+        self._broadcast_append()
+        if self._maybe_commit():
+            self._after_commit()
+
+    def _promotable(self) -> bool:
+        return self._id in self._conf.voters
+
+    # ------------------------------------------------------------------ elections
+
+    def _campaign(self, *, transfer: bool = False) -> None:
+        if not self._cfg.pre_vote or transfer:
+            self._real_campaign(transfer)
+            return
+        self._become_pre_candidate()
+        if self._poll(self._id, True) == 1:  # a single voter wins at once
+            self._real_campaign(False)
+            return
+        self._send_vote_requests(self._term + 1, pre_vote=True, transfer=False)
+
+    def _real_campaign(self, transfer: bool) -> None:
+        self._become_candidate()
+        if self._poll(self._id, True) == 1:
+            self._become_leader()
+            return
+        self._send_vote_requests(self._term, pre_vote=False, transfer=transfer)
+
+    def _send_vote_requests(self, term: int, *, pre_vote: bool, transfer: bool) -> None:
+        last_index, last_term = self._log.last_index, self._log.last_term
+        for voter in self._conf.voters:
+            if voter != self._id:
+                self._msgs.append(
+                    RequestVote(
+                        src=self._id,
+                        dst=voter,
+                        term=term,
+                        last_log_index=last_index,
+                        last_log_term=last_term,
+                        pre_vote=pre_vote,
+                        transfer=transfer,
+                    )
+                )
+
+    def _poll(self, voter: str, granted: bool) -> int:
+        """Record a (pre-)vote; 1: won, -1: lost, 0: undecided.  Only voters count."""
+        voters = self._conf.voters
+        if voter in voters:
+            self._votes.setdefault(voter, granted)
+        q = _quorum(voters)
+        yes = sum(1 for g in self._votes.values() if g)
+        if yes >= q:
+            return 1
+        if len(self._votes) - yes >= len(voters) - q + 1:
+            return -1
+        return 0
+
+    def _in_lease(self) -> bool:
+        """Leader stickiness (§4.2.3): heard from a current leader within the minimum election
+        timeout.  A leader counts as its own current leader only under check-quorum, which
+        guarantees it steps down once it stops hearing from a quorum."""
+        if self._leader_id is None or self._election_elapsed >= self._cfg.election_tick:
+            return False
+        return self._leader_id != self._id or self._cfg.check_quorum
+
+    def _handle_vote_request(self, m: RequestVote) -> None:
+        if m.pre_vote:
+            # Grant without changing any state: the candidate's would-be term is higher and
+            # its log at least as up-to-date (§9.6).
+            grant = m.term > self._term and self._log_up_to_date(m.last_log_index,
+                                                                 m.last_log_term)
+            term = m.term if grant else self._term
+        else:
+            can_vote = self._vote == m.src or (self._vote is None and self._leader_id is None)
+            grant = can_vote and self._log_up_to_date(m.last_log_index, m.last_log_term)
+            if grant:
+                self._vote = m.src  # persisted through the next Ready, before the reply is sent
+                self._election_elapsed = 0
+            term = self._term
+        self._msgs.append(
+            RequestVoteResponse(
+                src=self._id, dst=m.src, term=term, vote_granted=grant, pre_vote=m.pre_vote
+            )
+        )
+
+    # ------------------------------------------------------------------ ticks
+
+    def tick(self) -> None:
+        """One unit of logical time."""
+        self._tick_role()
+
+    def _tick_election(self) -> None:
+        self._election_elapsed += 1
+        if self._election_elapsed >= self._randomized_timeout:
+            self._election_elapsed = 0
+            if self._promotable():
+                self._campaign()
+            else:
+                # Learners and non-members never campaign; forget a silent leader so the
+                # host stops forwarding to it.
+                self._randomized_timeout = self._cfg.election_tick + self._rng.randrange(
+                    self._cfg.election_tick
+                )
+                if self._leader_id is not None and self._role is not Role.LEADER:
+                    self._leader_id = None
+
+    def _tick_heartbeat(self) -> None:
+        self._heartbeat_elapsed += 1
+        self._election_elapsed += 1
+        if self._election_elapsed >= self._cfg.election_tick:
+            self._election_elapsed = 0
+            if self._cfg.check_quorum and not self._quorum_active():
+                # §6.2: a leader that has not heard from a quorum for an election timeout
+                # steps down, so that clients find the real leader and reads stay safe.
+                self._become_follower(self._term, None)
+                return
+            if self._lead_transferee is not None:
+                self._lead_transferee = None  # §3.10: abort a transfer that did not finish
+        if self._heartbeat_elapsed >= self._cfg.heartbeat_tick:
+            self._heartbeat_elapsed = 0
+            self._broadcast_heartbeat()
+
+    def _quorum_active(self) -> bool:
+        voters = self._conf.voters
+        active = 0
+        for peer, pr in self._prs.items():
+            if peer == self._id:
+                active += peer in voters
+                continue
+            if pr.recent_active and peer in voters:
+                active += 1
+            pr.recent_active = False
+        return active >= _quorum(voters)
+
+    # ------------------------------------------------------------------ messages in
+
+    def step(self, msg: Message) -> None:
+        """Process a message from a peer (already authenticated by the host)."""
+        term = msg.term
+        if term > self._term:
+            if isinstance(msg, RequestVote):
+                if not msg.transfer and self._in_lease():
+                    return  # stickiness: ignore, do not even adopt the term (§4.2.3)
+                if msg.pre_vote:
+                    self._handle_vote_request(msg)
+                    return
+                self._become_follower(term, None)
+            elif isinstance(msg, RequestVoteResponse) and msg.pre_vote and msg.vote_granted:
+                pass  # the granted pre-vote carries the term we would campaign in
+            else:
+                leader = msg.src if isinstance(msg, _LEADER_MESSAGES) else None
+                self._become_follower(term, leader)
+        elif term < self._term:
+            if isinstance(msg, _LEADER_MESSAGES):
+                # A stale leader: tell it our term so that it steps down.  Without this, a
+                # server whose term was raised while it could not be reached would wait
+                # for the old leader forever (pre-vote and check-quorum rely on it).
+                self._msgs.append(
+                    AppendEntriesResponse(src=self._id, dst=msg.src, term=self._term,
+                                          success=False)
+                )
+            elif isinstance(msg, RequestVote) and msg.pre_vote:
+                self._msgs.append(
+                    RequestVoteResponse(src=self._id, dst=msg.src, term=self._term,
+                                        vote_granted=False, pre_vote=True)
+                )
+            return
+        if isinstance(msg, RequestVote):
+            self._handle_vote_request(msg)
+            return
+        self._step_role(msg)
+
+    def _step_follower(self, m: Message) -> None:
+        t = type(m)
+        if t is AppendEntries or t is Heartbeat or t is InstallSnapshot:
+            self._leader_id = m.src
+            self._election_elapsed = 0
+            if t is AppendEntries:
+                self._handle_append(m)  # type: ignore[arg-type]
+            elif t is Heartbeat:
+                self._handle_heartbeat(m)  # type: ignore[arg-type]
+            else:
+                self._handle_snapshot(m)  # type: ignore[arg-type]
+        elif t is TimeoutNow:
+            if self._promotable():
+                self._campaign(transfer=True)  # §3.10: skip pre-vote and stickiness
+        elif t is ReadIndexResponse:
+            assert isinstance(m, ReadIndexResponse)
+            if m.success:
+                self._read_states.append(ReadState(m.context, m.index))
+
+    def _step_candidate(self, m: Message) -> None:
+        t = type(m)
+        if t is AppendEntries or t is Heartbeat or t is InstallSnapshot:
+            self._become_follower(self._term, m.src)  # someone won this term
+            self._step_follower(m)
+        elif t is RequestVoteResponse:
+            assert isinstance(m, RequestVoteResponse)
+            pre = self._role is Role.PRE_CANDIDATE
+            if m.pre_vote != pre:
+                return
+            if pre and m.vote_granted and m.term != self._term + 1:
+                return  # an answer to an older pre-vote round
+            result = self._poll(m.src, m.vote_granted)
+            if result == 1:
+                if pre:
+                    self._real_campaign(False)
+                else:
+                    self._become_leader()
+            elif result == -1:
+                self._become_follower(self._term, None)
+
+    def _step_leader(self, m: Message) -> None:
+        t = type(m)
+        if t is AppendEntriesResponse:
+            self._handle_append_response(m)  # type: ignore[arg-type]
+        elif t is HeartbeatResponse:
+            self._handle_heartbeat_response(m)  # type: ignore[arg-type]
+        elif t is InstallSnapshotResponse:
+            self._handle_snapshot_response(m)  # type: ignore[arg-type]
+        elif t is ReadIndexRequest:
+            assert isinstance(m, ReadIndexRequest)
+            if m.src in self._prs:
+                self._leader_read(m.context, m.src)
+
+    # ------------------------------------------------------------------ follower side
+
+    def _commit_to(self, index: int) -> None:
+        if index > self._commit:
+            self._commit = index
+
+    def _handle_append(self, m: AppendEntries) -> None:
+        log = self._log
+        prev, prev_term, entries = m.prev_log_index, m.prev_log_term, m.entries
+        commit = self._commit
+        if prev < commit:
+            # Entries up to our commit index are known to match; skip them.
+            skip = commit - prev
+            if len(entries) <= skip:
+                self._ack(m.src, commit)
+                return
+            entries = entries[skip:]
+            prev = commit
+            prev_term = log.term_at(commit)  # type: ignore[assignment]
+        if log.term_at(prev) == prev_term:
+            last_new = prev + len(entries)
+            if entries:
+                # Idempotent: only from the first conflicting entry on does the log change
+                # (§5.3), so a delayed duplicate never truncates what a later one appended.
+                conflict = log.find_conflict(entries)
+                if conflict:
+                    if conflict <= self._commit:
+                        raise AssertionError(
+                            f"{self._id}: entry {conflict} conflicts with the committed log"
+                        )
+                    new = entries[conflict - prev - 1 :]
+                    truncating = conflict <= log.last_index
+                    log.truncate_and_append(new)
+                    if truncating:
+                        self._truncated_from(conflict)
+                    self._note_conf_entries(list(new))
+            self._commit_to(min(m.leader_commit, last_new))
+            self._ack(m.src, last_new)
+            return
+        hint_index, hint_term = log.find_conflict_by_term(min(prev, log.last_index), prev_term)
+        self._msgs.append(
+            AppendEntriesResponse(
+                src=self._id,
+                dst=m.src,
+                term=self._term,
+                success=False,
+                reject_index=m.prev_log_index,
+                reject_hint_index=hint_index,
+                reject_hint_term=hint_term,
+            )
+        )
+
+    def _ack(self, leader: str, match: int) -> None:
+        self._msgs.append(
+            AppendEntriesResponse(
+                src=self._id, dst=leader, term=self._term, success=True, match_index=match
+            )
+        )
+
+    def _handle_heartbeat(self, m: Heartbeat) -> None:
+        # The leader sends min(its commit, our match), so this never commits past our
+        # matching prefix.
+        self._commit_to(min(m.leader_commit, self._log.last_index))
+        self._msgs.append(
+            HeartbeatResponse(src=self._id, dst=m.src, term=self._term, context=m.context)
+        )
+
+    def _handle_snapshot(self, m: InstallSnapshot) -> None:
+        """§7, Figure 13: assemble chunks in order; answer each with the next offset wanted,
+        so the leader resumes after a lost, duplicated or reordered chunk."""
+        index = m.last_included_index
+
+        def answer(next_offset: int, done: bool = False, match: int = 0) -> None:
+            self._msgs.append(
+                InstallSnapshotResponse(
+                    src=self._id,
+                    dst=m.src,
+                    term=self._term,
+                    last_included_index=index,
+                    next_offset=next_offset,
+                    done=done,
+                    match_index=match,
+                )
+            )
+
+        if index <= self._commit:
+            # Older than what we committed: acknowledge, never install (it would move the
+            # state machine backwards).
+            self._snap_key = None
+            self._snap_buf = bytearray()
+            answer(0, done=True, match=self._commit)
+            return
+        key = (index, m.last_included_term)
+        if self._snap_key != key:
+            if m.offset != 0:
+                answer(0)
+                return
+            self._snap_key = key
+            self._snap_buf = bytearray()
+        buf = self._snap_buf
+        if m.offset == len(buf):
+            buf += m.data
+            if m.done:
+                self._snap_key = None
+                self._snap_buf = bytearray()
+                self._install(m, bytes(buf))
+                answer(len(buf), done=True, match=self._commit)
+                return
+        answer(len(buf))
+
+    def _install(self, m: InstallSnapshot, data: bytes) -> None:
+        index, term = m.last_included_index, m.last_included_term
+        log = self._log
+        if log.term_at(index) == term:
+            # We already hold that entry: the log after it is still good (§7); the snapshot
+            # only tells us it is committed.
+            self._commit_to(index)
+            return
+        snapshot = Snapshot(SnapshotMeta(index=index, term=term, conf=m.conf), data)
+        log.restore(snapshot)
+        self._pending_snapshot = snapshot
+        self._commit = index
+        self._conf_base = self._conf = m.conf
+        self._conf_log = []
+        self._conf_changed()
+
+    # ------------------------------------------------------------------ leader side
+
+    def _append(self, type_: EntryType, data: bytes) -> int:
+        log = self._log
+        index = log.last_index + 1
+        entry = Entry(term=self._term, index=index, type=type_, data=data)
+        log.append(entry)
+        me = self._prs.get(self._id)
+        if me is not None:
+            me.maybe_update(index)
+        if type_ is EntryType.CONF_CHANGE:
+            self._note_conf_entries([entry])
+        return index
+
+    def _broadcast_append(self) -> None:
+        for peer, pr in self._prs.items():
+            if peer != self._id:
+                self._send_append(peer, pr, True)
+
+    def _send_append(self, to: str, pr: Progress, allow_empty: bool) -> bool:
+        if pr.is_paused():
+            return False
+        log = self._log
+        prev = pr.next - 1
+        prev_term = log.term_at(prev)
+        if prev_term is None:
+            if prev < log.offset:
+                return self._start_snapshot(to, pr)
+            pr.next = log.last_index + 1  # defensive: next beyond the end
+            prev = log.last_index
+            prev_term = log.last_term
+        entries = log.batch(pr.next, self._max_msg_bytes) if pr.next <= log.last_index else []
+        if not entries and not allow_empty:
+            return False
+        self._msgs.append(
+            AppendEntries(
+                src=self._id,
+                dst=to,
+                term=self._term,
+                prev_log_index=prev,
+                prev_log_term=prev_term,
+                entries=tuple(entries),
+                leader_commit=self._commit,
+            )
+        )
+        if pr.state is ProgressState.REPLICATE:
+            if entries:
+                last = entries[-1].index
+                pr.next = last + 1  # optimistic: pipeline the next batch right away
+                pr.inflights.add(last)
+        else:
+            pr.paused = True  # probe: one at a time until the follower answers
+        return True
+
+    def _start_snapshot(self, to: str, pr: Progress) -> bool:
+        snapshot = self._log.snapshot
+        if snapshot is None:
+            return False
+        pr.become_snapshot(snapshot)
+        self._send_snapshot_chunk(to, pr)
+        return True
+
+    def _send_snapshot_chunk(self, to: str, pr: Progress) -> None:
+        snapshot, view = pr.snapshot, pr.snap_view
+        assert snapshot is not None and view is not None
+        offset = pr.snap_offset
+        end = offset + self._chunk
+        meta = snapshot.meta
+        self._msgs.append(
+            InstallSnapshot(
+                src=self._id,
+                dst=to,
+                term=self._term,
+                last_included_index=meta.index,
+                last_included_term=meta.term,
+                conf=meta.conf,
+                offset=offset,
+                data=bytes(view[offset:end]),  # copies one chunk, never the whole snapshot
+                done=end >= len(view),
+            )
+        )
+
+    def _broadcast_heartbeat(self) -> None:
+        context = self._readonly.round_context
+        commit = self._commit
+        for peer, pr in self._prs.items():
+            if peer != self._id:
+                self._msgs.append(
+                    Heartbeat(
+                        src=self._id,
+                        dst=peer,
+                        term=self._term,
+                        leader_commit=min(pr.match, commit),
+                        context=context,
+                    )
+                )
+
+    def _maybe_commit(self) -> bool:
+        voters = self._conf.voters
+        prs = self._prs
+        matches = sorted((prs[v].match for v in voters if v in prs), reverse=True)
+        q = _quorum(voters)
+        if len(matches) < q:
+            return False
+        index = matches[q - 1]
+        if index <= self._commit or not self._commit_term_ok(index):
+            return False
+        self._commit = index
+        if not self._committed_in_term and self._log.term_at(index) == self._term:
+            self._committed_in_term = True
+            self._readonly.undefer(index)
+            self._confirm_reads()
+        return True
+
+    def _after_commit(self) -> None:
+        """Tell followers the new commit index; step down if this commit removed us."""
+        for peer, pr in self._prs.items():
+            if peer != self._id:
+                self._send_append(peer, pr, True)
+        if self._id not in self._conf.voters and self._pending_conf_index() <= self._commit:
+            # §4.2.2: a leader removed from the configuration steps down once that
+            # configuration is committed; until then it led without counting itself.
+            self._become_follower(self._term, None)
+
+    def _handle_append_response(self, m: AppendEntriesResponse) -> None:
+        pr = self._prs.get(m.src)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if not m.success:
+            hint = m.reject_hint_index
+            if m.reject_hint_term > 0:
+                hint, _ = self._log.find_conflict_by_term(hint, m.reject_hint_term)
+            if pr.maybe_decr_to(m.reject_index, hint):
+                if pr.state is ProgressState.REPLICATE:
+                    pr.become_probe()
+                self._send_append(m.src, pr, True)
+            return
+        was_paused = pr.is_paused()
+        if not pr.maybe_update(m.match_index):
+            return
+        if pr.state is ProgressState.PROBE:
+            pr.become_replicate()
+        elif pr.state is ProgressState.SNAPSHOT:
+            if pr.match >= pr.pending_snapshot:
+                pr.become_probe()
+                pr.become_replicate()
+        else:
+            pr.inflights.free_le(pr.match)
+        if self._maybe_commit():
+            self._after_commit()
+            if self._role is not Role.LEADER:
+                return
+        elif was_paused:
+            self._send_append(m.src, pr, True)
+        while self._send_append(m.src, pr, False):
+            pass
+        if m.src == self._lead_transferee and pr.match == self._log.last_index:
+            self._send_timeout_now(m.src)
+
+    def _handle_heartbeat_response(self, m: HeartbeatResponse) -> None:
+        pr = self._prs.get(m.src)
+        if pr is None:
+            return
+        pr.recent_active = True
+        pr.paused = False
+        if pr.state is ProgressState.SNAPSHOT:
+            self._send_snapshot_chunk(m.src, pr)  # resume after a lost chunk
+        else:
+            if pr.state is ProgressState.REPLICATE and pr.inflights.full():
+                pr.inflights.free_first()  # a lost append must not stall the pipeline
+            if pr.match < self._log.last_index:
+                self._send_append(m.src, pr, True)
+        if m.context and m.src in self._conf.voters:
+            confirmed = self._readonly.ack(m.context, m.src, _quorum(self._conf.voters))
+            if confirmed:
+                self._release_reads(confirmed)
+                self._confirm_reads()
+
+    def _handle_snapshot_response(self, m: InstallSnapshotResponse) -> None:
+        pr = self._prs.get(m.src)
+        if pr is None:
+            return
+        pr.recent_active = True
+        if m.done:
+            if pr.state is ProgressState.SNAPSHOT and (
+                m.last_included_index == pr.pending_snapshot or m.match_index >= pr.pending_snapshot
+            ):
+                pr.become_probe()
+            if pr.maybe_update(m.match_index) and pr.state is ProgressState.PROBE:
+                pr.become_replicate()
+            if self._maybe_commit():
+                self._after_commit()
+                if self._role is not Role.LEADER:
+                    return
+            while self._send_append(m.src, pr, False):
+                pass
+            return
+        if pr.state is not ProgressState.SNAPSHOT or m.last_included_index != pr.pending_snapshot:
+            return
+        if m.next_offset > pr.snap_offset:
+            pr.snap_offset = m.next_offset
+            self._send_snapshot_chunk(m.src, pr)
+        elif m.next_offset < pr.snap_offset:
+            # The follower lost its buffer (restart) or this answer is stale; resume from
+            # what it says at the next heartbeat, so stale answers cannot cause a storm.
+            pr.snap_offset = m.next_offset
+
+    # ------------------------------------------------------------------ reads (§6.4)
+
+    def _leader_read(self, context: bytes, origin: str) -> None:
+        if not self._committed_in_term:
+            # The leader's commit index may be stale until it commits in its term.
+            self._readonly.defer(context, origin)
+            return
+        if self._cfg.lease_read and self._cfg.check_quorum:
+            self._release_reads([PendingRead(context, origin, self._commit)])
+            return
+        self._readonly.add(context, origin, self._commit)
+        self._confirm_reads()
+
+    def _confirm_reads(self) -> None:
+        """Start a heartbeat round for waiting reads, if none is outstanding."""
+        ro = self._readonly
+        if self._cfg.lease_read and self._cfg.check_quorum:
+            ro.start_round()
+            self._release_reads(ro.ack(ro.round_context, self._id, 1))
+            return
+        while ro.start_round():
+            voters = self._conf.voters
+            confirmed: list[PendingRead] = []
+            if self._id in voters:
+                confirmed = ro.ack(ro.round_context, self._id, _quorum(voters))
+            if confirmed:
+                self._release_reads(confirmed)  # a single voter needs no round trip
+                continue
+            self._broadcast_heartbeat()
+            return
+
+    def _release_reads(self, reads: list[PendingRead]) -> None:
+        for r in reads:
+            if r.origin == self._id:
+                self._read_states.append(ReadState(r.context, r.index))
+            else:
+                self._msgs.append(
+                    ReadIndexResponse(
+                        src=self._id, dst=r.origin, term=self._term, context=r.context,
+                        index=r.index,
+                    )
+                )
+
+    def read_index(self, context: bytes) -> None:
+        """Request a linearizable read (§6.4); see :mod:`agree.raft` for the contract."""
+        if self._role is Role.LEADER:
+            self._leader_read(context, self._id)
+            return
+        if self._leader_id is None:
+            raise NotLeaderError("no leader is known", leader_id=None)
+        self._msgs.append(
+            ReadIndexRequest(src=self._id, dst=self._leader_id, term=self._term, context=context)
+        )
+
+    # ------------------------------------------------------------------ proposals
+
+    def _check_leader(self) -> None:
+        if self._role is not Role.LEADER:
+            raise NotLeaderError(leader_id=self._leader_id)
+        if self._lead_transferee is not None:
+            raise ProposalRejectedError(
+                f"leadership is being transferred to {self._lead_transferee!r}"
+            )
+
+    def propose(self, data: bytes) -> int:
+        """Append a NORMAL entry (leader only); returns its index."""
+        self._check_leader()
+        index = self._append(EntryType.NORMAL, data)
+        self._broadcast_append()
+        if self._maybe_commit():
+            self._after_commit()
+        return index
+
+    def propose_conf_change(self, change: ConfChange) -> int:
+        """Append a single-server membership change (leader only); returns its index."""
+        self._check_leader()
+        if self._pending_conf_index() > self._commit:
+            raise MembershipChangeError("another membership change is not yet committed")
+        if not self._committed_in_term:
+            # Dissertation §4.1 (the 2015 fix): changes from different leaders could
+            # otherwise overlap without a common quorum.
+            raise MembershipChangeError(
+                "the leader has not yet committed an entry of its term; retry shortly"
+            )
+        check_change(self._conf, change)
+        index = self._append(EntryType.CONF_CHANGE, change.encode())
+        if self._role is Role.LEADER:
+            self._broadcast_append()
+            if self._maybe_commit():
+                self._after_commit()
+        return index
+
+    def transfer_leader(self, target: str) -> None:
+        """Hand leadership to ``target`` (dissertation §3.10)."""
+        if self._role is not Role.LEADER:
+            raise NotLeaderError(leader_id=self._leader_id)
+        if target == self._id:
+            self._lead_transferee = None
+            return
+        if target not in self._conf.voters:
+            raise ProposalRejectedError(f"{target!r} is not a voter; cannot transfer to it")
+        if self._lead_transferee == target:
+            return
+        self._lead_transferee = target
+        self._election_elapsed = 0  # the transfer is aborted after an election timeout
+        pr = self._prs[target]
+        if pr.match == self._log.last_index:
+            self._send_timeout_now(target)
+        else:
+            self._send_append(target, pr, True)
+
+    def _send_timeout_now(self, to: str) -> None:
+        self._msgs.append(TimeoutNow(src=self._id, dst=to, term=self._term))
+
+    # ------------------------------------------------------------------ snapshots
+
+    def compact(self, index: int, data: bytes) -> Snapshot:
+        """Keep a snapshot of the host's state machine at ``index`` (<= applied_index) and
+        forget the log up to it; the host stores the returned Snapshot."""
+        log = self._log
+        if index > self._applied:
+            raise ValueError(f"cannot compact at {index}: only {self._applied} is applied")
+        if index <= log.offset:
+            raise ValueError(f"cannot compact at {index}: the log already starts after "
+                             f"{log.offset}")
+        term = log.term_at(index)
+        assert term is not None
+        conf = self._conf_at(index)
+        snapshot = Snapshot(SnapshotMeta(index=index, term=term, conf=conf), data)
+        log.compact(snapshot)
+        self._conf_base = conf
+        self._conf_log = [(i, c) for i, c in self._conf_log if i > index]
+        return snapshot
+
+    # ------------------------------------------------------------------ Ready
+
+    def has_ready(self) -> bool:
+        log = self._log
+        return bool(
+            self._msgs
+            or self._read_states
+            or log.stable < log.last_index
+            or self._commit > self._applying
+            or self._pending_snapshot is not None
+            or self._prev_hs != (self._term, self._vote, self._commit)
+            or self._prev_soft != (self._leader_id, self._role)
+        )
+
+    def ready(self) -> Ready:
+        """The work for the host.  It is handed over now: the next Ready carries only what
+        happens after this call, so a host must carry out Readys in the order it got them."""
+        log = self._log
+        hs_now = (self._term, self._vote, self._commit)
+        hard_state = HardState(*hs_now) if hs_now != self._prev_hs else None
+        self._prev_hs = hs_now
+        soft_now = (self._leader_id, self._role)
+        soft_state = SoftState(*soft_now) if soft_now != self._prev_soft else None
+        self._prev_soft = soft_now
+        snapshot = self._pending_snapshot
+        self._pending_snapshot = None
+        if snapshot is not None:
+            self._applying = max(self._applying, snapshot.meta.index)
+        entries = log.unstable() if log.stable < log.last_index else ()
+        log.stable = log.last_index
+        committed: tuple[Entry, ...] = ()
+        if self._commit > self._applying:
+            committed = tuple(log.slice(self._applying + 1, self._commit + 1))
+            self._applying = self._commit
+        messages = tuple(self._msgs)
+        self._msgs = []
+        read_states = tuple(self._read_states)
+        self._read_states = []
+        return Ready(
+            hard_state=hard_state,
+            entries=entries,
+            snapshot=snapshot,
+            messages=messages,
+            committed_entries=committed,
+            read_states=read_states,
+            soft_state=soft_state,
+        )
+
+    def advance(self, ready: Ready) -> None:
+        """The host carried out ``ready``: its snapshot and committed entries are applied."""
+        if ready.snapshot is not None and ready.snapshot.meta.index > self._applied:
+            self._applied = ready.snapshot.meta.index
+        if ready.committed_entries:
+            last = ready.committed_entries[-1].index
+            if last > self._applied:
+                self._applied = last

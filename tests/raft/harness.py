@@ -1,0 +1,283 @@
+"""A small deterministic in-memory cluster for the Raft core's tests.
+
+Nothing moves unless a test says so: ``tick`` advances one node's clock, ``deliver``
+hands every message in flight to its destination (in send order) and lets every node
+carry out its Readys, ``stabilize`` repeats that until the network is quiet.  Links can be
+cut, nodes crashed (losing everything but what they persisted) and restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from agree.raft import (
+    Config,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    PersistedState,
+    RaftNode,
+    ReadState,
+    Ready,
+    Role,
+    Snapshot,
+)
+
+
+@dataclass
+class MemoryStorage:
+    """What a node persisted: exactly what its Readys asked to write, nothing more."""
+
+    hard_state: HardState = field(default_factory=HardState)
+    snapshot: Snapshot | None = None
+    entries: list[Entry] = field(default_factory=list)
+
+    def save(self, rd: Ready) -> None:
+        if rd.snapshot is not None:
+            self.snapshot = rd.snapshot
+            self.entries = []
+        if rd.entries:
+            first = rd.entries[0].index
+            self.entries = [e for e in self.entries if e.index < first]
+            self.entries.extend(rd.entries)
+        if rd.hard_state is not None:
+            self.hard_state = rd.hard_state
+
+    def compact(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.entries = [e for e in self.entries if e.index > snapshot.meta.index]
+
+    def persisted(self) -> PersistedState:
+        return PersistedState(self.hard_state, self.snapshot, tuple(self.entries))
+
+
+@dataclass
+class Peer:
+    """One server: its core, its storage and a toy state machine (the applied commands)."""
+
+    node: RaftNode
+    storage: MemoryStorage
+    applied: list[Entry] = field(default_factory=list)  # every entry applied, in order
+    state: list[bytes] = field(default_factory=list)  # data of applied NORMAL entries
+    read_states: list[ReadState] = field(default_factory=list)
+    restored: list[Snapshot] = field(default_factory=list)
+
+
+def encode_state(state: list[bytes]) -> bytes:
+    return json.dumps([d.hex() for d in state]).encode()
+
+
+def decode_state(data: bytes) -> list[bytes]:
+    return [bytes.fromhex(h) for h in json.loads(data)]
+
+
+class Cluster:
+    def __init__(
+        self,
+        voters: Iterable[str],
+        *,
+        learners: Iterable[str] = (),
+        seed: int = 0,
+        **config: object,
+    ) -> None:
+        self.rng = random.Random(seed)
+        self.config = config
+        self.bootstrap = ConfState(voters=frozenset(voters), learners=frozenset(learners))
+        self.peers: dict[str, Peer] = {}
+        self.net: list[Message] = []
+        self.down: set[str] = set()
+        self.cut: set[frozenset[str]] = set()
+        self.sent: list[Message] = []  # every message ever sent, for assertions
+        for node_id in sorted(self.bootstrap.members()):
+            self.peers[node_id] = self._start(node_id, MemoryStorage(), self.bootstrap)
+        self.process()
+
+    # ---- nodes
+
+    def make_config(self, node_id: str) -> Config:
+        return Config(id=node_id, **self.config)  # type: ignore[arg-type]
+
+    def _start(self, node_id: str, storage: MemoryStorage, bootstrap: ConfState | None) -> Peer:
+        node = RaftNode(
+            self.make_config(node_id),
+            rng=random.Random(self.rng.random()),
+            persisted=storage.persisted(),
+            bootstrap=bootstrap,
+        )
+        peer = Peer(node, storage)
+        if storage.snapshot is not None:
+            peer.state = decode_state(storage.snapshot.data)
+        return peer
+
+    def add_node(self, node_id: str) -> Peer:
+        """A brand-new server that joins an existing cluster (no bootstrap)."""
+        peer = self._start(node_id, MemoryStorage(), None)
+        self.peers[node_id] = peer
+        return peer
+
+    def __getitem__(self, node_id: str) -> RaftNode:
+        return self.peers[node_id].node
+
+    def leader(self) -> str | None:
+        leaders = [
+            i for i, p in self.peers.items() if i not in self.down and p.node.role is Role.LEADER
+        ]
+        return max(leaders, key=lambda i: self.peers[i].node.term) if leaders else None
+
+    def crash(self, node_id: str) -> None:
+        """Stop a node: it loses everything it did not persist; messages to it are lost."""
+        self.down.add(node_id)
+
+    def restart(self, node_id: str) -> Peer:
+        """Start a node again from what it persisted (its state machine restarts from the
+        snapshot, and committed entries after it are applied again)."""
+        self.down.discard(node_id)
+        storage = self.peers[node_id].storage
+        peer = self._start(node_id, storage, self.bootstrap if node_id in self.bootstrap.members()
+                           else None)
+        self.peers[node_id] = peer
+        self.process()
+        return peer
+
+    # ---- the network
+
+    def isolate(self, node_id: str) -> None:
+        for other in self.peers:
+            if other != node_id:
+                self.cut.add(frozenset((node_id, other)))
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        sets = [set(g) for g in groups]
+        for a in self.peers:
+            for b in self.peers:
+                if a < b and not any(a in g and b in g for g in sets):
+                    self.cut.add(frozenset((a, b)))
+
+    def heal(self) -> None:
+        self.cut.clear()
+
+    def linked(self, a: str, b: str) -> bool:
+        return frozenset((a, b)) not in self.cut
+
+    def process(self) -> None:
+        """Every running node carries out its Readys (persist, send, apply, advance)."""
+        for node_id, peer in self.peers.items():
+            if node_id in self.down:
+                continue
+            node = peer.node
+            while node.has_ready():
+                rd = node.ready()
+                peer.storage.save(rd)
+                self.net.extend(rd.messages)
+                self.sent.extend(rd.messages)
+                if rd.snapshot is not None:
+                    peer.restored.append(rd.snapshot)
+                    peer.state = decode_state(rd.snapshot.data)
+                for entry in rd.committed_entries:
+                    peer.applied.append(entry)
+                    if entry.type is EntryType.NORMAL:
+                        peer.state.append(entry.data)
+                peer.read_states.extend(rd.read_states)
+                node.advance(rd)
+
+    def take(self, pred: Callable[[Message], bool] = lambda m: True) -> list[Message]:
+        """Remove and return the messages in flight that match ``pred``."""
+        taken = [m for m in self.net if pred(m)]
+        self.net = [m for m in self.net if not pred(m)]
+        return taken
+
+    def drop(self, pred: Callable[[Message], bool] = lambda m: True) -> int:
+        return len(self.take(pred))
+
+    def send(self, *msgs: Message) -> None:
+        """Deliver exactly these messages (links and crashes still apply)."""
+        for m in msgs:
+            if m.dst in self.peers and m.dst not in self.down and self.linked(m.src, m.dst):
+                self.peers[m.dst].node.step(m)
+        self.process()
+
+    def deliver(self, pred: Callable[[Message], bool] = lambda m: True) -> int:
+        """Deliver every message in flight that matches ``pred``; return how many."""
+        msgs = self.take(pred)
+        self.send(*msgs)
+        return len(msgs)
+
+    def stabilize(self, rounds: int = 200) -> None:
+        for _ in range(rounds):
+            if not self.deliver():
+                return
+        raise AssertionError("the network did not settle")
+
+    # ---- time
+
+    def tick(self, node_id: str, n: int = 1) -> None:
+        for _ in range(n):
+            self.peers[node_id].node.tick()
+        self.process()
+
+    def tick_all(self, n: int = 1, *, settle: bool = True) -> None:
+        for _ in range(n):
+            for node_id, peer in self.peers.items():
+                if node_id not in self.down:
+                    peer.node.tick()
+            self.process()
+            if settle:
+                self.stabilize()
+
+    def campaign(self, node_id: str) -> None:
+        """Tick ``node_id`` alone until it starts a (pre-)campaign."""
+        node = self.peers[node_id].node
+        for _ in range(4 * 100):
+            if node.role in (Role.PRE_CANDIDATE, Role.CANDIDATE, Role.LEADER):
+                return
+            node.tick()
+        raise AssertionError(f"{node_id} never campaigned")
+
+    def elect(self, node_id: str) -> None:
+        """Make ``node_id`` time out, campaign and (if it can) win; then settle."""
+        self.campaign(node_id)
+        self.process()
+        self.stabilize()
+
+    def propose(self, node_id: str, data: bytes) -> int:
+        index = self.peers[node_id].node.propose(data)
+        self.process()
+        return index
+
+    def compact(self, node_id: str, index: int | None = None) -> Snapshot:
+        """Snapshot ``node_id``'s state machine at its applied index (or ``index``)."""
+        peer = self.peers[node_id]
+        node = peer.node
+        at = node.applied_index if index is None else index
+        state = [e.data for e in peer.applied if e.index <= at and e.type is EntryType.NORMAL]
+        if peer.restored:
+            base = peer.restored[-1]
+            if base.meta.index <= at:
+                later = [e.data for e in peer.applied
+                         if base.meta.index < e.index <= at and e.type is EntryType.NORMAL]
+                state = decode_state(base.data) + later
+        snapshot = node.compact(at, encode_state(state))
+        peer.storage.compact(snapshot)
+        return snapshot
+
+    def log_terms(self, node_id: str) -> list[tuple[int, int]]:
+        """(index, term) of every entry ``node_id`` persisted."""
+        return [(e.index, e.term) for e in self.peers[node_id].storage.entries]
+
+
+def is_msg(kind: type[Message], **fields: object) -> Callable[[Message], bool]:
+    """A predicate matching messages of ``kind`` whose fields have the given values."""
+
+    def pred(m: Message) -> bool:
+        return isinstance(m, kind) and all(getattr(m, k) == v for k, v in fields.items())
+
+    return pred
+
+
+__all__ = ["Cluster", "MemoryStorage", "Peer", "decode_state", "encode_state", "is_msg",
+           "replace"]
