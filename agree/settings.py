@@ -271,18 +271,19 @@ class Settings(BaseModel):
 
     def _check_database_url(self) -> None:
         template = self.DATABASE_URL
+        shown = _masked(template)
         try:
             fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
         except ValueError as exc:
             raise ConfigurationError(
-                f"DATABASE_URL {template!r} has unbalanced braces ({exc}); the only "
+                f"DATABASE_URL {shown!r} has unbalanced braces ({exc}); the only "
                 "placeholder is {node_id}, and a literal brace is written {{ or }}",
                 setting="DATABASE_URL",
             ) from None
         unknown = sorted({f for f in fields if f != "node_id"})
         if unknown:
             raise ConfigurationError(
-                f"DATABASE_URL {template!r} uses the placeholder {{{unknown[0]}}}; the only "
+                f"DATABASE_URL {shown!r} uses the placeholder {{{unknown[0]}}}; the only "
                 "placeholder is {node_id}, and a literal brace is written {{ or }}",
                 setting="DATABASE_URL",
             )
@@ -291,11 +292,18 @@ class Settings(BaseModel):
             parsed = make_url(url)
         except ArgumentError:
             raise ConfigurationError(
-                f"DATABASE_URL {template!r} is not a database URL; use e.g. "
+                f"DATABASE_URL {shown!r} is not a database URL; use e.g. "
                 "'sqlite:///agree-data/{node_id}.db' or "
                 "'postgresql+psycopg://user@host/agree_{node_id}'",
                 setting="DATABASE_URL",
             ) from None
+        if "synchronous" in parsed.query:
+            # One place decides durability, so that a reviewer of the settings sees it.
+            raise ConfigurationError(
+                f"DATABASE_URL {shown!r} sets ?synchronous=; remove it and set "
+                "SQLITE_SYNCHRONOUS instead ('FULL', the default, or 'NORMAL')",
+                setting="DATABASE_URL",
+            )
         in_memory = parsed.get_backend_name() == "sqlite" and parsed.database in (
             None,
             "",
@@ -343,6 +351,18 @@ class Settings(BaseModel):
     def database_url_for_node(self, node_id: str | None = None) -> str:
         """DATABASE_URL with ``{node_id}`` replaced by ``node_id`` (default: NODE_ID)."""
         return self.DATABASE_URL.format(node_id=self.NODE_ID if node_id is None else node_id)
+
+    def store_url(self, node_id: str | None = None) -> str:
+        """The URL to open this node's store with: :meth:`database_url_for_node` carrying
+        SQLITE_SYNCHRONOUS as ``?synchronous=`` for SQLite (the form
+        :func:`agree.storage.engine.create_store_engine` reads); other URLs unchanged.
+        """
+        url = self.database_url_for_node(node_id)
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite" or self.SQLITE_SYNCHRONOUS == "FULL":
+            return url  # FULL is the store's own default
+        parsed = parsed.update_query_dict({"synchronous": self.SQLITE_SYNCHRONOUS})
+        return parsed.render_as_string(hide_password=False)
 
     def sqlite_path(self) -> Path | None:
         """The SQLite file of this node's database, or None (not SQLite, or in memory).
@@ -651,6 +671,11 @@ def _positive(name: str | None, value: _N) -> _N:
             setting=setting,
         )
     return value
+
+
+def _masked(url: str) -> str:
+    """``url`` with any password replaced, for messages."""
+    return re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
 
 
 def _rebuild(cls: type[Settings], values: dict[str, Any]) -> Settings:

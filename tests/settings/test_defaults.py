@@ -77,6 +77,15 @@ def test_literal_braces_in_database_url_are_escaped() -> None:
     assert s.database_url_for_node() == "sqlite:///data{x}/n1.db"
 
 
+def test_store_url_carries_sqlite_synchronous() -> None:
+    assert load_settings().store_url() == "sqlite:///agree-data/n1.db"
+    normal = load_settings(SQLITE_SYNCHRONOUS="NORMAL")
+    assert normal.store_url() == "sqlite:///agree-data/n1.db?synchronous=NORMAL"
+    assert normal.store_url("n7") == "sqlite:///agree-data/n7.db?synchronous=NORMAL"
+    pg = three(DATABASE_URL="postgresql+psycopg://a:b@db/x_{node_id}", SQLITE_SYNCHRONOUS="NORMAL")
+    assert pg.store_url() == "postgresql+psycopg://a:b@db/x_n2"
+
+
 def test_sqlite_path() -> None:
     assert load_settings().sqlite_path() is not None
     assert str(load_settings().sqlite_path()) == "agree-data/n1.db"

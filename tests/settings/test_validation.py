@@ -79,6 +79,11 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
         "in-memory SQLite",
     ),
     ({"DATABASE_URL": None}, "DATABASE_URL", "a SQLAlchemy URL string"),
+    (
+        {"DATABASE_URL": "sqlite:///a.db?synchronous=NORMAL"},
+        "DATABASE_URL",
+        "set SQLITE_SYNCHRONOUS instead",
+    ),
     # OBJECTS
     ({"OBJECTS": {"counter": "Counter"}}, "OBJECTS", "write it as 'package.module.ClassName'"),
     ({"OBJECTS": {"counter": "my-app.models.Counter"}}, "OBJECTS", "not a dotted path"),
@@ -175,3 +180,11 @@ def test_validate_node_id_and_url_are_reusable_for_membership_changes() -> None:
         validate_node_url("http://h:0", setting="url")
     with pytest.raises(ConfigurationError, match="URL string"):
         validate_node_url(None, setting="url")
+
+
+def test_database_url_messages_mask_the_password() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings(DATABASE_URL="postgresql+psycopg://agree:hunter2@db/agree_{node}")
+    assert info.value.setting == "DATABASE_URL"
+    assert "hunter2" not in str(info.value)
+    assert "postgresql+psycopg://agree:***@db/agree_{node}" in str(info.value)
