@@ -6,6 +6,7 @@ from agree.errors import (
     AuthenticationError,
     ClusterError,
     ConfigurationError,
+    ContextUnavailableError,
     CorruptionError,
     IncompatibleVersionError,
     MembershipChangeError,
@@ -22,6 +23,8 @@ from agree.errors import (
     UnknownObjectError,
     ValidationError,
 )
+from agree.mutation import Mutation
+from agree.replicated import CommandContext, Consistency, Replicated, command, query
 
 __version__ = "0.1.0"
 
@@ -30,20 +33,27 @@ __all__ = [
     "AgreeTimeoutError",
     "AuthenticationError",
     "ClusterError",
+    "CommandContext",
     "ConfigurationError",
+    "Consistency",
+    "ContextUnavailableError",
     "CorruptionError",
     "IncompatibleVersionError",
     "MembershipChangeError",
     "MigrationRequiredError",
+    "Mutation",
     "NotLeaderError",
     "OutcomeUnknownError",
     "ProposalRejectedError",
     "ProtocolError",
     "RemoteError",
+    "Replicated",
     "SchemaMismatchError",
     "StorageError",
     "UnavailableError",
     "UnknownMethodError",
     "UnknownObjectError",
     "ValidationError",
+    "command",
+    "query",
 ]

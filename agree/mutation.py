@@ -1,0 +1,112 @@
+"""``Mutation``: the record of one applied command, as subscribers receive it.
+
+A mutation says which object and method, with which arguments, what the command
+returned or raised, and where it sits in the log (index, term, leader-stamped
+time).  Its JSON form is what the HTTP watch stream carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pydantic_core
+
+from agree.codec import ErrorInfo, decode_error, encode_error
+from agree.errors import ProtocolError, ValidationError
+
+if TYPE_CHECKING:
+    from agree.schema import Operation
+
+__all__ = ["Mutation"]
+
+
+def _jsonable(value: Any) -> Any:
+    """Best-effort JSON form when no operation schema is at hand (see Mutation.to_json)."""
+    try:
+        return pydantic_core.to_jsonable_python(
+            value, bytes_mode="base64", inf_nan_mode="strings"
+        )
+    except pydantic_core.PydanticSerializationError as exc:
+        raise ValidationError(f"value {value!r} has no JSON form: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Mutation:
+    """One applied command.  ``error`` is set (and ``result`` None) when the command raised."""
+
+    object: str
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    result: Any
+    error: BaseException | None
+    index: int
+    term: int
+    #: Leader-stamped, timezone-aware (UTC).
+    timestamp: datetime
+
+    def to_json(self, operation: Operation | None = None) -> dict[str, Any]:
+        """A JSON-able dict.
+
+        With the command's ``operation`` the arguments and result are converted by
+        its schema and :meth:`from_json` with the same operation restores them
+        exactly; without it they are converted by their runtime types (JSON-native
+        values exact, others in their JSON form: a tuple as a list, a datetime as
+        an ISO string, ...).
+        """
+        if operation is not None:
+            args, kwargs = operation.dump_args(self.args, self.kwargs)
+            result = None if self.error is not None else operation.dump_result(self.result)
+        else:
+            args = [_jsonable(a) for a in self.args]
+            kwargs = {k: _jsonable(v) for k, v in self.kwargs.items()}
+            result = _jsonable(self.result)
+        return {
+            "object": self.object,
+            "method": self.method,
+            "args": args,
+            "kwargs": kwargs,
+            "result": result,
+            "error": None if self.error is None else encode_error(self.error).to_json(),
+            "index": self.index,
+            "term": self.term,
+            "timestamp": self.timestamp.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], operation: Operation | None = None) -> Mutation:
+        """The Mutation in ``data`` (from :meth:`to_json`); ProtocolError on a malformed record.
+
+        A recorded error comes back as its own exception type where possible
+        (see :func:`agree.codec.decode_error`).
+        """
+        if not isinstance(data, Mapping):
+            raise ProtocolError(f"a mutation must be a JSON object, got {type(data).__name__}")
+        try:
+            obj, method = data["object"], data["method"]
+            raw_args, raw_kwargs, raw_result = data["args"], data["kwargs"], data.get("result")
+            raw_error, index, term = data.get("error"), data["index"], data["term"]
+            timestamp = datetime.fromisoformat(data["timestamp"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"malformed mutation record: {exc!r}") from None
+        if not (
+            isinstance(obj, str)
+            and isinstance(method, str)
+            and isinstance(raw_args, list)
+            and isinstance(raw_kwargs, dict)
+            and isinstance(index, int)
+            and isinstance(term, int)
+            and timestamp.tzinfo is not None
+        ):
+            raise ProtocolError(f"malformed mutation record: {dict(data)!r}")
+        error = None if raw_error is None else decode_error(ErrorInfo.from_json(raw_error))
+        if operation is not None:
+            bound = operation.bind_json(raw_args, raw_kwargs)
+            args, kwargs = bound.args, dict(bound.kwargs)
+            result = None if error is not None else operation.load_result(raw_result)
+        else:
+            args, kwargs, result = tuple(raw_args), dict(raw_kwargs), raw_result
+        return cls(obj, method, args, kwargs, result, error, index, term, timestamp)

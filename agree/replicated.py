@@ -1,0 +1,295 @@
+"""Declaring replicated objects: ``Replicated``, ``@command``, ``@query`` and the command context.
+
+This module owns what a user writes: the base class, the two decorators that mark
+operations, the three consistency levels, and the per-command context
+(log index, term, leader-stamped time).  The decorators only *mark* a function —
+it stays an ordinary method that can be called locally — and the schema of a
+class (:mod:`agree.schema`) is built from those marks when the class is created,
+so every declaration error surfaces at import time, never after a commit.
+
+The command context lives in a :class:`contextvars.ContextVar`, not on the
+instance: it is therefore never pickled into a snapshot and never leaks from one
+object (or one asyncio task) to another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import enum
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar, overload
+
+from agree.errors import ConfigurationError, ContextUnavailableError
+
+if TYPE_CHECKING:
+    from agree.schema import ObjectSchema
+
+__all__ = [
+    "RESERVED_NAMES",
+    "CommandContext",
+    "Consistency",
+    "OperationMark",
+    "Replicated",
+    "applying",
+    "check_operation_name",
+    "command",
+    "create_initial",
+    "current_context",
+    "operation_mark",
+    "query",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R", bound="Replicated")
+
+#: Names an operation may not take: they are the attributes of ``Replicated``
+#: itself and the generic verbs of a proxy handle, which an operation of the
+#: same name would shadow.
+RESERVED_NAMES: Final = frozenset(
+    {"context", "options", "mutate", "read", "subscribe", "read_lock", "close"}
+)
+
+_MARK_ATTRIBUTE: Final = "__agree_operation__"
+
+
+class Consistency(enum.StrEnum):
+    """How fresh a query's answer must be (the same three levels as go-agree)."""
+
+    #: Served from the local copy; may be stale.
+    ANY = "any"
+    #: Served by the node that believes it leads, without confirming it.
+    LEADER = "leader"
+    #: ReadIndex (Raft paper §6.4 / thesis §6.4): leadership confirmed by a quorum
+    #: and the state applied up to the read index before answering.
+    LINEARIZABLE = "linearizable"
+
+
+@dataclass(frozen=True, slots=True)
+class OperationMark:
+    """What ``@command``/``@query`` record on a function; read when the class is created."""
+
+    kind: Literal["command", "query"]
+    #: The operation's public name, or None to use the function's own name.
+    name: str | None
+    #: The default consistency of a query; None for commands.
+    consistency: Consistency | None
+
+
+def operation_mark(obj: object) -> OperationMark | None:
+    """The mark ``@command``/``@query`` left on ``obj``, if any.
+
+    Reads the function's ``__dict__`` directly so that arbitrary class attributes
+    (descriptors, proxies with ``__getattr__``) are never asked for an attribute.
+    """
+    if not inspect.isfunction(obj):
+        return None
+    mark = obj.__dict__.get(_MARK_ATTRIBUTE)
+    return mark if isinstance(mark, OperationMark) else None
+
+
+def _mark(fn: object, mark: OperationMark, decorator: str) -> None:
+    if isinstance(fn, (staticmethod, classmethod, property)):
+        raise TypeError(
+            f"@{decorator} must decorate a plain method (def name(self, ...)), "
+            f"not a {type(fn).__name__}"
+        )
+    if not inspect.isfunction(fn):
+        raise TypeError(
+            f"@{decorator} must decorate a function defined with def, got {fn!r}; "
+            f"to rename an operation write @{decorator}(name=...)"
+        )
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(
+            f"@{decorator} cannot decorate the coroutine function {fn.__qualname__}: "
+            "operations run synchronously inside the state machine"
+        )
+    if inspect.isgeneratorfunction(fn):
+        raise TypeError(
+            f"@{decorator} cannot decorate the generator function {fn.__qualname__}: "
+            "its result would be a generator, which cannot cross the network"
+        )
+    existing = operation_mark(fn)
+    if existing is not None:
+        raise TypeError(f"{fn.__qualname__} is already marked @{existing.kind}")
+    if mark.name is not None:
+        check_operation_name(mark.name, f"@{decorator}(name=...) on {fn.__qualname__}")
+    setattr(fn, _MARK_ATTRIBUTE, mark)
+
+
+def check_operation_name(name: object, where: str) -> None:
+    """Raise TypeError unless ``name`` may name an operation (an identifier, public, unreserved)."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise TypeError(f"{where}: operation name {name!r} is not a Python identifier")
+    if name.startswith("_"):
+        raise TypeError(f"{where}: operation name {name!r} may not start with an underscore")
+    if name in RESERVED_NAMES:
+        raise TypeError(
+            f"{where}: operation name {name!r} is reserved "
+            f"(reserved: {', '.join(sorted(RESERVED_NAMES))})"
+        )
+
+
+@overload
+def command(fn: F, /) -> F: ...
+@overload
+def command(fn: None = None, /, *, name: str | None = None) -> Callable[[F], F]: ...
+def command(fn: Any = None, /, *, name: str | None = None) -> Any:
+    """Mark a method as a command: replicated through the log and applied on every node.
+
+    Usable bare (``@command``) or called (``@command(name="incr")``).  The method
+    itself is returned unchanged.
+    """
+    mark = OperationMark(kind="command", name=name, consistency=None)
+
+    def decorate(func: F) -> F:
+        _mark(func, mark, "command")
+        return func
+
+    return decorate if fn is None else decorate(fn)
+
+
+@overload
+def query(fn: F, /) -> F: ...
+@overload
+def query(
+    fn: None = None,
+    /,
+    *,
+    name: str | None = None,
+    consistency: Consistency = Consistency.LINEARIZABLE,
+) -> Callable[[F], F]: ...
+def query(
+    fn: Any = None,
+    /,
+    *,
+    name: str | None = None,
+    consistency: Consistency = Consistency.LINEARIZABLE,
+) -> Any:
+    """Mark a method as a query: a read served at ``consistency`` unless the caller says otherwise.
+
+    Usable bare (``@query``) or called (``@query(consistency=Consistency.ANY)``).
+    The method itself is returned unchanged.
+    """
+    try:
+        level = Consistency(consistency)
+    except ValueError:
+        raise TypeError(
+            f"@query(consistency={consistency!r}): expected one of "
+            f"{', '.join(repr(c.value) for c in Consistency)}"
+        ) from None
+    mark = OperationMark(kind="query", name=name, consistency=level)
+
+    def decorate(func: F) -> F:
+        _mark(func, mark, "query")
+        return func
+
+    return decorate if fn is None else decorate(fn)
+
+
+@dataclass(frozen=True, slots=True)
+class CommandContext:
+    """Where a command sits in the log, visible to the command as ``self.context``.
+
+    ``timestamp`` is stamped by the leader when it accepted the command, so every
+    replica (and every replay) sees the same time: commands stay deterministic.
+    """
+
+    index: int
+    term: int
+    #: Timezone-aware, UTC.
+    timestamp: datetime
+
+    def __post_init__(self) -> None:
+        if self.timestamp.tzinfo is None or self.timestamp.utcoffset() is None:
+            raise ValueError("CommandContext.timestamp must be timezone-aware (UTC)")
+
+
+_CURRENT_CONTEXT: contextvars.ContextVar[CommandContext] = contextvars.ContextVar(
+    "agree_command_context"
+)
+
+
+@contextlib.contextmanager
+def applying(ctx: CommandContext) -> Iterator[CommandContext]:
+    """Make ``ctx`` the current command context for the duration of the block.
+
+    The host wraps each command application in this; nesting restores the outer
+    context on exit.
+    """
+    token = _CURRENT_CONTEXT.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _CURRENT_CONTEXT.reset(token)
+
+
+def current_context() -> CommandContext:
+    """The context of the command being applied; ContextUnavailableError outside one."""
+    try:
+        return _CURRENT_CONTEXT.get()
+    except LookupError:
+        raise ContextUnavailableError(
+            "the command context (log index, term, timestamp) is only available while a "
+            "@command is being applied; queries and local calls have none"
+        ) from None
+
+
+class Replicated:
+    """Base class of replicated objects.
+
+    Subclasses declare operations with ``@command`` and ``@query``; the operation
+    schema is built when the subclass is created and stored as
+    ``__agree_schema__``.  A subclass must be constructible with no arguments —
+    that call produces the initial state on every node (see :func:`create_initial`).
+    """
+
+    __slots__ = ()
+
+    __agree_schema__: ClassVar[ObjectSchema]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Imported here because agree.schema builds on this module's marks and
+        # Consistency; the schema is needed only once a subclass exists.
+        from agree.schema import build_schema
+
+        cls.__agree_schema__ = build_schema(cls)
+
+    @property
+    def context(self) -> CommandContext:
+        """The log index, term and leader timestamp of the command being applied.
+
+        Raises ContextUnavailableError outside a command (in a query, or in a
+        plain local call).
+        """
+        return current_context()
+
+
+def create_initial(cls: type[R]) -> R:
+    """Instantiate ``cls`` with no arguments, the way a node creates the initial state.
+
+    A class whose ``__init__`` requires arguments gets a ConfigurationError that
+    names them instead of a bare TypeError from deep inside the host.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Replicated)):
+        raise ConfigurationError(f"{cls!r} is not a subclass of agree.Replicated")
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        signature = None
+    if signature is not None:
+        required = [
+            p.name
+            for p in signature.parameters.values()
+            if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+        if required:
+            raise ConfigurationError(
+                f"{cls.__qualname__} must be constructible with no arguments (its initial "
+                f"state), but __init__ requires: {', '.join(required)}; give them defaults"
+            )
+    return cls()

@@ -1,0 +1,792 @@
+"""The operation schema of a replicated class: validation, JSON conversion, publication.
+
+This module owns what agree knows about a class's ``@command``/``@query``
+methods once the class exists: each operation's name, kind, parameters, type
+hints, return type and default consistency (:class:`Operation`), the class's set
+of operations (:class:`ObjectSchema`), its published JSON form and fingerprint,
+and the compatibility check between two nodes.
+
+One pydantic ``TypeAdapter`` per type hint does all three jobs — validating a
+call before anything is proposed, converting values to and from JSON, and
+describing the type as JSON Schema — so what is checked, what is carried and
+what is published cannot drift apart.
+
+Conversion rules
+----------------
+* Python callers (:meth:`Operation.bind`) are validated *strictly*: ``"1"`` is
+  not an ``int``, a ``list`` is not a ``tuple``; the one widening allowed is an
+  ``int`` for a ``float`` (it becomes a ``float``).  Nothing is coerced silently.
+* JSON callers and the log (:meth:`Operation.bind_json`) are validated in
+  pydantic's lax *JSON* mode: ISO strings become datetimes, arrays become
+  tuples or sets, objects become dataclasses, base64 strings become bytes.
+* Every annotated value round-trips exactly: ``bind → to_json → json.dumps →
+  json.loads → bind_json`` yields equal values of the same types (an ``int``
+  stays an ``int``, a ``float`` a ``float``, ``inf``/``nan`` travel as the
+  strings ``"Infinity"``/``"NaN"``, bytes as URL-safe base64).
+* An unannotated parameter or return is ``Any``: JSON-native values (None,
+  bool, int, float, str, lists, dicts with str keys) round-trip exactly; other
+  values are carried in their JSON form and arrive as it — a tuple or set as a
+  list, a datetime/date/Decimal/UUID as its string, bytes as a base64 string,
+  an enum as its value, a dataclass as a dict, a non-str dict key as a string.
+  A value with no JSON form (an arbitrary object) is a ValidationError.
+  Annotate to keep types.
+* A union whose members share a JSON form (``datetime | str``) comes back as
+  the member pydantic's smart mode picks for that JSON value — the exact JSON
+  type first; keep unions of such types out of operation signatures.
+* A pydantic model's own ``model_config`` governs its fields; to carry
+  arbitrary (non-UTF-8) bytes inside a model, give it
+  ``ser_json_bytes="base64", val_json_bytes="base64"``.  Dataclasses and
+  TypedDicts follow agree's settings.
+
+Compatibility
+-------------
+Two schemas are *compatible* when they are equal once documentation (titles,
+descriptions, docstrings, the class name) is set aside: the same operation
+names, each with the same kind, default consistency, parameters (names, order,
+kinds, types, required-ness, defaults) and return type.  Equality, not a
+one-sided "the remote lacks nothing" rule, because commands are replayed on
+every replica: a command that one node accepts and another does not know (or
+types differently) makes the replicas diverge — go-agree's defect.  Queries are
+held to the same rule so that a proxy built from one node's schema works
+against every node.  Compatible schemas have equal fingerprints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import inspect
+import json
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+import pydantic
+import pydantic_core
+from pydantic import ConfigDict, TypeAdapter
+
+from agree.errors import SchemaMismatchError, UnknownMethodError, ValidationError
+from agree.replicated import (
+    Consistency,
+    OperationMark,
+    Replicated,
+    check_operation_name,
+    operation_mark,
+)
+
+__all__ = [
+    "MISSING",
+    "SCHEMA_FORMAT",
+    "BoundCall",
+    "ObjectSchema",
+    "Operation",
+    "Param",
+    "TypeCodec",
+    "build_schema",
+    "canonical_json",
+    "schema_of",
+]
+
+#: Version of the layout of :meth:`ObjectSchema.json_schema`; part of the fingerprint.
+SCHEMA_FORMAT: Final = 1
+
+# bytes as base64 (UTF-8 would refuse arbitrary bytes) and inf/nan as strings
+# (JSON has no literal for them, and null would lose them).
+_CONFIG: Final = ConfigDict(
+    ser_json_bytes="base64",
+    val_json_bytes="base64",
+    ser_json_inf_nan="strings",
+)
+
+
+class _Missing(enum.Enum):
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: The default of a required parameter.
+MISSING: Final = _Missing.MISSING
+
+ParamKind = Literal["positional_or_keyword", "keyword_only"]
+OperationKind = Literal["command", "query"]
+
+
+def canonical_json(value: Any) -> str:
+    """Key-sorted, whitespace-free, ASCII JSON: the same bytes for the same value everywhere."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def _describe_errors(exc: pydantic.ValidationError, what: str, limit: int = 3) -> str:
+    parts: list[str] = []
+    for err in exc.errors(include_url=False)[:limit]:
+        # loc[0] is the index in the one-element tuple the adapter wraps the value in.
+        path = ".".join(str(p) for p in err["loc"][1:])
+        where = f"{what} at {path}" if path else what
+        shown = repr(err.get("input"))
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        parts.append(f"{where}: {err['msg']} (got {type(err.get('input')).__name__} {shown})")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"... and {more} more error(s)")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class TypeCodec:
+    """Validation, JSON conversion and JSON Schema for one type hint.
+
+    The hint is wrapped in a one-element tuple so that agree's pydantic settings
+    also reach dataclasses and TypedDicts, which refuse a config at top level.
+    """
+
+    annotation: Any
+    adapter: TypeAdapter[Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def of(cls, annotation: Any) -> TypeCodec:
+        """Build the codec; raises whatever pydantic raises for an unsupported hint."""
+        wrapped = types.GenericAlias(tuple, (annotation,))
+        adapter: TypeAdapter[Any] = TypeAdapter(wrapped, config=_CONFIG)  # type: ignore[arg-type]
+        codec = cls(annotation, adapter)
+        codec.json_schema("validation")
+        codec.json_schema("serialization")
+        return codec
+
+    def validate_python(self, value: Any, what: str) -> Any:
+        """``value`` checked strictly (int widens to float); ValidationError naming ``what``."""
+        try:
+            return self.adapter.validate_python((value,), strict=True)[0]
+        except pydantic.ValidationError as exc:
+            raise ValidationError(_describe_errors(exc, what)) from None
+
+    def dump(self, value: Any, what: str) -> Any:
+        """The JSON-able form of an already valid ``value`` (json.loads of its JSON)."""
+        try:
+            data = self.adapter.dump_json((value,), warnings="error")
+        except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as exc:
+            raise ValidationError(f"{what}: cannot be converted to JSON: {exc}") from None
+        return json.loads(data)[0]
+
+    def load(self, json_value: Any, what: str) -> Any:
+        """The Python value of a JSON-shaped ``json_value``, validated in lax JSON mode."""
+        try:
+            data = json.dumps([json_value], separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"{what}: not a JSON value: {exc}") from None
+        try:
+            return self.adapter.validate_json(data)[0]
+        except pydantic.ValidationError as exc:
+            raise ValidationError(_describe_errors(exc, what)) from None
+
+    def json_schema(self, mode: Literal["validation", "serialization"]) -> dict[str, Any]:
+        """The JSON Schema of the hint (not of the wrapping tuple)."""
+        outer = self.adapter.json_schema(mode=mode)
+        inner: dict[str, Any] = dict(outer["prefixItems"][0])
+        if "$defs" in outer:
+            inner["$defs"] = outer["$defs"]
+        return inner
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter of an operation (``self`` excluded)."""
+
+    name: str
+    kind: ParamKind
+    #: The resolved type hint; ``Any`` when unannotated.
+    annotation: Any
+    #: The default, or MISSING when the parameter is required.
+    default: Any
+    codec: TypeCodec = field(repr=False, compare=False)
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING
+
+
+@dataclass(frozen=True, slots=True)
+class BoundCall:
+    """A call of one operation whose arguments passed the schema.
+
+    ``args`` fill the positional-or-keyword parameters in order; ``kwargs`` hold
+    the rest that the caller gave; defaults are left to the method itself.
+    """
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    operation: Operation = field(repr=False, compare=False)
+    # The JSON form when bind() already computed it (it must, to reject values JSON
+    # cannot carry before anything is proposed).
+    cached_json: tuple[list[Any], dict[str, Any]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def to_json(self) -> tuple[list[Any], dict[str, Any]]:
+        """JSON-able ``(args, kwargs)``; :meth:`Operation.bind_json` makes equal values of them."""
+        if self.cached_json is not None:
+            return list(self.cached_json[0]), dict(self.cached_json[1])
+        return self.operation.dump_args(self.args, self.kwargs)
+
+    def invoke(self, obj: object) -> Any:
+        """Call the operation's method on ``obj`` with these arguments."""
+        return getattr(obj, self.operation.attr)(*self.args, **self.kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One ``@command`` or ``@query`` of a replicated class."""
+
+    name: str
+    kind: OperationKind
+    #: The method's attribute name on the class (differs from ``name`` with ``name=``).
+    attr: str
+    params: tuple[Param, ...]
+    #: The resolved return hint; ``Any`` when unannotated.
+    returns: Any
+    #: The default consistency of a query; None for a command.
+    consistency: Consistency | None
+    result_codec: TypeCodec = field(repr=False, compare=False)
+    #: ``Class.method``, for messages.
+    qualname: str = field(default="", compare=False)
+    doc: str | None = field(default=None, compare=False)
+    _by_name: Mapping[str, Param] = field(init=False, repr=False, compare=False)
+    _positional: tuple[Param, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {p.name: p for p in self.params})
+        object.__setattr__(
+            self,
+            "_positional",
+            tuple(p for p in self.params if p.kind == "positional_or_keyword"),
+        )
+
+    # -- calls -------------------------------------------------------------------------------------
+    def bind(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> BoundCall:
+        """Validate a Python caller's arguments strictly; ValidationError names the parameter.
+
+        Also computes the JSON form, so a value JSON cannot carry is refused here,
+        before anything is proposed.
+        """
+        pos, kw = self._arrange(args, kwargs)
+        pairs = zip(self._positional, pos, strict=False)
+        vargs = tuple(p.codec.validate_python(v, self._what(p)) for p, v in pairs)
+        vkwargs = {
+            name: self._by_name[name].codec.validate_python(v, self._what(self._by_name[name]))
+            for name, v in kw.items()
+        }
+        encoded = self.dump_args(vargs, vkwargs)
+        return BoundCall(self.name, vargs, vkwargs, self, encoded)
+
+    def bind_json(self, args: Any, kwargs: Any) -> BoundCall:
+        """Validate JSON-shaped arguments (HTTP clients, the log) into Python values (lax mode)."""
+        if not isinstance(args, list | tuple):
+            raise ValidationError(
+                f"{self.qualname}(): args must be a JSON array, got {type(args).__name__}"
+            )
+        if not isinstance(kwargs, Mapping):
+            raise ValidationError(
+                f"{self.qualname}(): kwargs must be a JSON object, got {type(kwargs).__name__}"
+            )
+        pos, kw = self._arrange(args, kwargs)
+        pairs = zip(self._positional, pos, strict=False)
+        vargs = tuple(p.codec.load(v, self._what(p)) for p, v in pairs)
+        vkwargs = {
+            name: self._by_name[name].codec.load(v, self._what(self._by_name[name]))
+            for name, v in kw.items()
+        }
+        return BoundCall(self.name, vargs, vkwargs, self)
+
+    def dump_args(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """The JSON form of already validated arguments (as held by a BoundCall or Mutation)."""
+        if len(args) > len(self._positional):
+            raise ValidationError(self._arity_message(len(args)))
+        pairs = zip(self._positional, args, strict=False)
+        jargs = [p.codec.dump(v, self._what(p)) for p, v in pairs]
+        jkwargs: dict[str, Any] = {}
+        for name, v in kwargs.items():
+            param = self._by_name.get(name)
+            if param is None:
+                raise ValidationError(self._unknown_kwarg_message(name))
+            jkwargs[name] = param.codec.dump(v, self._what(param))
+        return jargs, jkwargs
+
+    def _what(self, param: Param) -> str:
+        return f"{self.qualname}(): argument {param.name!r}"
+
+    def _arity_message(self, given: int) -> str:
+        most = len(self._positional)
+        noun = "argument" if most == 1 else "arguments"
+        return f"{self.qualname}() takes {most} positional {noun} but {given} were given"
+
+    def _unknown_kwarg_message(self, name: str) -> str:
+        known = ", ".join(p.name for p in self.params) or "none"
+        return (
+            f"{self.qualname}() got an unexpected keyword argument {name!r} (parameters: {known})"
+        )
+
+    def _arrange(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any]
+    ) -> tuple[Sequence[Any], dict[str, Any]]:
+        """Check arity, names, duplicates and missing arguments, in Python's own terms."""
+        if isinstance(args, str | bytes):
+            raise ValidationError(f"{self.qualname}(): args must be a sequence, not a string")
+        if len(args) > len(self._positional):
+            raise ValidationError(self._arity_message(len(args)))
+        given = {p.name for p in self._positional[: len(args)]}
+        kw: dict[str, Any] = {}
+        for name, value in kwargs.items():
+            if not isinstance(name, str):
+                raise ValidationError(f"{self.qualname}(): keyword {name!r} is not a string")
+            if name not in self._by_name:
+                raise ValidationError(self._unknown_kwarg_message(name))
+            if name in given:
+                raise ValidationError(
+                    f"{self.qualname}() got multiple values for argument {name!r}"
+                )
+            kw[name] = value
+        missing = [
+            p.name for p in self.params if p.required and p.name not in given and p.name not in kw
+        ]
+        if missing:
+            names = ", ".join(repr(m) for m in missing)
+            noun = "argument" if len(missing) == 1 else "arguments"
+            raise ValidationError(f"{self.qualname}() missing required {noun}: {names}")
+        return args, kw
+
+    # -- results -----------------------------------------------------------------------------------
+    def dump_result(self, value: Any) -> Any:
+        """The JSON form of a result; ValidationError if it does not match the return type."""
+        what = f"{self.qualname}() result"
+        valid = self.result_codec.validate_python(value, what)
+        return self.result_codec.dump(valid, what)
+
+    def load_result(self, json_value: Any) -> Any:
+        """The Python value of a result produced by :meth:`dump_result` (lax JSON mode)."""
+        return self.result_codec.load(json_value, f"{self.qualname}() result")
+
+    # -- publication -------------------------------------------------------------------------------
+    def json_schema(self) -> dict[str, Any]:
+        """This operation's entry in :meth:`ObjectSchema.json_schema`."""
+        params: list[dict[str, Any]] = []
+        for p in self.params:
+            entry: dict[str, Any] = {
+                "name": p.name,
+                "kind": p.kind,
+                "required": p.required,
+                "schema": p.codec.json_schema("validation"),
+            }
+            if not p.required:
+                entry["default"] = _default_json(p, self.qualname)
+            params.append(entry)
+        return {
+            "kind": self.kind,
+            "consistency": None if self.consistency is None else self.consistency.value,
+            "params": params,
+            "returns": self.result_codec.json_schema("serialization"),
+            "doc": self.doc,
+        }
+
+
+def _default_json(param: Param, qualname: str) -> Any:
+    try:
+        return param.codec.dump(param.default, param.name)
+    except ValidationError:
+        pass
+    try:
+        # A default outside its own hint (``x: int = None`` is common): publish it as is.
+        return json.loads(canonical_json(pydantic_core.to_jsonable_python(
+            param.default, bytes_mode="base64", inf_nan_mode="strings"
+        )))
+    except (pydantic_core.PydanticSerializationError, TypeError, ValueError):
+        raise TypeError(
+            f"{qualname}: the default of parameter {param.name!r} ({param.default!r}) has no "
+            "JSON form, so the schema cannot publish it; use a JSON-able default such as None"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectSchema:
+    """Every operation of one replicated class."""
+
+    #: The class's qualified name (descriptive only: not part of the fingerprint).
+    qualname: str
+    operations: Mapping[str, Operation]
+    _json: str = field(repr=False, compare=False)
+    _fingerprint: str = field(repr=False, compare=False)
+
+    @classmethod
+    def from_operations(cls, qualname: str, operations: Sequence[Operation]) -> ObjectSchema:
+        ops = {op.name: op for op in sorted(operations, key=lambda o: o.name)}
+        document = {
+            "format": SCHEMA_FORMAT,
+            "class": qualname,
+            "operations": {name: op.json_schema() for name, op in ops.items()},
+        }
+        text = canonical_json(document)
+        digest = hashlib.sha256(canonical_json(_normalize(document)).encode()).hexdigest()
+        return cls(qualname, types.MappingProxyType(ops), text, digest)
+
+    def operation(self, name: str) -> Operation:
+        """The operation called ``name``; UnknownMethodError listing the available ones."""
+        try:
+            return self.operations[name]
+        except (KeyError, TypeError):
+            raise UnknownMethodError(
+                f"{self.qualname} has no operation {name!r}; {self._available()}"
+            ) from None
+
+    def _available(self) -> str:
+        parts = []
+        for kind, label in (("command", "commands"), ("query", "queries")):
+            names = [n for n, op in self.operations.items() if op.kind == kind]
+            parts.append(f"{label}: {', '.join(names) if names else 'none'}")
+        return "; ".join(parts)
+
+    @property
+    def commands(self) -> Mapping[str, Operation]:
+        return {n: op for n, op in self.operations.items() if op.kind == "command"}
+
+    @property
+    def queries(self) -> Mapping[str, Operation]:
+        return {n: op for n, op in self.operations.items() if op.kind == "query"}
+
+    def json_schema(self) -> dict[str, Any]:
+        """The published schema (``GET /v1/schema``): a fresh, JSON-able dict.
+
+        ``{"format": 1, "class": ..., "operations": {name: {"kind", "consistency",
+        "params": [{"name", "kind", "required", "schema", "default"?}], "returns",
+        "doc"}}}`` with each ``schema``/``returns`` a JSON Schema.
+        """
+        result: dict[str, Any] = json.loads(self._json)
+        return result
+
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the canonical JSON of :meth:`json_schema` minus its documentation.
+
+        Documentation — the class name, docstrings, JSON Schema titles and
+        descriptions — is left out so that renaming a class or editing a docstring
+        does not split a cluster; everything that shapes a call is in.
+        """
+        return self._fingerprint
+
+    def check_compatible(self, other_json_schema: Mapping[str, Any]) -> None:
+        """Raise SchemaMismatchError, listing every difference, unless ``other`` is compatible.
+
+        Compatible means equal apart from documentation (see the module docstring
+        for why equality).
+        """
+        local = _normalize(self.json_schema())
+        try:
+            remote = _normalize(other_json_schema)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise SchemaMismatchError(
+                f"the remote schema for {self.qualname} is malformed ({exc!r}); "
+                "it must be the output of ObjectSchema.json_schema()"
+            ) from None
+        if local == remote:
+            return
+        differences = _differences(local, remote)
+        if not differences:  # pragma: no cover - _differences covers every normalized key
+            differences = ["the schemas differ"]
+        other_name = other_json_schema.get("class", "?")
+        remote_print = hashlib.sha256(canonical_json(remote).encode()).hexdigest()
+        raise SchemaMismatchError(
+            f"schema of {self.qualname} (fingerprint {self._fingerprint[:12]}) is incompatible "
+            f"with the remote schema of {other_name} (fingerprint {remote_print[:12]}):\n"
+            + "\n".join(f"  - {d}" for d in differences)
+        )
+
+
+# -- normalization and differences ----------------------------------------------------------------
+
+# JSON Schema keywords whose value maps names to subschemas (the names are data, not keywords).
+_SCHEMA_MAPS: Final = frozenset(
+    {"properties", "patternProperties", "$defs", "definitions", "dependentSchemas"}
+)
+# Keywords whose value is a literal JSON value, never a subschema.
+_LITERALS: Final = frozenset({"default", "const", "enum", "required", "examples"})
+# Documentation only.
+_DOC_KEYWORDS: Final = frozenset({"title", "description", "examples", "$comment"})
+
+
+def _strip_docs(schema: Any) -> Any:
+    """A JSON Schema without its documentation keywords, at every depth."""
+    if isinstance(schema, list):
+        return [_strip_docs(s) for s in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _DOC_KEYWORDS:
+            continue
+        if key in _LITERALS:
+            out[key] = value
+        elif key in _SCHEMA_MAPS and isinstance(value, Mapping):
+            out[key] = {name: _strip_docs(sub) for name, sub in value.items()}
+        else:
+            out[key] = _strip_docs(value)
+    return out
+
+
+def _normalize(document: Mapping[str, Any]) -> dict[str, Any]:
+    """What compatibility and the fingerprint are about: the call-shaping parts only."""
+    operations: dict[str, Any] = {}
+    for name, op in document["operations"].items():
+        params = []
+        for p in op["params"]:
+            entry = {
+                "name": str(p["name"]),
+                "kind": str(p["kind"]),
+                "required": bool(p["required"]),
+                "schema": _strip_docs(p["schema"]),
+            }
+            if not entry["required"]:
+                entry["default"] = p.get("default")
+            params.append(entry)
+        operations[str(name)] = {
+            "kind": str(op["kind"]),
+            "consistency": op.get("consistency"),
+            "params": params,
+            "returns": _strip_docs(op["returns"]),
+        }
+    return {"format": document["format"], "operations": operations}
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = canonical_json(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _differences(local: Mapping[str, Any], remote: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
+    if local["format"] != remote["format"]:
+        out.append(f"schema format {local['format']} here, {remote['format']} on the remote")
+    lops, rops = local["operations"], remote["operations"]
+    for name in sorted(set(lops) | set(rops)):
+        if name not in rops:
+            out.append(f"{lops[name]['kind']} {name!r} exists here but is missing on the remote")
+            continue
+        if name not in lops:
+            out.append(f"{rops[name]['kind']} {name!r} exists on the remote but is missing here")
+            continue
+        lo, ro = lops[name], rops[name]
+        if lo["kind"] != ro["kind"]:
+            out.append(f"{name!r} is a {lo['kind']} here but a {ro['kind']} on the remote")
+        if lo["consistency"] != ro["consistency"]:
+            out.append(
+                f"{name!r}: default consistency {lo['consistency']} here, "
+                f"{ro['consistency']} on the remote"
+            )
+        if lo["returns"] != ro["returns"]:
+            out.append(
+                f"{name!r}: return type differs: {_short(lo['returns'])} here, "
+                f"{_short(ro['returns'])} on the remote"
+            )
+        out.extend(_param_differences(name, lo["params"], ro["params"]))
+    return out
+
+
+def _param_differences(op: str, local: list[Any], remote: list[Any]) -> list[str]:
+    out: list[str] = []
+    lnames = [p["name"] for p in local]
+    rnames = [p["name"] for p in remote]
+    lby = {p["name"]: p for p in local}
+    rby = {p["name"]: p for p in remote}
+    for name in lnames:
+        if name not in rby:
+            out.append(f"{op!r}: parameter {name!r} exists here but not on the remote")
+    for name in rnames:
+        if name not in lby:
+            out.append(f"{op!r}: parameter {name!r} exists on the remote but not here")
+    common_l = [n for n in lnames if n in rby]
+    common_r = [n for n in rnames if n in lby]
+    if common_l != common_r:
+        out.append(f"{op!r}: parameter order {common_l} here, {common_r} on the remote")
+    for name in common_l:
+        lp, rp = lby[name], rby[name]
+        if lp["schema"] != rp["schema"]:
+            out.append(
+                f"{op!r}: parameter {name!r} type differs: {_short(lp['schema'])} here, "
+                f"{_short(rp['schema'])} on the remote"
+            )
+        if lp["kind"] != rp["kind"]:
+            out.append(
+                f"{op!r}: parameter {name!r} is {lp['kind']} here, {rp['kind']} on the remote"
+            )
+        if lp["required"] != rp["required"]:
+            here = "required" if lp["required"] else "optional"
+            there = "required" if rp["required"] else "optional"
+            out.append(f"{op!r}: parameter {name!r} is {here} here, {there} on the remote")
+        elif not lp["required"] and lp.get("default") != rp.get("default"):
+            out.append(
+                f"{op!r}: parameter {name!r} default {_short(lp.get('default'))} here, "
+                f"{_short(rp.get('default'))} on the remote"
+            )
+    return out
+
+
+# -- building -------------------------------------------------------------------------------------
+
+
+def _unwrap_descriptor(value: object) -> object | None:
+    if isinstance(value, staticmethod | classmethod):
+        inner: object = value.__func__
+        return inner
+    if isinstance(value, property):
+        return value.fget
+    return None
+
+
+def _collect(cls: type) -> dict[str, tuple[type, Callable[..., Any], OperationMark]]:
+    """Marked methods by attribute name, base classes first so that subclasses override."""
+    found: dict[str, tuple[type, Callable[..., Any], OperationMark]] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is object:
+            continue
+        for attr, value in vars(klass).items():
+            inner = _unwrap_descriptor(value)
+            if inner is not None and operation_mark(inner) is not None:
+                raise TypeError(
+                    f"{klass.__qualname__}.{attr}: @command/@query must decorate a plain method, "
+                    f"not a {type(value).__name__}"
+                )
+            mark = operation_mark(value)
+            if mark is not None:
+                if attr == "context":
+                    raise TypeError(
+                        f"{klass.__qualname__}.context: the attribute 'context' is reserved for "
+                        "the command context; name the method differently"
+                    )
+                assert callable(value)
+                found[attr] = (klass, value, mark)
+            elif attr in found:
+                base, _, base_mark = found[attr]
+                raise TypeError(
+                    f"{klass.__qualname__}.{attr} overrides the @{base_mark.kind} "
+                    f"{base.__qualname__}.{attr} without @{base_mark.kind}; decorate the "
+                    "override to keep it an operation, or use another attribute name"
+                )
+    return found
+
+
+def _resolve_hints(fn: Callable[..., Any], where: str) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn, include_extras=True)
+    except Exception as exc:
+        raise TypeError(
+            f"{where}: cannot resolve the type hints ({type(exc).__name__}: {exc}); "
+            "every name used in an annotation must be importable from the method's module"
+        ) from None
+
+
+def _codec(hint: Any, cache: dict[Any, TypeCodec], where: str) -> TypeCodec:
+    try:
+        cached = cache.get(hint)
+    except TypeError:  # an unhashable hint (e.g. Annotated with unhashable metadata)
+        cached = None
+    if cached is not None:
+        return cached
+    try:
+        codec = TypeCodec.of(hint)
+    except Exception as exc:
+        raise TypeError(
+            f"{where}: unsupported type hint {hint!r}: {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
+    with contextlib.suppress(TypeError):  # unhashable hints are simply not shared
+        cache[hint] = codec
+    return codec
+
+
+def _operation(
+    cls: type,
+    attr: str,
+    fn: Callable[..., Any],
+    mark: OperationMark,
+    cache: dict[Any, TypeCodec],
+) -> Operation:
+    name = mark.name or attr
+    qualname = f"{cls.__qualname__}.{name}"
+    check_operation_name(name, f"{cls.__qualname__}.{attr}")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{qualname}: cannot read the signature: {exc}") from None
+    hints = _resolve_hints(fn, qualname)
+    parameters = list(signature.parameters.values())
+    if not parameters or parameters[0].kind not in (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+    ):
+        raise TypeError(f"{qualname}: an operation must be a method taking self first")
+    params: list[Param] = []
+    for p in parameters[1:]:
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            raise TypeError(
+                f"{qualname}: *{p.name} is not supported; operations take named parameters "
+                "so that calls can be checked against the schema"
+            )
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            raise TypeError(
+                f"{qualname}: **{p.name} is not supported; operations take named parameters "
+                "so that calls can be checked against the schema"
+            )
+        if p.kind is inspect.Parameter.POSITIONAL_ONLY:
+            raise TypeError(
+                f"{qualname}: positional-only parameter {p.name!r} is not supported; "
+                "remove the '/' from the signature"
+            )
+        kind: ParamKind = (
+            "keyword_only" if p.kind is inspect.Parameter.KEYWORD_ONLY else "positional_or_keyword"
+        )
+        hint = hints.get(p.name, Any)
+        codec = _codec(hint, cache, f"{qualname}: parameter {p.name!r}")
+        default = MISSING if p.default is inspect.Parameter.empty else p.default
+        params.append(Param(p.name, kind, hint, default, codec))
+    returns = hints.get("return", Any)
+    result_codec = _codec(returns, cache, f"{qualname}: return type")
+    return Operation(
+        name=name,
+        kind=mark.kind,
+        attr=attr,
+        params=tuple(params),
+        returns=returns,
+        consistency=mark.consistency,
+        result_codec=result_codec,
+        qualname=qualname,
+        doc=inspect.getdoc(fn),
+    )
+
+
+def build_schema(cls: type) -> ObjectSchema:
+    """The schema of ``cls`` from its (inherited) marks; TypeError on any bad declaration."""
+    cache: dict[Any, TypeCodec] = {}
+    operations: dict[str, Operation] = {}
+    for attr, (_owner, fn, mark) in _collect(cls).items():
+        op = _operation(cls, attr, fn, mark, cache)
+        if op.name in operations:
+            first = operations[op.name]
+            raise TypeError(
+                f"{cls.__qualname__}: operation name {op.name!r} is declared twice "
+                f"(by the methods {first.attr!r} and {attr!r})"
+            )
+        operations[op.name] = op
+    return ObjectSchema.from_operations(cls.__qualname__, list(operations.values()))
+
+
+def schema_of(cls_or_instance: object) -> ObjectSchema:
+    """The schema of a ``Replicated`` subclass or instance."""
+    cls = cls_or_instance if isinstance(cls_or_instance, type) else type(cls_or_instance)
+    if not issubclass(cls, Replicated) or cls is Replicated:
+        raise TypeError(f"{cls.__qualname__} is not a subclass of agree.Replicated")
+    return cls.__agree_schema__
