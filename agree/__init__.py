@@ -1,5 +1,6 @@
 """agree: turn a plain Python class into a consistent, replicated object."""
 
+from agree.embedded import wrap
 from agree.errors import (
     AgreeError,
     AgreeTimeoutError,
@@ -24,7 +25,9 @@ from agree.errors import (
     ValidationError,
 )
 from agree.mutation import Mutation
+from agree.node import Node
 from agree.replicated import CommandContext, Consistency, Replicated, command, query
+from agree.settings import Settings
 
 __version__ = "0.1.0"
 
@@ -42,6 +45,7 @@ __all__ = [
     "MembershipChangeError",
     "MigrationRequiredError",
     "Mutation",
+    "Node",
     "NotLeaderError",
     "OutcomeUnknownError",
     "ProposalRejectedError",
@@ -49,11 +53,14 @@ __all__ = [
     "RemoteError",
     "Replicated",
     "SchemaMismatchError",
+    "Settings",
     "StorageError",
+    "SubscriptionOverflowError",
     "UnavailableError",
     "UnknownMethodError",
     "UnknownObjectError",
     "ValidationError",
     "command",
     "query",
+    "wrap",
 ]

@@ -1,0 +1,46 @@
+"""The JSON-level shape of a client call and its outcome, as it crosses a seam: from a proxy to
+its node, forwarded between nodes, and (later) over HTTP.  Arguments and results are JSON-shaped
+values checked against the operation schema; nothing here is ever unpickled."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from agree.codec import ErrorInfo
+from agree.replicated import Consistency
+
+
+class CallKind(enum.Enum):
+    COMMAND = "command"
+    QUERY = "query"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One call of a replicated object's operation.
+
+    Commands carry ``(client_id, seq)`` so that a retried command applies at most once (Raft
+    dissertation §6.3); ``ack`` is the highest sequence number whose outcome the client has
+    already received, which lets replicas forget the results they keep for retries.
+    """
+
+    object: str
+    method: str
+    kind: CallKind
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    consistency: Consistency | None = None  # queries only; None: the method's default
+    client_id: str = ""
+    seq: int = 0
+    ack: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The JSON-shaped result of a call, or the error it raised (a user's error keeps its type)."""
+
+    result: Any = None
+    error: ErrorInfo | None = None
+    index: int = 0  # the log index a command applied at, or the index a read was served at

@@ -1,0 +1,359 @@
+"""The node driver: the asyncio shell around the sans-I/O Raft core.
+
+It owns the tick timer, the inbox and the Ready loop.  Everything that reaches the core --
+peer messages, ticks, proposals, reads, membership changes -- is queued in the inbox and stepped
+by the loop, so the core is only ever touched between two Readys, and everything that arrived
+while the previous Ready was being persisted is batched into the next one: one storage
+transaction and one send per turn.  :meth:`Driver._handle_ready` is the one place where the
+order is fixed: persist, then send, then apply, then advance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import heapq
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agree.calls import Outcome
+from agree.errors import AgreeError, NotLeaderError, UnavailableError
+from agree.host import Host
+from agree.raft.entries import ConfChange, Entry, EntryType
+from agree.raft.messages import Message
+from agree.raft.node import RaftNode
+from agree.raft.ready import Ready, Role, SoftState
+from agree.storage.threaded import AsyncLogStore
+from agree.transport.base import Transport
+
+log = logging.getLogger(__name__)
+
+
+class ProposalLost(AgreeError):
+    """Internal: a proposal's log slot was taken by another leader's entry, or a snapshot
+    jumped past it; the outcome is not known here and the caller retries with the same
+    (client id, seq), which the session table makes safe."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    term: int
+    future: asyncio.Future[Any]
+
+
+class Driver:
+    def __init__(
+        self,
+        raft: RaftNode,
+        store: AsyncLogStore,
+        transport: Transport,
+        host: Host,
+        *,
+        tick_interval: float,
+        snapshot_entries: int,
+        snapshot_bytes: int,
+        on_conf_change: Callable[[ConfChange], None] | None = None,
+    ) -> None:
+        self.raft = raft
+        self.store = store
+        self.transport = transport
+        self.host = host
+        self.tick_interval = tick_interval
+        self.snapshot_entries = snapshot_entries
+        self.snapshot_bytes = snapshot_bytes
+        self.on_conf_change = on_conf_change
+        self._inbox: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._wake = asyncio.Event()
+        self._pending: dict[int, _Pending] = {}  # log index -> the proposer waiting for it
+        self._read_batch: list[asyncio.Future[int]] = []  # reads waiting for a ReadIndex round
+        self._reads: dict[bytes, list[asyncio.Future[int]]] = {}  # context -> waiting reads
+        self._read_ctx = itertools.count(1)
+        self._applied_waiters: list[tuple[int, int, asyncio.Future[int]]] = []  # heap by index
+        self._waiter_seq = itertools.count()
+        self._leader_waiters: list[asyncio.Future[None]] = []
+        self._soft = SoftState(leader_id=None, role=Role.FOLLOWER)
+        self._since_snapshot_entries = 0
+        self._since_snapshot_bytes = 0
+        self._snapshot_waiters: list[asyncio.Future[int]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.failure: BaseException | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._run(), name=f"agree-driver-{self.raft.id}"),
+            loop.create_task(self._ticker(), name=f"agree-ticker-{self.raft.id}"),
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._fail_everything(UnavailableError(f"node {self.raft.id!r} stopped"))
+
+    def _fail_everything(self, exc: AgreeError) -> None:
+        futures: list[asyncio.Future[Any]] = [p.future for p in self._pending.values()]
+        futures += self._read_batch + [f for fs in self._reads.values() for f in fs]
+        futures += [w[2] for w in self._applied_waiters] + self._leader_waiters
+        futures += self._snapshot_waiters
+        for item in self._inbox:
+            futures += [x for x in item if isinstance(x, asyncio.Future)]
+        for fut in futures:
+            if not fut.done():
+                fut.set_exception(exc)
+        self._pending.clear()
+        self._read_batch.clear()
+        self._reads.clear()
+        self._applied_waiters.clear()
+        self._leader_waiters.clear()
+        self._snapshot_waiters.clear()
+        self._inbox.clear()
+
+    # -- inputs (any coroutine on the loop may call these) -------------------------------------
+    def _push(self, *item: Any) -> None:
+        if self._stopping:
+            raise UnavailableError(f"node {self.raft.id!r} is stopping")
+        self._inbox.append(item)
+        self._wake.set()
+
+    def receive(self, message: Message) -> None:
+        if not self._stopping:
+            self._push("msg", message)
+
+    def propose(self, data: bytes) -> asyncio.Future[Outcome]:
+        fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self._push("propose", data, fut)
+        return fut
+
+    def propose_conf_change(self, change: ConfChange) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._push("conf", change, fut)
+        return fut
+
+    def transfer_leader(self, target: str) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._push("transfer", target, fut)
+        return fut
+
+    def read_index(self) -> asyncio.Future[int]:
+        """Resolves with a read index once it is confirmed and applied here (§6.4)."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._push("read", fut)
+        return fut
+
+    def wait_applied(self, index: int) -> asyncio.Future[int]:
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if self.host.applied_index >= index:
+            fut.set_result(self.host.applied_index)
+        else:
+            heapq.heappush(self._applied_waiters, (index, next(self._waiter_seq), fut))
+        return fut
+
+    def request_snapshot(self) -> asyncio.Future[int]:
+        """Take a snapshot at the next turn of the loop; resolves with its index."""
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._push("snapshot", fut)
+        return fut
+
+    def leader_change(self) -> asyncio.Future[None]:
+        """Resolves at the next change of leader or role."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._leader_waiters.append(fut)
+        return fut
+
+    @property
+    def soft_state(self) -> SoftState:
+        return self._soft
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval)
+            self._push("tick")
+
+    async def _run(self) -> None:
+        raft = self.raft
+        try:
+            while not self._stopping:
+                self._wake.clear()
+                if self._inbox:
+                    self._step_inbox()
+                if raft.has_ready():
+                    await self._handle_ready(raft.ready())
+                elif self._snapshot_waiters:
+                    await self._take_snapshot()
+                elif not self._inbox:
+                    await self._wake.wait()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            # Storage failed or the state machine could not be restored: the node cannot go on
+            # safely.  Stop serving and say why; callers get the error instead of hanging.
+            log.critical("node %s stopped: %s", raft.id, exc, exc_info=exc)
+            self.failure = exc
+            self._stopping = True
+            err = exc if isinstance(exc, AgreeError) else UnavailableError(f"node failed: {exc}")
+            self._fail_everything(err)
+
+    async def _handle_ready(self, rd: Ready) -> None:
+        """Persist, send, apply, advance -- in that order (see agree.raft.ready.Ready)."""
+        if rd.snapshot is not None or rd.hard_state is not None or rd.entries:
+            await self.store.save(
+                hard_state=rd.hard_state, entries=rd.entries, snapshot=rd.snapshot
+            )
+        if rd.messages:
+            self.transport.send(rd.messages)
+        if rd.snapshot is not None:
+            self.host.restore(rd.snapshot.data)
+            self._snapshot_jumped(rd.snapshot.meta.index)
+        for entry in rd.committed_entries:
+            self._apply(entry)
+        for rs in rd.read_states:
+            for fut in self._reads.pop(rs.context, ()):
+                if not fut.done():
+                    self._wait_then_resolve(rs.index, fut)
+        self.raft.advance(rd)
+        if rd.soft_state is not None:
+            self._soft_state_changed(rd.soft_state)
+        self._release_applied_waiters()
+        if (
+            self._since_snapshot_entries >= self.snapshot_entries
+            or self._since_snapshot_bytes >= self.snapshot_bytes
+        ):
+            await self._take_snapshot()
+
+    def _step_inbox(self) -> None:
+        raft = self.raft
+        inbox = self._inbox
+        while inbox:
+            item = inbox.popleft()
+            kind = item[0]
+            try:
+                if kind == "msg":
+                    raft.step(item[1])
+                elif kind == "tick":
+                    raft.tick()
+                elif kind == "propose":
+                    if not item[2].done():
+                        index = raft.propose(item[1])
+                        self._pending[index] = _Pending(raft.term, item[2])
+                elif kind == "conf":
+                    if not item[2].done():
+                        index = raft.propose_conf_change(item[1])
+                        self._pending[index] = _Pending(raft.term, item[2])
+                elif kind == "transfer":
+                    raft.transfer_leader(item[1])
+                    item[2].set_result(None)
+                elif kind == "read":
+                    self._read_batch.append(item[1])
+                elif kind == "snapshot":
+                    self._snapshot_waiters.append(item[1])
+            except AgreeError as exc:
+                if kind == "msg":
+                    log.warning("dropped a message from %s: %s", item[1].src, exc)
+                elif not item[-1].done():
+                    item[-1].set_exception(exc)
+        if self._read_batch:
+            self._start_read_round()
+
+    def _start_read_round(self) -> None:
+        """One ReadIndex round for every read queued since the last one (§6.4, batching)."""
+        batch = [f for f in self._read_batch if not f.done()]
+        self._read_batch = []
+        # Forget rounds whose callers all gave up (a forwarded request or its answer was lost).
+        for stale in [c for c, fs in self._reads.items() if all(f.done() for f in fs)]:
+            del self._reads[stale]
+        if not batch:
+            return
+        ctx = next(self._read_ctx).to_bytes(8, "big")
+        try:
+            self.raft.read_index(ctx)
+        except NotLeaderError as exc:
+            for fut in batch:
+                fut.set_exception(exc)
+            return
+        self._reads[ctx] = batch
+
+    def _wait_then_resolve(self, index: int, fut: asyncio.Future[int]) -> None:
+        if self.host.applied_index >= index:
+            fut.set_result(index)
+        else:
+            heapq.heappush(self._applied_waiters, (index, next(self._waiter_seq), fut))
+
+    def _release_applied_waiters(self) -> None:
+        applied = self.host.applied_index
+        waiters = self._applied_waiters
+        while waiters and waiters[0][0] <= applied:
+            _, _, fut = heapq.heappop(waiters)
+            if not fut.done():
+                fut.set_result(applied)
+
+    def _apply(self, entry: Entry) -> None:
+        result: Any
+        if entry.type is EntryType.NORMAL:
+            result = self.host.apply(entry)
+            self._since_snapshot_bytes += len(entry.data)
+        elif entry.type is EntryType.CONF_CHANGE:
+            change = self.host.apply_conf_change(entry)
+            result = entry.index
+            if change is not None:
+                self.transport.update_peers(self.host.members)
+                if self.on_conf_change is not None:
+                    self.on_conf_change(change)
+        else:
+            self.host.apply_noop(entry)
+            result = None
+        self._since_snapshot_entries += 1
+        pending = self._pending.pop(entry.index, None)
+        if pending is not None and not pending.future.done():
+            if pending.term == entry.term:
+                pending.future.set_result(result)
+            else:
+                pending.future.set_exception(
+                    ProposalLost(f"log slot {entry.index} was overwritten")
+                )
+
+    def _snapshot_jumped(self, index: int) -> None:
+        """A received snapshot replaced the state up to ``index``: proposals at or below it may
+        or may not be in it.  Their callers retry; the session table answers them."""
+        for idx in [i for i in self._pending if i <= index]:
+            pending = self._pending.pop(idx)
+            if not pending.future.done():
+                pending.future.set_exception(ProposalLost(f"a snapshot replaced slot {idx}"))
+        self._since_snapshot_entries = 0
+        self._since_snapshot_bytes = 0
+
+    def _soft_state_changed(self, soft: SoftState) -> None:
+        previous, self._soft = self._soft, soft
+        if previous.role is Role.LEADER and soft.role is not Role.LEADER:
+            # Reads queued on a deposed leader can never be confirmed by it.
+            for ctx in list(self._reads):
+                for fut in self._reads.pop(ctx):
+                    if not fut.done():
+                        fut.set_exception(NotLeaderError(leader_id=soft.leader_id))
+        waiters, self._leader_waiters = self._leader_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _take_snapshot(self) -> None:
+        index = self.host.applied_index
+        # Pickling happens here, on the loop, because the state must be captured at exactly
+        # `index`; writing the (possibly large) blob happens on the storage thread.
+        data = self.host.snapshot()
+        snapshot = self.raft.compact(index, data)
+        await self.store.compact(snapshot)
+        self._since_snapshot_entries = 0
+        self._since_snapshot_bytes = 0
+        log.info("node %s took a snapshot at index %d (%d bytes)", self.raft.id, index, len(data))
+        waiters, self._snapshot_waiters = self._snapshot_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(index)

@@ -1,0 +1,264 @@
+"""The state-machine host: applies committed commands to the named replicated objects.
+
+It owns the replicated state above Raft: the objects, the client-session table, the cluster's
+address book, and the leader-stamped clock.  Applying is deterministic and total: whatever a
+user's method raises or returns, the outcome is recorded (and re-raised at the caller with its
+own type), and the replica goes on.  Snapshots carry all of it through cloudpickle with the
+codec's version stamps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from agree.calls import Outcome
+from agree.codec import (
+    CommandRecord,
+    decode_command,
+    decode_error,
+    dump_state,
+    encode_error,
+    load_state,
+)
+from agree.errors import (
+    AgreeError,
+    CorruptionError,
+    IncompatibleVersionError,
+    ProtocolError,
+    UnknownMethodError,
+    UnknownObjectError,
+    ValidationError,
+)
+from agree.mutation import Mutation
+from agree.raft.entries import ConfChange, ConfChangeType, Entry
+from agree.replicated import CommandContext, Replicated, applying
+from agree.schema import ObjectSchema, Operation, schema_of
+from agree.sessions import DEFAULT_SESSION_TTL_NS, SessionTable, Verdict
+from agree.subscriptions import MutationRecord, SubscriptionHub
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FORMAT = 1
+
+
+def _error(exc: BaseException) -> Outcome:
+    return Outcome(error=encode_error(exc))
+
+
+class Host:
+    def __init__(
+        self,
+        objects: dict[str, Replicated],
+        *,
+        members: dict[str, str] | None = None,
+        session_ttl_ns: int = DEFAULT_SESSION_TTL_NS,
+    ) -> None:
+        self.objects: dict[str, Replicated] = dict(objects)
+        self.sessions: SessionTable[Outcome] = SessionTable(session_ttl_ns)
+        # The address book is replicated state: it changes with CONF_CHANGE entries.
+        self.members: dict[str, str] = dict(members or {})
+        self.applied_index = 0
+        self.applied_term = 0
+        self.last_ts_ns = 0  # Invariant: never decreases (leader stamps are made monotonic).
+        self.hub: SubscriptionHub | None = None
+        # Held while the state changes; read_lock() takes it for direct access from other threads.
+        self.lock = threading.RLock()
+
+    # -- lookup ----------------------------------------------------------------------------------
+    def schema(self, name: str) -> ObjectSchema:
+        return schema_of(self.object(name))
+
+    def object(self, name: str) -> Replicated:
+        try:
+            return self.objects[name]
+        except KeyError:
+            known = ", ".join(sorted(self.objects)) or "none"
+            raise UnknownObjectError(
+                f"no replicated object named {name!r} (hosted: {known})"
+            ) from None
+
+    def operation(self, name: str, method: str, kind: str) -> Operation:
+        op = self.schema(name).operation(method)
+        if op.kind != kind:
+            raise UnknownMethodError(
+                f"{name}.{method} is a {op.kind}, not a {kind}"
+                + ("; call it as a query" if op.kind == "query" else "; call it as a command")
+            )
+        return op
+
+    # -- apply -----------------------------------------------------------------------------------
+    def apply(self, entry: Entry, record: CommandRecord | None = None) -> Outcome:
+        """Apply a NORMAL entry.  Never raises because of what the entry or the user's code did."""
+        with self.lock:
+            self.applied_index = entry.index
+            self.applied_term = entry.term
+            if record is None:
+                try:
+                    record = decode_command(entry.data)
+                except (ProtocolError, CorruptionError, IncompatibleVersionError) as exc:
+                    log.error(
+                        "entry %d is not a command this node can decode: %s", entry.index, exc
+                    )
+                    return _error(exc)
+            ts_ns = self.last_ts_ns = max(self.last_ts_ns, record.timestamp_ns)
+            verdict, stored = self.sessions.check(record.client_id, record.seq)
+            if verdict is Verdict.DUPLICATE:
+                assert stored is not None
+                return stored
+            if verdict is Verdict.STALE:
+                return _error(
+                    ValidationError(
+                        f"command seq {record.seq} of client {record.client_id!r} was already"
+                        " applied and acknowledged"
+                    )
+                )
+            outcome = self._run_command(entry, record, ts_ns)
+            self.sessions.record(record.client_id, record.seq, record.ack, outcome, ts_ns)
+            hub = self.hub
+            if hub is not None and hub.active:
+                hub.publish(
+                    MutationRecord(
+                        object=record.object,
+                        method=record.method,
+                        args=record.args,
+                        kwargs=record.kwargs,
+                        result=outcome.result,
+                        error=outcome.error,
+                        index=entry.index,
+                        term=entry.term,
+                        timestamp_ns=ts_ns,
+                    )
+                )
+            return outcome
+
+    def _run_command(self, entry: Entry, record: CommandRecord, ts_ns: int) -> Outcome:
+        try:
+            obj = self.object(record.object)
+            op = self.operation(record.object, record.method, "command")
+            bound = op.bind_json(record.args, record.kwargs)
+        except AgreeError as exc:
+            return _error(exc)
+        ctx = CommandContext(
+            index=entry.index, term=entry.term, timestamp=datetime.fromtimestamp(ts_ns / 1e9, UTC)
+        )
+        try:
+            with applying(ctx):
+                value = getattr(obj, op.attr)(*bound.args, **bound.kwargs)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            return Outcome(error=encode_error(exc), index=entry.index)
+        try:
+            result = op.dump_result(value)
+        except ValidationError as exc:
+            err = ValidationError(
+                f"{record.object}.{record.method} returned a value that does not match its"
+                f" declared return type: {exc}"
+            )
+            return Outcome(error=encode_error(err), index=entry.index)
+        return Outcome(result=result, index=entry.index)
+
+    def apply_conf_change(self, entry: Entry) -> ConfChange | None:
+        with self.lock:
+            self.applied_index = entry.index
+            self.applied_term = entry.term
+            try:
+                change = ConfChange.decode(entry.data)
+            except (ValueError, KeyError) as exc:
+                log.error("entry %d is not a valid configuration change: %s", entry.index, exc)
+                return None
+            if change.type is ConfChangeType.REMOVE:
+                self.members.pop(change.node_id, None)
+            elif change.context:
+                self.members[change.node_id] = change.context.decode()
+            return change
+
+    def apply_noop(self, entry: Entry) -> None:
+        with self.lock:
+            self.applied_index = entry.index
+            self.applied_term = entry.term
+
+    # -- queries ---------------------------------------------------------------------------------
+    def query(self, name: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Outcome:
+        """Run a query on the local copy; a user's exception comes back as the outcome's error."""
+        op = self.operation(name, method, "query")
+        bound = op.bind_json(args, kwargs)
+        obj = self.objects[name]
+        with self.lock:
+            try:
+                value = getattr(obj, op.attr)(*bound.args, **bound.kwargs)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                return Outcome(error=encode_error(exc), index=self.applied_index)
+            try:
+                return Outcome(result=op.dump_result(value), index=self.applied_index)
+            except ValidationError as exc:
+                err = ValidationError(
+                    f"{name}.{method} returned a value that does not match its declared return"
+                    f" type: {exc}"
+                )
+                return Outcome(error=encode_error(err), index=self.applied_index)
+
+    # -- subscriptions ---------------------------------------------------------------------------
+    def decode_mutation(self, rec: MutationRecord) -> Mutation:
+        error: BaseException | None = None
+        result: Any = None
+        args: tuple[Any, ...] = tuple(rec.args)
+        kwargs: dict[str, Any] = dict(rec.kwargs)
+        try:
+            op = self.operation(rec.object, rec.method, "command")
+            bound = op.bind_json(rec.args, rec.kwargs)
+            args, kwargs = tuple(bound.args), dict(bound.kwargs)
+            if rec.error is None:
+                result = op.load_result(rec.result)
+        except AgreeError:
+            result = rec.result
+        if rec.error is not None:
+            error = decode_error(rec.error)
+        return Mutation(
+            object=rec.object,
+            method=rec.method,
+            args=args,
+            kwargs=kwargs,
+            result=result,
+            error=error,
+            index=rec.index,
+            term=rec.term,
+            timestamp=datetime.fromtimestamp(rec.timestamp_ns / 1e9, UTC),
+        )
+
+    # -- snapshots -------------------------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """The whole replicated state at ``applied_index``, as a versioned cloudpickle blob."""
+        with self.lock:
+            return dump_state(
+                {
+                    "format": SNAPSHOT_FORMAT,
+                    "objects": self.objects,
+                    "sessions": self.sessions,
+                    "members": self.members,
+                    "applied_index": self.applied_index,
+                    "applied_term": self.applied_term,
+                    "last_ts_ns": self.last_ts_ns,
+                }
+            )
+
+    def restore(self, data: bytes) -> None:
+        state = load_state(data)
+        if not isinstance(state, dict) or state.get("format") != SNAPSHOT_FORMAT:
+            raise CorruptionError("snapshot does not hold agree host state of a known format")
+        with self.lock:
+            restored: dict[str, Replicated] = state["objects"]
+            # Objects configured here but absent from the snapshot start from their initial state.
+            for name, obj in self.objects.items():
+                restored.setdefault(name, obj)
+            self.objects = restored
+            self.sessions = state["sessions"]
+            self.members = state["members"]
+            self.applied_index = state["applied_index"]
+            self.applied_term = state["applied_term"]
+            self.last_ts_ns = state["last_ts_ns"]

@@ -1,0 +1,515 @@
+"""An agree node in asyncio: storage, Raft core, state-machine host and transport, wired.
+
+:class:`Node` is what ``agree-manage runnode`` runs and what ``agree.wrap`` embeds.  It turns a
+call into Raft work: a command on the leader is proposed and answered when it applies; a command
+elsewhere is forwarded to the leader, retried across leader changes with the same
+``(client id, seq)`` so it applies at most once; a query is served at the consistency asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import types
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agree.calls import Call, CallKind, Outcome
+from agree.codec import CommandRecord, encode_command
+from agree.driver import Driver, ProposalLost
+from agree.errors import (
+    AgreeTimeoutError,
+    ConfigurationError,
+    MembershipChangeError,
+    NotLeaderError,
+    OutcomeUnknownError,
+    ProposalRejectedError,
+    UnavailableError,
+)
+from agree.host import Host
+from agree.raft.entries import (
+    ConfChange,
+    ConfChangeType,
+    Entry,
+    EntryType,
+    HardState,
+    PersistedState,
+)
+from agree.raft.messages import Message
+from agree.raft.node import RaftNode
+from agree.raft.ready import Role
+from agree.replicated import Consistency, Replicated, create_initial
+from agree.settings import Settings, load_settings
+from agree.storage import open_store
+from agree.storage.threaded import AsyncLogStore
+from agree.subscriptions import MutationStream, Subscription, SubscriptionHub
+from agree.transport.base import Transport
+from agree.transport.memory import MemoryNetwork
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    id: str
+    role: str
+    leader_id: str | None
+    term: int
+    commit_index: int
+    applied_index: int
+    last_index: int
+    voters: tuple[str, ...]
+    learners: tuple[str, ...]
+    members: dict[str, str]
+
+
+def bootstrap_state(nodes: Mapping[str, str]) -> PersistedState:
+    """The first entries of a brand-new cluster, identical on every founding node.
+
+    The founding configuration is written into the log itself (as etcd does) rather than kept
+    beside it, so a node that joins later learns it by replication like any other entry.
+    Each founder is added as a learner then promoted; the URLs travel in the entries' context.
+    """
+    entries: list[Entry] = []
+    for node_id in sorted(nodes):
+        for change in (
+            ConfChange(ConfChangeType.ADD_LEARNER, node_id, nodes[node_id].encode()),
+            ConfChange(ConfChangeType.PROMOTE, node_id),
+        ):
+            entries.append(
+                Entry(
+                    term=1, index=len(entries) + 1, type=EntryType.CONF_CHANGE, data=change.encode()
+                )
+            )
+    return PersistedState(hard_state=HardState(term=1), entries=tuple(entries))
+
+
+class Node:
+    """One member of an agree cluster.  Use ``async with Node(settings) as node:``."""
+
+    def __init__(
+        self,
+        settings: Settings | types.ModuleType | str | None = None,
+        *,
+        objects: Mapping[str, Replicated] | None = None,
+        transport: Transport | None = None,
+        join: bool = False,
+        rng: random.Random | None = None,
+        **values: Any,
+    ) -> None:
+        if isinstance(settings, Settings):
+            self.settings = settings.replace(**values) if values else settings
+        else:
+            self.settings = load_settings(settings, **values)
+        self.id = self.settings.NODE_ID
+        self._given_objects = dict(objects or {})
+        self._transport = transport
+        self._join = join
+        self._rng = rng or random.Random()
+        self._client_id = uuid.uuid4().hex
+        self._seq = 0
+        self._outstanding: set[int] = set()
+        self._last_stamp = 0
+        self._driver: Driver | None = None
+        self._store: AsyncLogStore | None = None
+        self._host: Host | None = None
+        self._hub: SubscriptionHub | None = None
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def __aenter__(self) -> Node:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        settings = self.settings
+        objects = self._build_objects()
+        store = AsyncLogStore(
+            await asyncio.to_thread(
+                open_store, settings.store_url(), auto_migrate=settings.AUTO_MIGRATE
+            )
+        )
+        try:
+            persisted = await store.load()
+            fresh = (
+                persisted.snapshot is None
+                and not persisted.entries
+                and persisted.hard_state == HardState()
+            )
+            if fresh and not self._join:
+                persisted = bootstrap_state(settings.NODES)
+                await store.save(
+                    hard_state=persisted.hard_state, entries=persisted.entries, snapshot=None
+                )
+            host = Host(objects, members=dict(settings.NODES))
+            if persisted.snapshot is not None:
+                host.restore(persisted.snapshot.data)
+            raft = RaftNode(
+                settings.raft_config(),
+                rng=self._rng,
+                persisted=persisted,
+                applied=host.applied_index,
+            )
+        except BaseException:
+            await store.close()
+            raise
+        hub = SubscriptionHub(host.decode_mutation)
+        host.hub = hub
+        transport = self._transport or MemoryNetwork().transport(self.id)
+        self._transport = transport
+        driver = Driver(
+            raft,
+            store,
+            transport,
+            host,
+            tick_interval=settings.TICK_INTERVAL,
+            snapshot_entries=settings.SNAPSHOT_ENTRIES,
+            snapshot_bytes=settings.SNAPSHOT_BYTES,
+        )
+        self._store, self._host, self._hub, self._driver = store, host, hub, driver
+        transport.update_peers(host.members)
+        await transport.start(self)
+        await driver.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        assert self._driver and self._store and self._hub and self._transport
+        await self._transport.close()
+        await self._driver.stop()
+        self._hub.close()
+        await self._store.close()
+
+    def _build_objects(self) -> dict[str, Replicated]:
+        objects: dict[str, Replicated] = {}
+        for name, cls in self.settings.resolve_objects().items():
+            objects[name] = create_initial(cls)
+        objects.update(self._given_objects)
+        if not objects:
+            raise ConfigurationError(
+                "this node hosts no objects: name them in OBJECTS, e.g."
+                " OBJECTS = {'counter': 'myproject.models.Counter'}",
+                setting="OBJECTS",
+            )
+        return objects
+
+    @property
+    def driver(self) -> Driver:
+        if self._driver is None:
+            raise UnavailableError(f"node {self.id!r} is not started")
+        if self._driver.failure is not None:
+            raise UnavailableError(f"node {self.id!r} failed: {self._driver.failure}")
+        return self._driver
+
+    @property
+    def host(self) -> Host:
+        self.driver  # noqa: B018 - raises if not running
+        assert self._host is not None
+        return self._host
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until a leader is known and this node has applied everything committed before
+        now (one linearizable read round succeeds)."""
+        await self._linearizable_index(self._deadline(timeout))
+
+    # -- transport handler ----------------------------------------------------------------------
+    def receive(self, message: Message) -> None:
+        if self._driver is not None:
+            self._driver.receive(message)
+
+    async def handle_call(self, call: Call, timeout: float) -> Outcome:
+        """A call forwarded by a peer: served here or refused, never forwarded again (no loops)."""
+        return await self._call(call, self._deadline(timeout), may_forward=False)
+
+    # -- calls ----------------------------------------------------------------------------------
+    def next_call_ids(self) -> tuple[str, int, int]:
+        """(client id, seq, ack) for a new command issued through this node."""
+        self._seq += 1
+        self._outstanding.add(self._seq)
+        ack = min(self._outstanding) - 1
+        return self._client_id, self._seq, ack
+
+    def call_done(self, seq: int) -> None:
+        self._outstanding.discard(seq)
+
+    async def call(self, call: Call, timeout: float | None = None) -> Outcome:
+        """Run a call anywhere in the cluster; ``timeout`` defaults to REQUEST_TIMEOUT."""
+        return await self._call(call, self._deadline(timeout), may_forward=True)
+
+    def _deadline(self, timeout: float | None) -> float:
+        return asyncio.get_running_loop().time() + (
+            self.settings.REQUEST_TIMEOUT if timeout is None else timeout
+        )
+
+    async def _call(self, call: Call, deadline: float, *, may_forward: bool) -> Outcome:
+        host = self.host
+        kind = "command" if call.kind is CallKind.COMMAND else "query"
+        op = host.operation(call.object, call.method, kind)
+        op.bind_json(call.args, call.kwargs)  # validate before anything is proposed or read
+        if call.kind is CallKind.COMMAND:
+            return await self._command(call, deadline, may_forward)
+        consistency = call.consistency or op.consistency or Consistency.LINEARIZABLE
+        return await self._query(call, Consistency(consistency), deadline, may_forward)
+
+    def _stamp(self) -> int:
+        # The leader's clock, made strictly increasing; replicas apply max(previous, stamp).
+        self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
+        return self._last_stamp
+
+    async def _command(self, call: Call, deadline: float, may_forward: bool) -> Outcome:
+        loop = asyncio.get_running_loop()
+        in_doubt = False  # whether some attempt may have reached the log
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                if in_doubt:
+                    raise OutcomeUnknownError(
+                        f"{call.object}.{call.method} timed out; it may or may not have been"
+                        " applied (retrying with the same client id and seq is safe)"
+                    )
+                raise AgreeTimeoutError(
+                    f"{call.object}.{call.method} timed out; it was not applied"
+                )
+            driver = self.driver
+            soft = driver.soft_state
+            if soft.role is Role.LEADER:
+                record = CommandRecord(
+                    object=call.object,
+                    method=call.method,
+                    args=call.args,
+                    kwargs=call.kwargs,
+                    client_id=call.client_id,
+                    seq=call.seq,
+                    ack=call.ack,
+                    timestamp_ns=self._stamp(),
+                )
+                fut = driver.propose(encode_command(record))
+                try:
+                    outcome: Outcome = await asyncio.wait_for(fut, remaining)
+                    return outcome
+                except ProposalLost:
+                    in_doubt = True
+                except (NotLeaderError, ProposalRejectedError):
+                    await self._wait_leader_change(deadline)
+                except TimeoutError:
+                    in_doubt = True
+                continue
+            if soft.leader_id is not None and soft.leader_id != self.id:
+                if not may_forward:
+                    raise NotLeaderError(
+                        leader_id=soft.leader_id, leader_url=self.host.members.get(soft.leader_id)
+                    )
+                try:
+                    assert self._transport is not None
+                    return await self._transport.forward(soft.leader_id, call, remaining)
+                except (NotLeaderError, ProposalRejectedError):
+                    await self._wait_leader_change(deadline, at_most=self._election_timeout())
+                except (UnavailableError, AgreeTimeoutError):
+                    in_doubt = True
+                    await self._wait_leader_change(deadline, at_most=self._election_timeout())
+                continue
+            await self._wait_leader_change(deadline)
+
+    async def _query(
+        self, call: Call, consistency: Consistency, deadline: float, may_forward: bool
+    ) -> Outcome:
+        if consistency is Consistency.ANY:
+            return self.host.query(call.object, call.method, call.args, call.kwargs)
+        if consistency is Consistency.LINEARIZABLE:
+            await self._linearizable_index(deadline)
+            return self.host.query(call.object, call.method, call.args, call.kwargs)
+        loop = asyncio.get_running_loop()
+        while True:  # LEADER: the node that believes it leads answers, without a check
+            soft = self.driver.soft_state
+            if soft.role is Role.LEADER:
+                return self.host.query(call.object, call.method, call.args, call.kwargs)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AgreeTimeoutError(f"{call.object}.{call.method}: no leader answered in time")
+            if soft.leader_id is not None and soft.leader_id != self.id:
+                if not may_forward:
+                    raise NotLeaderError(
+                        leader_id=soft.leader_id, leader_url=self.host.members.get(soft.leader_id)
+                    )
+                try:
+                    assert self._transport is not None
+                    return await self._transport.forward(soft.leader_id, call, remaining)
+                except (NotLeaderError, UnavailableError, AgreeTimeoutError):
+                    await self._wait_leader_change(deadline, at_most=self._election_timeout())
+                continue
+            await self._wait_leader_change(deadline)
+
+    async def _linearizable_index(self, deadline: float) -> int:
+        """ReadIndex (§6.4): a read index confirmed by the leader and applied here."""
+        loop = asyncio.get_running_loop()
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AgreeTimeoutError("no linearizable read could be confirmed in time")
+            # A round that is not confirmed within an election timeout (lost request, deposed
+            # leader) is abandoned and a new one started.
+            fut = self.driver.read_index()
+            try:
+                return await asyncio.wait_for(fut, min(remaining, 2 * self._election_timeout()))
+            except NotLeaderError:
+                await self._wait_leader_change(deadline, at_most=self._election_timeout())
+            except TimeoutError:
+                continue
+
+    def _election_timeout(self) -> float:
+        return self.settings.ELECTION_TICKS * self.settings.TICK_INTERVAL
+
+    async def _wait_leader_change(self, deadline: float, at_most: float | None = None) -> None:
+        remaining = deadline - asyncio.get_running_loop().time()
+        if at_most is not None:
+            remaining = min(remaining, at_most)
+        if remaining <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.driver.leader_change(), remaining)
+
+    # -- proxies and subscriptions --------------------------------------------------------------
+    def proxy(self, name: str) -> Any:
+        """An :class:`agree.proxy.AsyncProxy` for the object hosted under ``name``."""
+        from agree.proxy import AsyncProxy, NodeBackend
+
+        schema = self.host.schema(name)
+        return AsyncProxy(NodeBackend(self), name, schema)
+
+    def mutations(
+        self, object: str | None = None, method: str | None = None, *, from_index: int | None = None
+    ) -> MutationStream:
+        """An async iterator of the mutations applied here, optionally from a past index."""
+        self.driver  # noqa: B018
+        assert self._hub is not None
+        return self._hub.stream(object, method, from_index=from_index)
+
+    def subscribe(
+        self, callback: Any, object: str | None = None, method: str | None = None
+    ) -> Subscription:
+        self.driver  # noqa: B018
+        assert self._hub is not None
+        return self._hub.subscribe(callback, object, method, in_thread=True)
+
+    @contextlib.contextmanager
+    def read_lock(self, name: str) -> Iterator[Any]:
+        """Direct access to the local object, with applying held off meanwhile."""
+        host = self.host
+        with host.lock:
+            yield host.object(name)
+
+    # -- status and membership ------------------------------------------------------------------
+    @property
+    def is_leader(self) -> bool:
+        return self.driver.soft_state.role is Role.LEADER
+
+    @property
+    def leader_id(self) -> str | None:
+        return self.driver.soft_state.leader_id
+
+    def status(self) -> NodeStatus:
+        raft = self.driver.raft
+        conf = raft.conf
+        return NodeStatus(
+            id=self.id,
+            role=self.driver.soft_state.role.value,
+            leader_id=self.driver.soft_state.leader_id,
+            term=raft.term,
+            commit_index=raft.commit_index,
+            applied_index=self.host.applied_index,
+            last_index=raft.last_index,
+            voters=tuple(sorted(conf.voters)),
+            learners=tuple(sorted(conf.learners)),
+            members=dict(self.host.members),
+        )
+
+    def _require_leader(self) -> Driver:
+        driver = self.driver
+        soft = driver.soft_state
+        if soft.role is not Role.LEADER:
+            raise NotLeaderError(
+                leader_id=soft.leader_id,
+                leader_url=self.host.members.get(soft.leader_id or ""),
+            )
+        return driver
+
+    async def _conf_change(self, change: ConfChange, deadline: float) -> None:
+        remaining = deadline - asyncio.get_running_loop().time()
+        fut = self._require_leader().propose_conf_change(change)
+        try:
+            await asyncio.wait_for(fut, remaining)
+        except TimeoutError:
+            raise OutcomeUnknownError(
+                f"membership change {change.type.value} of {change.node_id!r} timed out"
+            ) from None
+        except ProposalLost:
+            raise OutcomeUnknownError(
+                f"membership change {change.type.value} of {change.node_id!r} was interrupted"
+                " by a leader change; check the members and retry"
+            ) from None
+
+    async def add_member(
+        self, node_id: str, url: str, *, learner: bool = False, timeout: float | None = None
+    ) -> None:
+        """Add ``node_id`` as a learner; unless ``learner``, promote it once it caught up."""
+        deadline = self._deadline(timeout)
+        status = self.status()
+        if node_id not in status.learners:
+            if node_id in status.voters:
+                raise MembershipChangeError(f"{node_id!r} is already a voting member")
+            await self._conf_change(
+                ConfChange(ConfChangeType.ADD_LEARNER, node_id, url.encode()), deadline
+            )
+        if learner:
+            return
+        loop = asyncio.get_running_loop()
+        while True:  # wait until the learner holds everything committed so far
+            progress = self._require_leader().raft.status().progress.get(node_id)
+            if progress is not None and progress[0] >= self.driver.raft.commit_index:
+                break
+            if loop.time() >= deadline:
+                raise AgreeTimeoutError(
+                    f"learner {node_id!r} did not catch up in time; it stays a learner"
+                )
+            await asyncio.sleep(self.settings.TICK_INTERVAL)
+        await self._conf_change(ConfChange(ConfChangeType.PROMOTE, node_id), deadline)
+
+    async def remove_member(self, node_id: str, *, timeout: float | None = None) -> None:
+        await self._conf_change(ConfChange(ConfChangeType.REMOVE, node_id), self._deadline(timeout))
+
+    async def transfer_leader(self, node_id: str, *, timeout: float | None = None) -> None:
+        """Hand leadership to ``node_id`` and wait until it leads (§3.10)."""
+        deadline = self._deadline(timeout)
+        if self.leader_id == node_id:
+            return
+        await self._require_leader().transfer_leader(node_id)
+        loop = asyncio.get_running_loop()
+        while self.leader_id != node_id:
+            if loop.time() >= deadline:
+                raise AgreeTimeoutError(f"leadership did not move to {node_id!r} in time")
+            await self._wait_leader_change(deadline)
+
+    def members(self) -> dict[str, dict[str, str]]:
+        status = self.status()
+        out: dict[str, dict[str, str]] = {}
+        for node_id in status.voters:
+            out[node_id] = {"url": status.members.get(node_id, ""), "role": "voter"}
+        for node_id in status.learners:
+            out[node_id] = {"url": status.members.get(node_id, ""), "role": "learner"}
+        return out
+
+    async def snapshot(self) -> int:
+        """Take a snapshot now and compact the log; returns its index."""
+        return await self.driver.request_snapshot()

@@ -1,0 +1,87 @@
+"""An in-process network joining several nodes on one event loop, for tests and benchmarks.
+
+Messages are handed over by reference (they are frozen values) on the next loop iteration, as a
+real network would deliver them later.  Tests can cut links to model partitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+
+from agree.calls import Call, Outcome
+from agree.errors import UnavailableError
+from agree.raft.messages import Message
+from agree.transport.base import TransportHandler
+
+
+class MemoryNetwork:
+    def __init__(self) -> None:
+        self._handlers: dict[str, TransportHandler] = {}
+        self._cut: set[tuple[str, str]] = set()  # (src, dst) links that drop everything
+
+    def transport(self, node_id: str) -> MemoryTransport:
+        return MemoryTransport(self, node_id)
+
+    # -- faults -----------------------------------------------------------------------------
+    def cut(self, a: str, b: str, *, both_ways: bool = True) -> None:
+        self._cut.add((a, b))
+        if both_ways:
+            self._cut.add((b, a))
+
+    def isolate(self, node_id: str) -> None:
+        for other in self._handlers:
+            if other != node_id:
+                self.cut(node_id, other)
+
+    def partition(self, *groups: Sequence[str]) -> None:
+        """Only nodes in the same group can talk."""
+        for i, group in enumerate(groups):
+            for other in groups[i + 1 :]:
+                for a in group:
+                    for b in other:
+                        self.cut(a, b)
+
+    def heal(self) -> None:
+        self._cut.clear()
+
+    def reachable(self, src: str, dst: str) -> bool:
+        return (src, dst) not in self._cut and dst in self._handlers
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def _attach(self, node_id: str, handler: TransportHandler) -> None:
+        self._handlers[node_id] = handler
+
+    def _detach(self, node_id: str) -> None:
+        self._handlers.pop(node_id, None)
+
+    def _deliver(self, messages: Sequence[Message]) -> None:
+        for msg in messages:
+            if self.reachable(msg.src, msg.dst):
+                self._handlers[msg.dst].receive(msg)
+
+
+class MemoryTransport:
+    def __init__(self, network: MemoryNetwork, node_id: str) -> None:
+        self._network = network
+        self._id = node_id
+
+    async def start(self, handler: TransportHandler) -> None:
+        self._network._attach(self._id, handler)
+
+    async def close(self) -> None:
+        self._network._detach(self._id)
+
+    def send(self, messages: Sequence[Message]) -> None:
+        if messages:
+            asyncio.get_running_loop().call_soon(self._network._deliver, tuple(messages))
+
+    async def forward(self, peer: str, call: Call, timeout: float) -> Outcome:
+        if not self._network.reachable(self._id, peer) or not self._network.reachable(
+            peer, self._id
+        ):
+            raise UnavailableError(f"node {peer!r} is unreachable from {self._id!r}")
+        return await self._network._handlers[peer].handle_call(call, timeout)
+
+    def update_peers(self, addresses: Mapping[str, str]) -> None:
+        """Addresses mean nothing in one process: nodes are found by id."""

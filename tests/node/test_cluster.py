@@ -1,0 +1,145 @@
+"""A 3-node cluster in one process: real cores, real SQLite storage, the in-memory transport."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+from pathlib import Path
+
+import pytest
+
+from agree.errors import UnknownMethodError, ValidationError
+from agree.raft.entries import EntryType
+from agree.testing.cluster import MemoryCluster
+from agree.testing.models import Color, Counter, KVStore, Point, Types
+
+OBJECTS = {"counter": Counter, "kv": KVStore, "types": Types}
+
+
+async def _applied_log(
+    node_dir: Path, cluster: MemoryCluster, node_id: str
+) -> list[tuple[int, int, bytes]]:
+    store = cluster.nodes[node_id]._store
+    assert store is not None
+    entries = await store.entries(1, cluster.nodes[node_id].host.applied_index + 1)
+    return [(e.index, e.term, e.data) for e in entries if e.type is EntryType.NORMAL]
+
+
+async def test_three_nodes_apply_the_same_sequence(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        leader = await cluster.wait_leader()
+        # Calls go through every node: followers forward commands to the leader.
+        proxies = [n.proxy("counter") for n in cluster.nodes.values()]
+        results = await asyncio.gather(*(proxies[i % 3].add(i + 1) for i in range(30)))
+        assert sorted(results)[-1] == sum(range(1, 31))
+        for p in proxies:
+            assert await p.get() == sum(range(1, 31))
+        index = leader.host.applied_index
+        await cluster.wait_applied(index)
+        logs = [await _applied_log(tmp_path, cluster, nid) for nid in cluster.ids]
+        assert logs[0] == logs[1] == logs[2]
+        assert len(logs[0]) == 30
+        values = set()
+        for node in cluster.nodes.values():
+            with node.read_lock("counter") as obj:
+                values.add(obj.value)
+        assert values == {sum(range(1, 31))}
+
+
+async def test_user_exception_keeps_its_type_and_the_next_command_works(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        await cluster.wait_leader()
+        c = cluster.nodes["n2"].proxy("counter")
+        assert await c.add(2) == 2
+        with pytest.raises(ValueError, match="n must be >= 0"):
+            await c.add(-1)
+        assert await c.add(3) == 5
+
+
+async def test_bad_calls_write_nothing(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        leader = await cluster.wait_leader()
+        c = leader.proxy("counter")
+        await c.add(1)
+        before = leader.status().last_index
+        with pytest.raises(UnknownMethodError):
+            c.nope  # noqa: B018
+        with pytest.raises(ValidationError):
+            await c.add("1")
+        with pytest.raises(ValidationError):
+            await c.add(1, 2)
+        with pytest.raises(ValidationError):
+            await c.add(m=3)
+        assert leader.status().last_index == before
+
+
+async def test_values_round_trip_faithfully(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        await cluster.wait_leader()
+        t = cluster.nodes["n3"].proxy("types")
+        n = await t.echo_int(2**62 + 1)
+        assert n == 2**62 + 1 and type(n) is int
+        when = datetime.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=datetime.UTC)
+        assert await t.echo_when(when) == when
+        p = Point(1, 2.5, frozenset({"a"}))
+        assert await t.echo_point(p) == p
+        assert await t.echo_set({1, 2, 3}) == {1, 2, 3}
+        assert await t.echo_tuple((1, "x", Color.RED)) == (1, "x", Color.RED)
+        with pytest.raises(ValidationError, match="return type"):
+            await t.bad_result()
+
+
+async def test_commands_see_index_term_and_a_monotonic_leader_time(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        await cluster.wait_leader()
+        t = cluster.nodes["n1"].proxy("types")
+        stamps = [await t.stamp() for _ in range(5)]
+        indexes = [s[0] for s in stamps]
+        times = [s[2] for s in stamps]
+        assert indexes == sorted(indexes) and len(set(indexes)) == 5
+        assert times == sorted(times)
+        await cluster.wait_applied(indexes[-1])
+        # Every replica saw the same timestamps: they come from the entries, not local clocks.
+        seen = set()
+        for node in cluster.nodes.values():
+            with node.read_lock("types") as obj:
+                seen.add(tuple(obj.stamps))
+        assert len(seen) == 1
+
+
+async def test_leader_failover_keeps_committed_state(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        leader = await cluster.wait_leader()
+        kv = leader.proxy("kv")
+        for i in range(10):
+            await kv.set(f"k{i}", str(i))
+        await cluster.stop_node(leader.id)
+        new_leader = await cluster.wait_leader()
+        assert new_leader.id != leader.id
+        kv2 = new_leader.proxy("kv")
+        assert await kv2.size() == 10
+        await kv2.set("after", "failover")
+        restarted = await cluster.restart_node(leader.id)
+        await restarted.wait_ready(10)
+        assert await restarted.proxy("kv").get("after") == "failover"
+
+
+async def test_restart_from_snapshot_and_log_gives_the_same_state(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS, SNAPSHOT_ENTRIES=20) as cluster:
+        leader = await cluster.wait_leader()
+        c = leader.proxy("counter")
+        for _ in range(55):
+            await c.add(1)
+        await cluster.wait_applied(leader.host.applied_index)
+        for node_id in list(cluster.ids):
+            store = cluster.nodes[node_id]._store
+            assert store is not None
+            snap = await store.snapshot()
+            assert snap is not None and snap.meta.index >= 20  # snapshots were taken
+        for node_id in list(cluster.ids):
+            await cluster.restart_node(node_id)
+        leader = await cluster.wait_leader()
+        await leader.wait_ready(10)
+        for node in cluster.nodes.values():
+            await node.wait_ready(10)
+            assert await node.proxy("counter").get() == 55
