@@ -19,6 +19,7 @@ from agree.errors import (
     RemoteError,
     SchemaMismatchError,
     StorageError,
+    SubscriptionOverflowError,
     UnavailableError,
     UnknownMethodError,
     UnknownObjectError,
