@@ -115,8 +115,6 @@ def _mark(fn: object, mark: OperationMark, decorator: str) -> None:
     existing = operation_mark(fn)
     if existing is not None:
         raise TypeError(f"{fn.__qualname__} is already marked @{existing.kind}")
-    if mark.name is not None:
-        check_operation_name(mark.name, f"@{decorator}(name=...) on {fn.__qualname__}")
     setattr(fn, _MARK_ATTRIBUTE, mark)
 
 
@@ -143,6 +141,8 @@ def command(fn: Any = None, /, *, name: str | None = None) -> Any:
     Usable bare (``@command``) or called (``@command(name="incr")``).  The method
     itself is returned unchanged.
     """
+    if name is not None:
+        check_operation_name(name, "@command(name=...)")
     mark = OperationMark(kind="command", name=name, consistency=None)
 
     def decorate(func: F) -> F:
@@ -181,6 +181,8 @@ def query(
             f"@query(consistency={consistency!r}): expected one of "
             f"{', '.join(repr(c.value) for c in Consistency)}"
         ) from None
+    if name is not None:
+        check_operation_name(name, "@query(name=...)")
     mark = OperationMark(kind="query", name=name, consistency=level)
 
     def decorate(func: F) -> F:

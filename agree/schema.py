@@ -94,11 +94,13 @@ __all__ = [
 SCHEMA_FORMAT: Final = 1
 
 # bytes as base64 (UTF-8 would refuse arbitrary bytes) and inf/nan as strings
-# (JSON has no literal for them, and null would lose them).
+# (JSON has no literal for them, and null would lose them).  Dataclass instances
+# are revalidated so that a wrong field type deep inside one is caught with its path.
 _CONFIG: Final = ConfigDict(
     ser_json_bytes="base64",
     val_json_bytes="base64",
     ser_json_inf_nan="strings",
+    revalidate_instances="always",
 )
 
 
