@@ -56,7 +56,9 @@ class Driver:
         snapshot_entries: int,
         snapshot_bytes: int,
         on_conf_change: Callable[[ConfChange], None] | None = None,
+        on_leader: Callable[[], None] | None = None,
     ) -> None:
+        self.on_leader = on_leader
         self.raft = raft
         self.store = store
         self.transport = transport
@@ -338,6 +340,8 @@ class Driver:
                 for fut in self._reads.pop(ctx):
                     if not fut.done():
                         fut.set_exception(NotLeaderError(leader_id=soft.leader_id))
+        if soft.role is Role.LEADER and previous.role is not Role.LEADER and self.on_leader:
+            self.on_leader()
         waiters, self._leader_waiters = self._leader_waiters, []
         for waiter in waiters:
             if not waiter.done():

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agree.calls import Outcome
+from agree.cluster_schema import check_local, decode_schema_record, is_schema_record, merge
 from agree.codec import (
     CommandRecord,
     decode_command,
@@ -53,10 +54,14 @@ class Host:
         self,
         objects: dict[str, Replicated],
         *,
+        node_id: str = "",
         members: dict[str, str] | None = None,
         session_ttl_ns: int = DEFAULT_SESSION_TTL_NS,
     ) -> None:
+        self.node_id = node_id
         self.objects: dict[str, Replicated] = dict(objects)
+        # The schemas the cluster recorded (agree.cluster_schema): replicated state.
+        self.cluster_schemas: dict[str, dict[str, Any]] = {}
         self.sessions: SessionTable[Outcome] = SessionTable(session_ttl_ns)
         # The address book is replicated state: it changes with CONF_CHANGE entries.
         self.members: dict[str, str] = dict(members or {})
@@ -96,6 +101,8 @@ class Host:
             self.applied_index = entry.index
             self.applied_term = entry.term
             if record is None:
+                if is_schema_record(entry.data):
+                    return self._apply_schema_record(entry)
                 try:
                     record = decode_command(entry.data)
                 except (ProtocolError, CorruptionError, IncompatibleVersionError) as exc:
@@ -160,6 +167,29 @@ class Host:
             )
             return Outcome(error=encode_error(err), index=entry.index)
         return Outcome(result=result, index=entry.index)
+
+    def _apply_schema_record(self, entry: Entry) -> Outcome:
+        try:
+            record = decode_schema_record(entry.data)
+        except AgreeError as exc:
+            log.error("entry %d: %s", entry.index, exc)
+            return _error(exc)
+        self.cluster_schemas, conflicts = merge(self.cluster_schemas, record)
+        if conflicts:
+            log.warning(
+                "schema record of node %s refused: objects %s differ from the cluster's",
+                record.node_id,
+                ", ".join(conflicts),
+            )
+        self.check_schemas()
+        return Outcome(result={"conflicts": conflicts}, index=entry.index)
+
+    def local_schemas(self) -> dict[str, ObjectSchema]:
+        return {name: schema_of(obj) for name, obj in self.objects.items()}
+
+    def check_schemas(self) -> None:
+        """Raise SchemaMismatchError if this node's code disagrees with the recorded schemas."""
+        check_local(self.node_id, self.local_schemas(), self.cluster_schemas)
 
     def apply_conf_change(self, entry: Entry) -> ConfChange | None:
         with self.lock:
@@ -241,6 +271,7 @@ class Host:
                     "objects": self.objects,
                     "sessions": self.sessions,
                     "members": self.members,
+                    "cluster_schemas": self.cluster_schemas,
                     "applied_index": self.applied_index,
                     "applied_term": self.applied_term,
                     "last_ts_ns": self.last_ts_ns,
@@ -259,6 +290,8 @@ class Host:
             self.objects = restored
             self.sessions = state["sessions"]
             self.members = state["members"]
+            self.cluster_schemas = state["cluster_schemas"]
             self.applied_index = state["applied_index"]
             self.applied_term = state["applied_term"]
             self.last_ts_ns = state["last_ts_ns"]
+        self.check_schemas()

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from agree.calls import Call, CallKind, Outcome
+from agree.cluster_schema import encode_schema_record
 from agree.codec import CommandRecord, encode_command
 from agree.driver import Driver, ProposalLost
 from agree.errors import (
+    AgreeError,
     AgreeTimeoutError,
     ConfigurationError,
     MembershipChangeError,
@@ -151,7 +153,7 @@ class Node:
                 await store.save(
                     hard_state=persisted.hard_state, entries=persisted.entries, snapshot=None
                 )
-            host = Host(objects, members=dict(settings.NODES))
+            host = Host(objects, node_id=self.id, members=dict(settings.NODES))
             if persisted.snapshot is not None:
                 host.restore(persisted.snapshot.data)
             raft = RaftNode(
@@ -175,6 +177,7 @@ class Node:
             tick_interval=settings.TICK_INTERVAL,
             snapshot_entries=settings.SNAPSHOT_ENTRIES,
             snapshot_bytes=settings.SNAPSHOT_BYTES,
+            on_leader=self._announce_schema,
         )
         self._store, self._host, self._hub, self._driver = store, host, hub, driver
         transport.update_peers(host.members)
@@ -205,12 +208,28 @@ class Node:
             )
         return objects
 
+    def _announce_schema(self) -> None:
+        """As a new leader, record this node's schemas in the log (agree.cluster_schema)."""
+        assert self._driver is not None and self._host is not None
+        data = encode_schema_record(self.id, self._host.local_schemas())
+        fut = self._driver.propose(data)
+        # Nobody waits for it: its effect is the recorded schemas, checked on every replica.
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why this node stopped serving, if it did (storage failure, schema mismatch...)."""
+        return None if self._driver is None else self._driver.failure
+
     @property
     def driver(self) -> Driver:
         if self._driver is None:
             raise UnavailableError(f"node {self.id!r} is not started")
-        if self._driver.failure is not None:
-            raise UnavailableError(f"node {self.id!r} failed: {self._driver.failure}")
+        failure = self._driver.failure
+        if isinstance(failure, AgreeError):
+            raise failure
+        if failure is not None:
+            raise UnavailableError(f"node {self.id!r} failed: {failure}")
         return self._driver
 
     @property

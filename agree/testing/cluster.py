@@ -26,11 +26,13 @@ class MemoryCluster:
         *,
         size: int = 3,
         seed: int = 0,
+        node_objects: Mapping[str, Mapping[str, type[Replicated]]] | None = None,
         database_url: str | None = None,
         **settings: Any,
     ) -> None:
         self.directory = Path(directory)
         self.objects = dict(objects)
+        self.node_objects = {k: dict(v) for k, v in (node_objects or {}).items()}
         self.ids = [f"n{i + 1}" for i in range(size)]
         self.addresses = {
             node_id: f"http://127.0.0.1:{7001 + i}" for i, node_id in enumerate(self.ids)
@@ -60,7 +62,8 @@ class MemoryCluster:
     def _new_node(
         self, node_id: str, *, join: bool = False, nodes: Mapping[str, str] | None = None
     ) -> Node:
-        objects = {name: create_initial(cls) for name, cls in self.objects.items()}
+        classes = self.node_objects.get(node_id, self.objects)
+        objects = {name: create_initial(cls) for name, cls in classes.items()}
         return Node(
             self.node_settings(node_id, nodes),
             objects=objects,
@@ -69,13 +72,19 @@ class MemoryCluster:
             rng=random.Random(self.rng.random()),
         )
 
-    async def start(self) -> MemoryCluster:
+    async def start(self, only: list[str] | None = None) -> MemoryCluster:
+        """Start every node (or ``only`` those; start the others with start_node later)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         for node_id in self.ids:
             self.nodes[node_id] = self._new_node(node_id)
-        for node in self.nodes.values():
-            await node.start()
+        for node_id in only or self.ids:
+            await self.nodes[node_id].start()
         return self
+
+    async def start_node(self, node_id: str) -> Node:
+        node = self.nodes[node_id]
+        await node.start()
+        return node
 
     async def stop(self) -> None:
         await asyncio.gather(*(n.stop() for n in self.nodes.values()), return_exceptions=True)
@@ -109,10 +118,10 @@ class MemoryCluster:
         return node
 
     def running(self) -> list[Node]:
-        return [n for n in self.nodes.values() if n._started]
+        return [n for n in self.nodes.values() if n._started and n.failure is None]
 
     def leader(self) -> Node | None:
-        leaders = [n for n in self.running() if n.driver.failure is None and n.is_leader]
+        leaders = [n for n in self.running() if n.is_leader]
         return max(leaders, key=lambda n: n.status().term) if leaders else None
 
     async def wait_leader(self, timeout: float = 10.0) -> Node:

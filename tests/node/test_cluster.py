@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agree.codec import COMMAND_MAGIC
 from agree.errors import UnknownMethodError, ValidationError
 from agree.raft.entries import EntryType
 from agree.testing.cluster import MemoryCluster
@@ -22,7 +23,11 @@ async def _applied_log(
     store = cluster.nodes[node_id]._store
     assert store is not None
     entries = await store.entries(1, cluster.nodes[node_id].host.applied_index + 1)
-    return [(e.index, e.term, e.data) for e in entries if e.type is EntryType.NORMAL]
+    return [
+        (e.index, e.term, e.data)
+        for e in entries
+        if e.type is EntryType.NORMAL and e.data.startswith(COMMAND_MAGIC)
+    ]
 
 
 async def test_three_nodes_apply_the_same_sequence(tmp_path: Path) -> None:
