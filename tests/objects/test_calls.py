@@ -148,7 +148,7 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, pydantic.BaseModel):
         return all(_same(getattr(a, n), getattr(b, n)) for n in type(a).model_fields)
     if isinstance(a, dt.datetime):
-        return a == b and a.tzinfo == b.tzinfo and a.utcoffset() == b.utcoffset()
+        return bool(a == b and a.tzinfo == b.tzinfo and a.utcoffset() == b.utcoffset())
     return bool(a == b)
 
 
