@@ -207,8 +207,13 @@ class Cluster:
         self.send(*msgs)
         return len(msgs)
 
-    def stabilize(self, rounds: int = 200) -> None:
+    def stabilize(
+        self, rounds: int = 200, *, drop: Callable[[Message], bool] | None = None
+    ) -> None:
+        """Deliver until the network is quiet; messages matching ``drop`` are lost."""
         for _ in range(rounds):
+            if drop is not None:
+                self.drop(drop)
             if not self.deliver():
                 return
         raise AssertionError("the network did not settle")
@@ -238,11 +243,34 @@ class Cluster:
             node.tick()
         raise AssertionError(f"{node_id} never campaigned")
 
-    def elect(self, node_id: str) -> None:
-        """Make ``node_id`` time out, campaign and (if it can) win; then settle."""
+    def elect(self, node_id: str, *, quietly: bool = False) -> None:
+        """Make ``node_id`` time out, campaign and (if it can) win; then settle.  If
+        ``quietly``, everything it sends once it leads is lost (it replicates nothing)."""
         self.campaign(node_id)
         self.process()
-        self.stabilize()
+        lost = None
+        if quietly:
+            lost = lambda m: m.src == node_id and self[node_id].role is Role.LEADER  # noqa: E731
+        self.stabilize(drop=lost)
+
+    def elect_until(self, node_id: str, attempts: int = 5, *, quietly: bool = False) -> None:
+        """Campaign again (after a failed election, e.g. one that only taught ``node_id`` a
+        higher term) until ``node_id`` leads."""
+        for _ in range(attempts):
+            self.elect(node_id, quietly=quietly)
+            if self[node_id].role is Role.LEADER:
+                return
+        raise AssertionError(f"{node_id} did not win an election")
+
+    def forget_leader(self, *node_ids: str) -> None:
+        """Let the election timeout pass on ``node_ids`` without them campaigning: what
+        happens when they stop hearing from their leader (their votes are dropped)."""
+        for node_id in node_ids:
+            node = self.peers[node_id].node
+            for _ in range(self.make_config(node_id).election_tick):
+                node.tick()
+        self.process()
+        self.drop(lambda m: m.src in node_ids and type(m).__name__ == "RequestVote")
 
     def propose(self, node_id: str, data: bytes) -> int:
         index = self.peers[node_id].node.propose(data)
