@@ -1,0 +1,444 @@
+"""The byte formats: command entries, snapshot state blobs, and recorded errors."""
+
+from __future__ import annotations
+
+import json
+import platform
+import struct
+from datetime import UTC, datetime
+from typing import Any
+
+import cloudpickle
+import pytest
+
+from agree import Replicated, command
+from agree.codec import (
+    COMMAND_MAGIC,
+    STATE_MAGIC,
+    CommandRecord,
+    ErrorInfo,
+    decode_command,
+    decode_error,
+    dump_state,
+    encode_command,
+    encode_error,
+    load_state,
+    peek_state_header,
+)
+from agree.errors import (
+    AgreeError,
+    ConfigurationError,
+    CorruptionError,
+    IncompatibleVersionError,
+    NotLeaderError,
+    ProtocolError,
+    RemoteError,
+    StorageError,
+    ValidationError,
+)
+from agree.replicated import CommandContext, applying
+from agree.schema import schema_of
+
+# -- commands -------------------------------------------------------------------------------------
+
+RECORD = CommandRecord(
+    object="counter",
+    method="add",
+    args=[5, 1.0, True, None, "é", [1, {"k": 2.5}]],
+    kwargs={"note": "x", "big": 2**70},
+    client_id="c-1",
+    seq=7,
+    timestamp_ns=1_700_000_000_123_456_789,
+    ack=6,
+)
+
+
+def test_a_command_round_trips_with_its_json_types() -> None:
+    data = encode_command(RECORD)
+    assert data.startswith(COMMAND_MAGIC + b"\x01")
+    back = decode_command(data)
+    assert back == RECORD
+    assert type(back.args[0]) is int and type(back.args[1]) is float
+    assert type(back.args[2]) is bool and type(back.kwargs["big"]) is int
+
+
+def test_ack_defaults_to_zero() -> None:
+    rec = CommandRecord("o", "m", [], {}, "c", 1, 2)
+    assert rec.ack == 0
+    assert decode_command(encode_command(rec)) == rec
+
+
+def test_command_encoding_is_compact_json() -> None:
+    rec = CommandRecord("kv", "set", ["a", "1"], {}, "c", 1, 2)
+    assert encode_command(rec) == b'AGC\x01["kv","set",["a","1"],{},"c",1,2,0]'
+
+
+def test_a_command_from_bound_call_json_round_trips() -> None:
+    class Kv(Replicated):
+        @command
+        def put(self, key: str, at: datetime, data: bytes) -> None: ...
+
+    op = schema_of(Kv).operation("put")
+    bound = op.bind(["k", datetime(2024, 1, 1, tzinfo=UTC), b"\xff"], {})
+    args, kwargs = bound.to_json()
+    rec = decode_command(encode_command(CommandRecord("kv", "put", args, kwargs, "c", 1, 0)))
+    assert op.bind_json(rec.args, rec.kwargs) == bound
+
+
+def test_a_non_json_argument_cannot_be_encoded() -> None:
+    for bad in ([object()], [float("nan")]):
+        with pytest.raises(ValidationError, match="cannot be encoded"):
+            encode_command(CommandRecord("o", "m", bad, {}, "c", 1, 0))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "not an agree command entry"),
+        (b"AG", "not an agree command entry"),
+        (b"XYZ\x01[]", r"expected it to start with b'AGC', got b'XYZ\\x01\[\]'"),
+        (b"AGS\x01[]", "not an agree command entry"),
+        (b"AGC\x01", "not valid JSON"),
+        (b"AGC\x01\xff\xfe", "not valid JSON"),
+        (b'AGC\x01{"object": "o"}', "must be a JSON array of 8 fields"),
+        (b'AGC\x01["o","m",[],{},"c",1]', "must be a JSON array of 8 fields"),
+        (b'AGC\x01["o","m",{},{},"c",1,2,0]', "field 'args' must be list"),
+        (b'AGC\x01["o",1,[],{},"c",1,2,0]', "field 'method' must be str"),
+        (b'AGC\x01["o","m",[],{},"c",true,2,0]', "field 'seq' must be int"),
+        (b'AGC\x01["o","m",[],{},"c",1,2.5,0]', "field 'timestamp_ns' must be int"),
+        (b'AGC\x01["o","m",[],{},"c",-1,2,0]', "negative"),
+        (b'AGC\x01["o","m",[NaN],{},"c",1,2,0]', "not valid JSON"),
+    ],
+    ids=repr,
+)
+def test_garbage_is_a_corruption_error(data: bytes, message: str) -> None:
+    with pytest.raises(CorruptionError, match=message):
+        decode_command(data)
+
+
+def test_a_non_bytes_entry_is_a_corruption_error() -> None:
+    with pytest.raises(CorruptionError, match="must be bytes"):
+        decode_command("AGC\x01[]")  # type: ignore[arg-type]
+
+
+def test_a_newer_command_codec_is_refused_naming_both_versions() -> None:
+    data = COMMAND_MAGIC + b"\x02" + encode_command(RECORD)[4:]
+    with pytest.raises(
+        IncompatibleVersionError, match=r"codec version 2 \(a newer agree\).*codec version 1"
+    ):
+        decode_command(data)
+
+
+def test_decode_accepts_bytearray_and_memoryview() -> None:
+    data = encode_command(RECORD)
+    assert decode_command(bytearray(data)) == RECORD  # type: ignore[arg-type]
+    assert decode_command(memoryview(data)) == RECORD  # type: ignore[arg-type]
+
+
+# -- state blobs ----------------------------------------------------------------------------------
+
+
+class Ledger(Replicated):
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, str]] = []
+        self.total = 0
+
+    @command
+    def post(self, amount: int, memo: str) -> int:
+        self.entries.append((self.context.index, memo))
+        self.total += amount
+        return self.total
+
+
+class WithState:
+    """Keeps a derived cache that must not be snapshotted."""
+
+    def __init__(self) -> None:
+        self.items = [1, 2, 3]
+        self.cache: dict[int, int] | None = {1: 1}
+        self.restored = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"items": self.items}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.items = state["items"]
+        self.cache = None
+        self.restored = True
+
+
+def test_state_round_trips() -> None:
+    ledger = Ledger()
+    with applying(CommandContext(3, 1, datetime(2024, 1, 1, tzinfo=UTC))):
+        ledger.post(5, "coffee")
+    back = load_state(dump_state({"ledger": ledger, "n": 1}))
+    assert isinstance(back, dict)
+    restored = back["ledger"]
+    assert isinstance(restored, Ledger)
+    assert restored.entries == [(3, "coffee")] and restored.total == 5
+
+
+def test_the_command_context_is_never_pickled() -> None:
+    ledger = Ledger()
+    ctx = CommandContext(9, 2, datetime(2024, 1, 1, tzinfo=UTC))
+    with applying(ctx):
+        blob = dump_state(ledger)
+    assert b"CommandContext" not in blob
+    restored = load_state(blob)
+    assert isinstance(restored, Ledger)
+    assert "context" not in vars(restored)
+
+
+def test_getstate_and_setstate_are_honoured() -> None:
+    obj = WithState()
+    restored = load_state(dump_state(obj))
+    assert isinstance(restored, WithState)
+    assert restored.items == [1, 2, 3]
+    assert restored.cache is None and restored.restored
+
+
+def test_classes_defined_in_a_function_travel_by_value() -> None:
+    class Local:
+        def __init__(self) -> None:
+            self.x = 41
+
+        def bump(self) -> int:
+            return self.x + 1
+
+    restored = load_state(dump_state(Local()))
+    assert restored.bump() == 42  # type: ignore[attr-defined]
+
+
+def test_the_header_carries_the_writers_versions() -> None:
+    blob = dump_state([1, 2, 3])
+    assert blob.startswith(STATE_MAGIC + b"\x01")
+    header = peek_state_header(blob)
+    assert header.codec_version == 1
+    assert header.python_version == platform.python_version()
+    assert header.cloudpickle_version == cloudpickle.__version__
+    assert header.payload_length == len(blob) - header.payload_offset
+
+
+def _reheader(blob: bytes, **changes: Any) -> bytes:
+    header = peek_state_header(blob)
+    fields = json.loads(blob[8 : header.payload_offset])
+    fields.update(changes)
+    encoded = json.dumps(fields).encode()
+    return blob[:4] + struct.pack(">I", len(encoded)) + encoded + blob[header.payload_offset :]
+
+
+def _other_minor() -> str:
+    major, minor, _ = platform.python_version_tuple()
+    return f"{major}.{int(minor) + 1}.0"
+
+
+def test_a_blob_from_another_python_minor_is_refused_naming_both() -> None:
+    blob = _reheader(dump_state({"a": 1}), python=_other_minor())
+    with pytest.raises(IncompatibleVersionError) as info:
+        load_state(blob)
+    assert f"Python {_other_minor()}" in str(info.value)
+    assert f"Python {platform.python_version()}" in str(info.value)
+
+
+def test_a_blob_from_another_python_micro_is_accepted() -> None:
+    major, minor, _ = platform.python_version_tuple()
+    blob = _reheader(dump_state({"a": 1}), python=f"{major}.{minor}.999")
+    assert load_state(blob) == {"a": 1}
+
+
+def test_a_blob_from_another_cloudpickle_major_is_refused_naming_both() -> None:
+    other = f"{int(cloudpickle.__version__.split('.')[0]) + 1}.0.0"
+    blob = _reheader(dump_state({"a": 1}), cloudpickle=other)
+    with pytest.raises(IncompatibleVersionError) as info:
+        load_state(blob)
+    assert f"cloudpickle {other}" in str(info.value)
+    assert f"cloudpickle {cloudpickle.__version__}" in str(info.value)
+
+
+def test_a_blob_from_a_newer_state_codec_is_refused_naming_both() -> None:
+    blob = dump_state({"a": 1})
+    newer = blob[:3] + b"\x07" + blob[4:]
+    for reader in (load_state, peek_state_header):
+        with pytest.raises(IncompatibleVersionError, match=r"codec version 7.*codec version 1"):
+            reader(newer)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda b: b"",
+        lambda b: b"PK\x03\x04" + b[4:],
+        lambda b: b[:6],
+        lambda b: b[:4] + struct.pack(">I", 10**6) + b[8:],
+        lambda b: b[:8] + b"{not json" + b[17:],
+    ],
+    ids=["empty", "bad magic", "truncated header", "header too long", "header not json"],
+)
+def test_a_bad_header_is_a_corruption_error(mangle: Any) -> None:
+    blob = mangle(dump_state({"a": 1}))
+    with pytest.raises(CorruptionError):
+        peek_state_header(blob)
+    with pytest.raises(CorruptionError):
+        load_state(blob)
+
+
+def test_a_header_missing_a_field_is_a_corruption_error() -> None:
+    blob = dump_state({"a": 1})
+    header = peek_state_header(blob)
+    fields = json.loads(blob[8 : header.payload_offset])
+    del fields["crc32"]
+    encoded = json.dumps(fields).encode()
+    broken = blob[:4] + struct.pack(">I", len(encoded)) + encoded + blob[header.payload_offset :]
+    with pytest.raises(CorruptionError, match="lacks a field"):
+        load_state(broken)
+
+
+def test_a_damaged_payload_fails_its_checksum_before_unpickling() -> None:
+    blob = bytearray(dump_state({"key": "value" * 10}))
+    blob[-5] ^= 0x55
+    with pytest.raises(CorruptionError, match="CRC-32"):
+        load_state(bytes(blob))
+    with pytest.raises(CorruptionError, match="payload is"):
+        load_state(dump_state({"a": 1})[:-1])
+
+
+def test_an_unpicklable_object_is_a_storage_error() -> None:
+    import threading
+
+    with pytest.raises(StorageError, match="cannot snapshot"):
+        dump_state({"lock": threading.Lock()})
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+class InsufficientFunds(Exception):
+    pass
+
+
+class NeedsTwo(Exception):
+    def __init__(self, amount: int, balance: int) -> None:
+        super().__init__(f"cannot take {amount} from {balance}")
+
+
+def _round_trip(exc: BaseException) -> BaseException:
+    info = encode_error(exc)
+    wire = json.loads(json.dumps(info.to_json()))
+    return decode_error(ErrorInfo.from_json(wire))
+
+
+def test_a_builtin_error_comes_back_with_its_type_and_message() -> None:
+    back = _round_trip(ValueError("n must be >= 0"))
+    assert type(back) is ValueError and str(back) == "n must be >= 0"
+    assert back.args == ("n must be >= 0",)
+    key = _round_trip(KeyError("missing"))
+    assert type(key) is KeyError and key.args == ("missing",)
+    empty = _round_trip(RuntimeError())
+    assert type(empty) is RuntimeError and empty.args == ()
+
+
+def test_encode_error_records_type_message_and_args() -> None:
+    info = encode_error(ValueError("bad", 3, [1.5, None]))
+    assert info == ErrorInfo(
+        "builtins:ValueError", "('bad', 3, [1.5, None])", ["bad", 3, [1.5, None]]
+    )
+    assert type(_round_trip(ValueError("bad", 3, [1.5, None]))) is ValueError
+
+
+def test_a_user_error_keeps_its_type() -> None:
+    back = _round_trip(InsufficientFunds("balance 3 < 5"))
+    assert type(back) is InsufficientFunds and str(back) == "balance 3 < 5"
+    assert encode_error(InsufficientFunds("x")).type.endswith(":InsufficientFunds")
+
+
+def test_agree_errors_keep_their_type() -> None:
+    for exc in (ValidationError("bad call"), ConfigurationError("bad", setting="NODES"),
+                NotLeaderError("not me")):
+        back = _round_trip(exc)
+        assert type(back) is type(exc) and str(back) == str(exc)
+
+
+def test_non_json_args_fall_back_to_the_message() -> None:
+    exc = ValueError((1, 2), datetime(2020, 1, 1))
+    info = encode_error(exc)
+    assert info.args is None
+    back = decode_error(info)
+    assert type(back) is ValueError and str(back) == str(exc)
+
+
+def test_an_error_that_cannot_be_rebuilt_becomes_a_remote_error() -> None:
+    back = _round_trip(NeedsTwo(5, 3))
+    assert isinstance(back, RemoteError)
+    assert back.type_name.endswith(":NeedsTwo")
+    assert "cannot take 5 from 3" in str(back)
+
+
+@pytest.mark.parametrize(
+    "type_name",
+    [
+        "no.such.module:Error",
+        "builtins:NoSuchError",
+        "builtins:len",
+        "builtins:KeyboardInterrupt",
+        "builtins:SystemExit",
+        "tests:<locals>.Err",
+        "not a type name",
+        "os:path",
+    ],
+)
+def test_unresolvable_or_unsafe_types_become_remote_errors(type_name: str) -> None:
+    back = decode_error(ErrorInfo(type_name, "boom", ["boom"]))
+    assert isinstance(back, RemoteError)
+    assert back.type_name == type_name
+    assert str(back) == f"{type_name}: boom"
+
+
+def test_a_local_exception_class_becomes_a_remote_error() -> None:
+    class Local(Exception):
+        pass
+
+    back = _round_trip(Local("x"))
+    assert isinstance(back, RemoteError) and "<locals>" in back.type_name
+
+
+def test_a_remote_error_passes_on_the_type_it_stands_for() -> None:
+    remote = decode_error(ErrorInfo("elsewhere:Gone", "it went", None))
+    assert isinstance(remote, RemoteError)
+    assert encode_error(remote) == ErrorInfo("elsewhere:Gone", "it went", None)
+
+
+def test_keyboard_interrupt_is_recorded_but_not_rebuilt() -> None:
+    info = encode_error(KeyboardInterrupt())
+    assert info.type == "builtins:KeyboardInterrupt"
+    assert isinstance(decode_error(info), RemoteError)
+
+
+def test_an_unprintable_exception_is_still_encoded() -> None:
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    info = encode_error(Unprintable())
+    assert "unprintable" in info.message
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        [],
+        {"type": 1, "message": "m"},
+        {"type": "builtins:ValueError"},
+        {"type": "builtins:ValueError", "message": "m", "args": "x"},
+        {"type": "builtins:ValueError", "message": "m", "args": [float("nan")]},
+    ],
+    ids=repr,
+)
+def test_a_malformed_error_record_is_a_protocol_error(wire: Any) -> None:
+    with pytest.raises(ProtocolError):
+        ErrorInfo.from_json(wire)
+
+
+def test_error_info_json_round_trip() -> None:
+    info = ErrorInfo("builtins:ValueError", "bad", ["bad"])
+    assert ErrorInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
+    assert issubclass(RemoteError, AgreeError)
