@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agree.errors import AgreeTimeoutError
 from agree.node import Node
@@ -16,6 +16,8 @@ from agree.settings import Settings
 from agree.transport.memory import MemoryNetwork
 
 CLUSTER_SECRET = "in-process-cluster-secret"
+
+T = TypeVar("T")
 
 
 class MemoryCluster:
@@ -124,15 +126,40 @@ class MemoryCluster:
         leaders = [n for n in self.running() if n.is_leader]
         return max(leaders, key=lambda n: n.status().term) if leaders else None
 
-    async def wait_leader(self, timeout: float = 10.0) -> Node:
+    async def wait_leader(
+        self, timeout: float = 10.0, *, among: Iterable[str] | None = None
+    ) -> Node:
+        """The leader, once one is elected (one of ``among``, if given)."""
+        allowed = None if among is None else set(among)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             leader = self.leader()
-            if leader is not None:
+            if leader is not None and (allowed is None or leader.id in allowed):
                 return leader
             await asyncio.sleep(0.01)
-        raise AgreeTimeoutError(f"no leader elected within {timeout} s")
+        within = "" if allowed is None else f" among {sorted(allowed)}"
+        raise AgreeTimeoutError(f"no leader elected{within} within {timeout} s")
+
+    async def wait_until(
+        self, predicate: Callable[[], bool], *, timeout: float = 10.0, what: str = "condition"
+    ) -> None:
+        """Poll ``predicate`` every tick until it holds; AgreeTimeoutError naming ``what`` if it
+        does not within ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() >= deadline:
+                raise AgreeTimeoutError(f"{what}: not reached within {timeout} s")
+            await asyncio.sleep(self.settings["TICK_INTERVAL"])
+
+    def local_state(self, name: str, read: Callable[[Any], T]) -> dict[str, T]:
+        """``read(object)`` on every running node's local copy of ``name``, by node id."""
+        out: dict[str, T] = {}
+        for node in self.running():
+            with node.read_lock(name) as obj:
+                out[node.id] = read(obj)
+        return out
 
     async def wait_applied(self, index: int, timeout: float = 10.0) -> None:
         """Wait until every running node applied ``index``."""
