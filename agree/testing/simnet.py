@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -121,10 +121,19 @@ class SimNet(Generic[M]):
 
     def discard_to(self, node: str) -> int:
         """Drop everything in flight to ``node`` (e.g. it was wiped); returns how many."""
-        kept = [item for item in self._queue if item[2].dst != node]
+        return self._discard(lambda m: m.dst == node)
+
+    def discard_from(self, node: str) -> int:
+        """Drop everything in flight from ``node``: what its crash took with it from its
+        send buffers; returns how many."""
+        return self._discard(lambda m: m.src == node)
+
+    def _discard(self, doomed: Callable[[M], bool]) -> int:
+        kept = [item for item in self._queue if not doomed(item[2])]
         dropped = len(self._queue) - len(kept)
         heapq.heapify(kept)
         self._queue = kept
+        self.stats.dropped += dropped
         return dropped
 
     # -- partitions -----------------------------------------------------------------------
