@@ -223,7 +223,7 @@ class RaftNode:
         conf = self._conf
         if self._role is Role.LEADER:
             last = self._log.last_index
-            for member in conf.voters | conf.learners:
+            for member in sorted(conf.voters | conf.learners):  # sorted: deterministic
                 if member not in self._prs:
                     self._prs[member] = Progress(last + 1, self._cfg.max_inflight_msgs)
             for member in [m for m in self._prs if m not in conf.voters and m not in conf.learners]:
@@ -232,7 +232,7 @@ class RaftNode:
             if self._lead_transferee is not None and self._lead_transferee not in conf.voters:
                 self._lead_transferee = None
         elif self._role in (Role.PRE_CANDIDATE, Role.CANDIDATE):
-            if self._id not in conf.voters:
+            if not self._promotable():
                 self._become_follower(self._term, None)
         else:
             self._role = Role.LEARNER if self._id in conf.learners else Role.FOLLOWER
@@ -298,7 +298,8 @@ class RaftNode:
         log = self._log
         last = log.last_index
         inflight = self._cfg.max_inflight_msgs
-        self._prs = {m: Progress(last + 1, inflight) for m in self._conf.members()}
+        # Sorted: iteration order decides message order, which must not depend on hashing.
+        self._prs = {m: Progress(last + 1, inflight) for m in sorted(self._conf.members())}
         self._prs.setdefault(self._id, Progress(last + 1, inflight))
         # A NOOP of the new term lets earlier entries commit with it (§5.4.2, §8).
         self._append(EntryType.NOOP, b"")
@@ -307,7 +308,13 @@ class RaftNode:
             self._after_commit()
 
     def _promotable(self) -> bool:
-        return self._id in self._conf.voters
+        """Whether this server may campaign: it is a voter, or it was one until a change
+        that is not yet committed removed it -- it may still be needed to commit that
+        change (dissertation §4.2.2); it never counts its own vote then."""
+        if self._id in self._conf.voters:
+            return True
+        pending = self._pending_conf_index()
+        return pending > self._commit and self._id in self._conf_at(pending - 1).voters
 
     # ------------------------------------------------------------------ elections
 
@@ -330,7 +337,7 @@ class RaftNode:
 
     def _send_vote_requests(self, term: int, *, pre_vote: bool, transfer: bool) -> None:
         last_index, last_term = self._log.last_index, self._log.last_term
-        for voter in self._conf.voters:
+        for voter in sorted(self._conf.voters):
             if voter != self._id:
                 self._msgs.append(
                     RequestVote(

@@ -208,7 +208,7 @@ class Cluster:
         return len(msgs)
 
     def stabilize(
-        self, rounds: int = 200, *, drop: Callable[[Message], bool] | None = None
+        self, rounds: int = 2000, *, drop: Callable[[Message], bool] | None = None
     ) -> None:
         """Deliver until the network is quiet; messages matching ``drop`` are lost."""
         for _ in range(rounds):
@@ -277,19 +277,10 @@ class Cluster:
         self.process()
         return index
 
-    def compact(self, node_id: str, index: int | None = None) -> Snapshot:
-        """Snapshot ``node_id``'s state machine at its applied index (or ``index``)."""
+    def compact(self, node_id: str) -> Snapshot:
+        """Snapshot ``node_id``'s state machine, which reflects its applied index."""
         peer = self.peers[node_id]
-        node = peer.node
-        at = node.applied_index if index is None else index
-        state = [e.data for e in peer.applied if e.index <= at and e.type is EntryType.NORMAL]
-        if peer.restored:
-            base = peer.restored[-1]
-            if base.meta.index <= at:
-                later = [e.data for e in peer.applied
-                         if base.meta.index < e.index <= at and e.type is EntryType.NORMAL]
-                state = decode_state(base.data) + later
-        snapshot = node.compact(at, encode_state(state))
+        snapshot = peer.node.compact(peer.node.applied_index, encode_state(peer.state))
         peer.storage.compact(snapshot)
         return snapshot
 

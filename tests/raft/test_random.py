@@ -25,7 +25,7 @@ def run(seed: int, steps: int, *, membership: bool = False) -> Cluster:
         heartbeat_tick=2,
         max_msg_bytes=64,
         max_inflight_msgs=4,
-        snapshot_chunk_bytes=16,
+        snapshot_chunk_bytes=64,
     )
     leaders: dict[int, str] = {}
     reads: dict[bytes, int] = {}  # context -> the highest commit anywhere when it was asked
@@ -95,7 +95,37 @@ def run(seed: int, steps: int, *, membership: bool = False) -> Cluster:
                 assert rs.index >= reads[rs.context], (seed, rs)
             p.read_states.clear()
     check_applied(c, seed)
+    settle(c, seed)
+    check_applied(c, seed)
     return c
+
+
+def settle(c: Cluster, seed: int) -> None:
+    """Liveness once the faults stop: heal, restart everyone, and every member of the
+    final configuration catches up with one leader."""
+    c.heal()
+    for i in sorted(c.down):
+        c.restart(i)
+    c.stabilize()
+    for _ in range(300):
+        c.tick_all()
+        leader = c.leader()
+        if leader is None:
+            continue
+        members = c[leader].conf.members()
+        commit = c[leader].commit_index
+        if c[leader].status().lead_transferee is None and all(
+            c[m].commit_index == commit and c[m].applied_index == commit for m in members
+        ):
+            break
+    else:
+        raise AssertionError(f"seed {seed}: no stable leader with caught-up members")
+    leader = c.leader()
+    assert leader is not None
+    c.propose(leader, b"final")
+    c.stabilize()
+    for m in c[leader].conf.members():
+        assert c.peers[m].state[-1:] == [b"final"], (seed, m)
 
 
 def _split(rng: random.Random, ids: list[str]) -> list[list[str]]:
