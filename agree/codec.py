@@ -78,9 +78,12 @@ def _show(data: bytes, limit: int = 16) -> str:
 
 def _check_prefix(data: object, magic: bytes, version: int, what: str) -> bytes:
     """The data as bytes after its magic and version are checked."""
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if type(data) is bytes:
+        raw = data
+    elif isinstance(data, bytearray | memoryview):
+        raw = bytes(data)
+    else:
         raise CorruptionError(f"{what} must be bytes, got {type(data).__name__}")
-    raw = bytes(data)
     if len(raw) < _PREFIX_LEN or raw[:3] != magic:
         raise CorruptionError(
             f"not an agree {what}: expected it to start with {magic!r}, got {_show(raw)}"
@@ -123,10 +126,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.dumps/loads with options construct a new encoder/decoder on every call.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def encode_command(rec: CommandRecord) -> bytes:
     """``b"AGC" + version + compact JSON array``; ValidationError if an argument is not JSON."""
     try:
-        body = json.dumps(
+        body = _ENCODER.encode(
             [
                 rec.object,
                 rec.method,
@@ -136,10 +144,7 @@ def encode_command(rec: CommandRecord) -> bytes:
                 rec.seq,
                 rec.timestamp_ns,
                 rec.ack,
-            ],
-            separators=(",", ":"),
-            ensure_ascii=False,
-            allow_nan=False,
+            ]
         )
     except (TypeError, ValueError) as exc:
         raise ValidationError(
@@ -165,7 +170,7 @@ def decode_command(data: bytes) -> CommandRecord:
     """The command in a log entry; CorruptionError on garbage, IncompatibleVersionError if newer."""
     raw = _check_prefix(data, COMMAND_MAGIC, COMMAND_CODEC_VERSION, "command entry")
     try:
-        fields = json.loads(raw[_PREFIX_LEN:].decode("utf-8"), parse_constant=_reject_constant)
+        fields = _DECODER.decode(raw[_PREFIX_LEN:].decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise CorruptionError(f"command entry is not valid JSON: {exc}") from None
     if not isinstance(fields, list) or len(fields) != len(_COMMAND_FIELDS):

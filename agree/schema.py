@@ -104,6 +104,10 @@ _CONFIG: Final = ConfigDict(
 )
 
 
+# Built once: json.dumps with options constructs a new encoder on every call.
+_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 class _Missing(enum.Enum):
     MISSING = "MISSING"
 
@@ -179,7 +183,7 @@ class TypeCodec:
     def load(self, json_value: Any, what: str) -> Any:
         """The Python value of a JSON-shaped ``json_value``, validated in lax JSON mode."""
         try:
-            data = json.dumps([json_value], separators=(",", ":"), allow_nan=False)
+            data = _ENCODER.encode([json_value])
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"{what}: not a JSON value: {exc}") from None
         try:
