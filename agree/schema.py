@@ -87,6 +87,7 @@ __all__ = [
     "TypeCodec",
     "build_schema",
     "canonical_json",
+    "schema_fingerprint",
     "schema_of",
 ]
 
@@ -439,8 +440,7 @@ class ObjectSchema:
             "operations": {name: op.json_schema() for name, op in ops.items()},
         }
         text = canonical_json(document)
-        digest = hashlib.sha256(canonical_json(_normalize(document)).encode()).hexdigest()
-        return cls(qualname, types.MappingProxyType(ops), text, digest)
+        return cls(qualname, types.MappingProxyType(ops), text, schema_fingerprint(document))
 
     def operation(self, name: str) -> Operation:
         """The operation called ``name``; UnknownMethodError listing the available ones."""
@@ -505,7 +505,7 @@ class ObjectSchema:
         if not differences:  # pragma: no cover - _differences covers every normalized key
             differences = ["the schemas differ"]
         other_name = other_json_schema.get("class", "?")
-        remote_print = hashlib.sha256(canonical_json(remote).encode()).hexdigest()
+        remote_print = _digest(remote)
         raise SchemaMismatchError(
             f"schema of {self.qualname} (fingerprint {self._fingerprint[:12]}) is incompatible "
             f"with the remote schema of {other_name} (fingerprint {remote_print[:12]}):\n"
@@ -514,6 +514,19 @@ class ObjectSchema:
 
 
 # -- normalization and differences ----------------------------------------------------------------
+
+
+def schema_fingerprint(document: Mapping[str, Any]) -> str:
+    """The fingerprint of a published schema (``ObjectSchema.json_schema()``, e.g. from the wire).
+
+    Equal for two documents exactly when :meth:`ObjectSchema.check_compatible`
+    accepts one against the other.  Raises KeyError/TypeError on a malformed document.
+    """
+    return _digest(_normalize(document))
+
+
+def _digest(normalized: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(normalized).encode()).hexdigest()
 
 # JSON Schema keywords whose value maps names to subschemas (the names are data, not keywords).
 _SCHEMA_MAPS: Final = frozenset(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from agree import Replicated, SchemaMismatchError
-from agree.schema import ObjectSchema, canonical_json, schema_of
+from agree.schema import ObjectSchema, canonical_json, schema_fingerprint, schema_of
 
 SOURCE = textwrap.dedent(
     '''
@@ -141,6 +141,7 @@ def test_fingerprint_ignores_declaration_order_and_documentation() -> None:
     assert list(other.operations) == list(original.operations)  # sorted by name
     assert other.json_schema() != original.json_schema()
     assert other.fingerprint() == original.fingerprint()
+    assert schema_fingerprint(other.json_schema()) == original.fingerprint()
     original.check_compatible(other.json_schema())
 
 
@@ -148,6 +149,7 @@ def test_a_changed_parameter_type_changes_the_fingerprint_and_is_explained() -> 
     changed = SOURCE.replace("count: int, *", "count: float, *")
     local, remote = schema_of(build(SOURCE)), schema_of(build(changed))
     assert local.fingerprint() != remote.fingerprint()
+    assert schema_fingerprint(remote.json_schema()) == remote.fingerprint()
     with pytest.raises(SchemaMismatchError) as info:
         local.check_compatible(remote.json_schema())
     message = str(info.value)
