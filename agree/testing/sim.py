@@ -237,6 +237,10 @@ def _encode_kv(kv: dict[str, int]) -> bytes:
     return json.dumps(kv, sort_keys=True, separators=(",", ":")).encode()
 
 
+def _by_dst(msg: Message) -> str:
+    return msg.dst
+
+
 def _digest(kv: dict[str, int]) -> int:
     return hash(frozenset(kv.items()))
 
@@ -402,10 +406,13 @@ class Simulation:
         except NotLeaderError as exc:
             client.hint = exc.leader_id
             self._finish(op, _FAILED)
+            self._log(node.id, f"client {client.id} op {op.id} refused: not leader "
+                               f"(leader {exc.leader_id})")
             if redirect and exc.leader_id is not None:
                 self._issue(client, redirect=False)
-        except ClusterError:
+        except ClusterError as exc:
             self._finish(op, _FAILED)
+            self._log(node.id, f"client {client.id} op {op.id} refused: {type(exc).__name__}")
 
     def _clients(self) -> None:
         for client in self.clients:
@@ -626,7 +633,10 @@ class Simulation:
                 self.stats.crashes += 1
                 return
             # 2. send
-            for msg in rd.messages:
+            # Sorted by destination (stable, so each peer's stream keeps its order): the
+            # core may build a Ready's messages by iterating a set, whose order varies
+            # with the process's hash seed, and the network's random draws must not.
+            for msg in sorted(rd.messages, key=_by_dst):
                 if msg.src != node.id:
                     raise Violation("message source", node.id, f"sends as {msg.src}")
                 self.inv.sent(msg, store, self.stores)
