@@ -1,0 +1,265 @@
+"""Leader election rules: §5.2, §5.4.1, pre-vote (§9.6), check-quorum (§6.2), leader
+stickiness (§4.2.3), learners, and persistence of term and vote (Figure 2)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from raft_harness import Cluster, is_msg
+
+from agree.errors import ConfigurationError
+from agree.raft import (
+    AppendEntries,
+    AppendEntriesResponse,
+    Config,
+    ConfState,
+    Heartbeat,
+    PersistedState,
+    RaftNode,
+    RequestVote,
+    RequestVoteResponse,
+    Role,
+    TimeoutNow,
+)
+
+
+def test_election_timeout_is_randomized_in_e_to_2e() -> None:
+    """§5.2: a follower campaigns after a timeout drawn from [election_tick, 2*election_tick)."""
+    seen = set()
+    for seed in range(60):
+        node = RaftNode(
+            Config(id="a", election_tick=5),
+            rng=random.Random(seed),
+            bootstrap=ConfState(voters=frozenset({"a", "b", "c"})),
+        )
+        ticks = 0
+        while node.role is Role.FOLLOWER:
+            node.tick()
+            ticks += 1
+        seen.add(ticks)
+    assert seen == {5, 6, 7, 8, 9}
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ConfigurationError):
+        RaftNode(Config(id="a", election_tick=1, heartbeat_tick=1), rng=random.Random(0))
+
+
+def test_single_voter_elects_itself_and_commits_alone() -> None:
+    c = Cluster(["solo"])
+    c.elect("solo")
+    assert c["solo"].role is Role.LEADER
+    i = c.propose("solo", b"x")
+    assert c["solo"].commit_index == i and c.peers["solo"].state == [b"x"]
+
+
+def test_pre_vote_does_not_change_terms() -> None:
+    """§9.6: a pre-candidate asks with term+1 but neither it nor the voters change term."""
+    c = Cluster(["a", "b", "c"])
+    c.campaign("a")
+    c.process()
+    (req, _) = c.take(is_msg(RequestVote))
+    assert req.pre_vote and req.term == 2 and c["a"].term == 1
+    c.send(req)
+    (resp,) = c.take(is_msg(RequestVoteResponse))
+    assert resp.vote_granted and resp.pre_vote and resp.term == 2
+    assert c["b"].term == 1 and c["b"].status().vote is None
+
+
+def test_a_pre_vote_majority_leads_to_a_real_election() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    assert c["a"].role is Role.LEADER and c["a"].term == 2
+    assert {c[n].leader_id for n in "abc"} == {"a"}
+
+
+def test_vote_requires_an_up_to_date_log() -> None:
+    """§5.4.1: deny a candidate whose log is less up-to-date than ours."""
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c.propose("a", b"x")
+    c.deliver(is_msg(AppendEntries, dst="b"))
+    c.drop()
+    node = c["b"]
+    assert not node._log_up_to_date(node.last_index - 1, node.term)
+    assert node._log_up_to_date(node.last_index, node.term)
+    assert node._log_up_to_date(1, node.term + 1)
+    # C's log lacks the entry: B and A refuse it, so C cannot win.
+    c.forget_leader("a", "b")
+    c.elect("c")
+    assert c["c"].role is not Role.LEADER
+
+
+def test_one_vote_per_term() -> None:
+    c = Cluster(["a", "b", "c"], pre_vote=False)
+    b = c["b"]
+    b.step(RequestVote(src="a", dst="b", term=5, last_log_index=99, last_log_term=9))
+    b.step(RequestVote(src="c", dst="b", term=5, last_log_index=99, last_log_term=9))
+    b.step(RequestVote(src="a", dst="b", term=5, last_log_index=99, last_log_term=9))
+    rd = b.ready()
+    assert [m.vote_granted for m in rd.messages] == [True, False, True]  # type: ignore[attr-defined]
+    assert rd.hard_state is not None and (rd.hard_state.term, rd.hard_state.vote) == (5, "a")
+
+
+def test_vote_grant_travels_with_the_hard_state_that_records_it() -> None:
+    """Figure 2: the grant is in the same Ready as the HardState persisting the vote, and the
+    Ready contract sends messages only after persisting it."""
+    node = RaftNode(
+        Config(id="b"), rng=random.Random(1), bootstrap=ConfState(voters=frozenset("abc"))
+    )
+    node.advance(node.ready())
+    node.step(RequestVote(src="a", dst="b", term=3, last_log_index=50, last_log_term=2))
+    rd = node.ready()
+    assert rd.hard_state is not None and rd.hard_state.vote == "a" and rd.hard_state.term == 3
+    assert any(isinstance(m, RequestVoteResponse) and m.vote_granted for m in rd.messages)
+
+
+def test_restart_from_persisted_state_keeps_term_vote_and_log() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c.propose("a", b"x")
+    c.stabilize()
+    storage = c.peers["b"].storage
+    node = RaftNode(Config(id="b"), rng=random.Random(0), persisted=storage.persisted())
+    assert (node.term, node.status().vote) == (c["b"].term, c["b"].status().vote)
+    assert node.last_index == c["b"].last_index and node.commit_index == c["b"].commit_index
+    assert node.conf == c["b"].conf
+    rd = node.ready()  # committed entries after `applied` (0 by default) are delivered again
+    assert [e.data for e in rd.committed_entries if e.data == b"x"] == [b"x"]
+    assert rd.hard_state is None and rd.entries == ()
+
+
+def test_restart_with_applied_skips_what_the_host_already_has() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c.propose("a", b"x")
+    c.stabilize()
+    applied = c["b"].applied_index
+    node = RaftNode(
+        Config(id="b"),
+        rng=random.Random(0),
+        persisted=c.peers["b"].storage.persisted(),
+        applied=applied,
+    )
+    assert node.applied_index == applied and not node.ready().committed_entries
+
+
+def test_higher_term_makes_a_leader_follow() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c["a"].step(Heartbeat(src="b", dst="a", term=9, leader_commit=0))
+    assert c["a"].role is Role.FOLLOWER and c["a"].term == 9 and c["a"].leader_id == "b"
+
+
+def test_stale_leader_messages_are_answered_with_our_term() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    b = c["b"]
+    b.step(AppendEntries(src="x", dst="b", term=1, prev_log_index=0, prev_log_term=0,
+                         entries=(), leader_commit=0))
+    (resp,) = b.ready().messages
+    assert isinstance(resp, AppendEntriesResponse) and resp.term == b.term and not resp.success
+    assert b.leader_id == "a"
+
+
+def test_stickiness_ignores_vote_requests_while_the_leader_is_heard() -> None:
+    """§4.2.3: a server that heard from its leader within the minimum election timeout
+    ignores RequestVote (pre or real) and keeps its term."""
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    term = c["b"].term
+    for pre in (True, False):
+        c["b"].step(RequestVote(src="c", dst="b", term=term + 1, last_log_index=99,
+                                last_log_term=99, pre_vote=pre))
+    assert c["b"].term == term and not c["b"].has_ready()
+
+
+def test_transfer_vote_requests_bypass_stickiness() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    term = c["b"].term
+    c["b"].step(RequestVote(src="c", dst="b", term=term + 1, last_log_index=99,
+                            last_log_term=99, transfer=True))
+    (resp,) = c["b"].ready().messages
+    assert resp.vote_granted and c["b"].term == term + 1  # type: ignore[attr-defined]
+
+
+def test_stickiness_ends_after_an_election_timeout_without_the_leader() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c.crash("a")
+    c.forget_leader("b")
+    term = c["b"].term
+    c["b"].step(RequestVote(src="c", dst="b", term=term + 1, last_log_index=99,
+                            last_log_term=99, pre_vote=True))
+    (resp,) = [m for m in c["b"].ready().messages if isinstance(m, RequestVoteResponse)]
+    assert resp.vote_granted and c["b"].term == term
+
+
+def test_check_quorum_leader_steps_down_when_cut_off() -> None:
+    """§6.2: at each election timeout the leader checks that a quorum was heard from
+    since the previous check; once one passes in silence, it steps down."""
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c.isolate("a")
+    e = c.make_config("a").election_tick
+    c.tick("a", e)  # the first check still counts the answers from before the cut
+    assert c["a"].role is Role.LEADER
+    c.tick("a", e - 1)
+    assert c["a"].role is Role.LEADER
+    c.tick("a")
+    assert c["a"].role is Role.FOLLOWER and c["a"].leader_id is None
+
+
+def test_check_quorum_leader_stays_while_a_quorum_answers() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c.isolate("c")
+    c.tick_all(50)
+    assert c.leader() == "a"
+
+
+def test_learners_never_campaign_and_their_votes_do_not_count() -> None:
+    c = Cluster(["a", "b"], learners=["l"])
+    assert c["l"].role is Role.LEARNER
+    c.tick("l", 200)
+    assert c["l"].role is Role.LEARNER and not c.net
+    c.elect("a")
+    c.forget_leader("b", "l")
+    # A, B and L vote; only A and B count, so B needs A: cut A off and B cannot win.
+    c.isolate("a")
+    c.elect("b")
+    assert c["b"].role is not Role.LEADER
+
+
+def test_non_members_never_campaign() -> None:
+    node = RaftNode(Config(id="new"), rng=random.Random(0))
+    for _ in range(100):
+        node.tick()
+    assert node.role is Role.FOLLOWER and not node.has_ready()
+
+
+def test_timeout_now_starts_a_real_election_at_once() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c["b"].step(TimeoutNow(src="a", dst="b", term=c["b"].term))
+    assert c["b"].role is Role.CANDIDATE
+    reqs = [m for m in c["b"].ready().messages if isinstance(m, RequestVote)]
+    assert reqs and all(m.transfer and not m.pre_vote for m in reqs)
+
+
+def test_a_rejected_pre_vote_with_a_higher_term_teaches_the_term() -> None:
+    c = Cluster(["a", "b", "c"])
+    c["a"].step(RequestVoteResponse(src="b", dst="a", term=7, vote_granted=False,
+                                    pre_vote=True))
+    assert c["a"].term == 7 and c["a"].role is Role.FOLLOWER
+
+
+def test_empty_persisted_state_with_bootstrap_writes_the_configuration() -> None:
+    node = RaftNode(Config(id="a"), rng=random.Random(0),
+                    persisted=PersistedState(),
+                    bootstrap=ConfState(voters=frozenset({"a", "b"})))
+    rd = node.ready()
+    assert rd.hard_state is not None and rd.hard_state.commit == len(rd.entries) == 4
+    assert node.conf.voters == {"a", "b"}

@@ -1,0 +1,196 @@
+"""Log replication (§5.3): batching, pipelining with a bounded window, fast backtracking,
+idempotent AppendEntries, the commit rule (§5.4.2) and what a Ready hands the host."""
+
+from __future__ import annotations
+
+from raft_harness import Cluster, is_msg
+
+from agree.raft import (
+    AppendEntries,
+    AppendEntriesResponse,
+    EntryType,
+    Heartbeat,
+    HeartbeatResponse,
+    Role,
+)
+from agree.raft.progress import ProgressState
+
+
+def leader_with_entries(n: int = 0, **config: object) -> Cluster:
+    c = Cluster(["a", "b", "c"], **config)
+    c.elect("a")
+    for k in range(n):
+        c.propose("a", f"e{k}".encode())
+    c.stabilize()
+    return c
+
+
+def test_a_new_leader_appends_a_noop_of_its_term() -> None:
+    """§5.4.2 / §8: the NOOP lets the leader commit (and learn) what is committed."""
+    c = leader_with_entries()
+    last = c.peers["b"].applied[-1]
+    assert last.type is EntryType.NOOP and last.term == c["a"].term
+    assert c["b"].commit_index == c["a"].commit_index == last.index
+
+
+def test_propose_on_a_follower_names_the_leader() -> None:
+    c = leader_with_entries()
+    try:
+        c["b"].propose(b"x")
+    except Exception as exc:  # NotLeaderError
+        assert type(exc).__name__ == "NotLeaderError" and exc.leader_id == "a"  # type: ignore[attr-defined]
+    else:
+        raise AssertionError("a follower accepted a proposal")
+
+
+def test_batches_respect_max_msg_bytes() -> None:
+    c = leader_with_entries(max_msg_bytes=10)
+    c.isolate("b")
+    for _k in range(6):
+        c.propose("a", b"12345")  # 5 bytes each: two per message
+    c.stabilize()
+    c.heal()
+    c.tick("a")
+    c.stabilize()
+    sizes = [len(m.entries) for m in c.sent if isinstance(m, AppendEntries) and m.dst == "b"
+             and m.entries]
+    assert max(sizes) == 2 and c.peers["b"].state == [b"12345"] * 6
+
+
+def test_pipeline_is_bounded_by_max_inflight_msgs() -> None:
+    c = leader_with_entries(max_inflight_msgs=3, max_msg_bytes=1)
+    assert c["a"]._prs["b"].state is ProgressState.REPLICATE
+    for _k in range(10):
+        c.propose("a", b"xy")
+    to_b = [m for m in c.net if isinstance(m, AppendEntries) and m.dst == "b"]
+    assert len(to_b) == 3  # the window is full; the rest waits for acks
+    c.stabilize()
+    assert c.peers["b"].state == [b"xy"] * 10
+
+
+def test_a_lost_append_is_recovered_by_heartbeats() -> None:
+    c = leader_with_entries()
+    c.propose("a", b"lost")
+    c.stabilize(drop=is_msg(AppendEntries, dst="b"))
+    assert c.peers["b"].state == [] and c.peers["c"].state == [b"lost"]
+    c.tick("a")
+    c.stabilize()
+    assert c.peers["b"].state == [b"lost"]
+
+
+def test_fast_backtracking_skips_a_conflicting_term_in_one_round_trip() -> None:
+    """End of §5.3: a follower holding 30 entries of a stale term is repaired after one
+    rejection (its hint names the term), not one rejection per entry."""
+    c = leader_with_entries()
+    for _k in range(30):
+        c.propose("a", b"t2")  # only A ever has these
+    c.drop()
+    c.crash("a")
+    c.forget_leader("b", "c")
+    c.elect_until("b")
+    for _k in range(40):
+        c.propose("b", b"t3")
+    c.stabilize()
+    c.crash("b")
+    c.restart("a")
+    c.forget_leader("c")
+    c.elect_until("c")  # with A's vote; C's first probe to A is after index 48
+    rejects = [m for m in c.sent if isinstance(m, AppendEntriesResponse) and m.src == "a"
+               and not m.success]
+    assert len(rejects) == 1
+    assert c.peers["a"].state == [b"t3"] * 40
+
+
+def test_duplicate_old_append_does_not_truncate() -> None:
+    """§5.3: an AppendEntries whose entries all match never removes later entries."""
+    c = leader_with_entries()
+    c.propose("a", b"1")
+    first = c.take(is_msg(AppendEntries, dst="b"))
+    c.send(*first)
+    c.propose("a", b"2")
+    c.deliver(is_msg(AppendEntries, dst="b"))
+    last = c["b"].last_index
+    c.drop()
+    c.send(*first)  # delayed duplicate of the first batch
+    assert c["b"].last_index == last
+    (ack,) = c.take(is_msg(AppendEntriesResponse, src="b"))
+    assert ack.success and ack.match_index == last - 1
+
+
+def test_conflicting_uncommitted_entries_are_truncated() -> None:
+    c = leader_with_entries()
+    c.isolate("a")
+    c.propose("a", b"doomed")  # only A has it
+    c.forget_leader("b", "c")
+    c.elect_until("b")
+    c.propose("b", b"kept")
+    c.stabilize()
+    c.heal()
+    c.tick_all(3)
+    assert c["a"].role is Role.FOLLOWER
+    assert c.peers["a"].state == [b"kept"]
+    assert all(e.data != b"doomed" for e in c.peers["a"].storage.entries)
+
+
+def test_commit_needs_a_majority() -> None:
+    c = leader_with_entries()
+    c.isolate("b")
+    c.isolate("c")
+    i = c.propose("a", b"x")
+    c.stabilize()
+    assert c["a"].commit_index < i
+    c.heal()
+    c.tick("a")
+    c.stabilize()
+    assert c["a"].commit_index >= i
+
+
+def test_commit_term_ok_only_for_the_current_term() -> None:
+    c = leader_with_entries(2)
+    a = c["a"]
+    assert a._commit_term_ok(a.last_index)
+    assert not a._commit_term_ok(1)  # a bootstrap entry of term 1
+
+
+def test_heartbeat_commit_never_exceeds_the_followers_match() -> None:
+    c = leader_with_entries()
+    c.isolate("c")
+    c.propose("a", b"x")
+    c.stabilize()
+    c.heal()
+    c.tick("a")
+    (hb,) = c.take(is_msg(Heartbeat, dst="c"))
+    assert hb.leader_commit < c["a"].commit_index
+
+
+def test_committed_entries_come_with_or_after_their_persisting() -> None:
+    """Ready contract: an entry appears in committed_entries only in the Ready that
+    persists it or a later one."""
+    c = Cluster(["solo"])
+    c.campaign("solo")
+    node = c["solo"]
+    persisted: set[int] = {e.index for e in c.peers["solo"].storage.entries}
+    node.propose(b"x")
+    while node.has_ready():
+        rd = node.ready()
+        persisted |= {e.index for e in rd.entries}
+        assert all(e.index in persisted for e in rd.committed_entries)
+        node.advance(rd)
+    assert node.applied_index == node.commit_index == node.last_index
+
+
+def test_ready_reports_only_changes() -> None:
+    c = leader_with_entries()
+    assert not c["b"].has_ready()
+    c.tick("a")
+    c.deliver(is_msg(Heartbeat, dst="b"))
+    rd_msgs = [m for m in c.net if m.src == "b"]
+    assert [type(m) for m in rd_msgs] == [HeartbeatResponse]
+    assert not c["b"].has_ready()
+
+
+def test_status_reports_progress_on_the_leader_only() -> None:
+    c = leader_with_entries(1)
+    st = c["a"].status()
+    assert st.role is Role.LEADER and st.progress["b"][0] == c["a"].last_index
+    assert c["b"].status().progress == {}
