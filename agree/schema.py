@@ -704,7 +704,8 @@ def _resolve_hints(fn: Callable[..., Any], where: str) -> dict[str, Any]:
     except Exception as exc:
         raise TypeError(
             f"{where}: cannot resolve the type hints ({type(exc).__name__}: {exc}); "
-            "every name used in an annotation must be importable from the method's module"
+            "every name an annotation uses must be defined in the method's module before "
+            "the class is created (the schema is built at class creation)"
         ) from None
 
 

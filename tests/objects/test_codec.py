@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import platform
 import struct
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
 import pytest
 
-from agree import Replicated, command
+from agree import Consistency, Replicated, command
 from agree.codec import (
     COMMAND_MAGIC,
     STATE_MAGIC,
@@ -207,6 +210,45 @@ def test_classes_defined_in_a_function_travel_by_value() -> None:
 
     restored = load_state(dump_state(Local()))
     assert restored.bump() == 42  # type: ignore[attr-defined]
+
+
+SCRIPT = """
+from __future__ import annotations
+import sys
+from agree import Consistency, Replicated, command, query
+from agree.codec import dump_state
+
+class Notes(Replicated):
+    def __init__(self) -> None:
+        self.notes: dict[str, str] = {}
+
+    @command
+    def put(self, key: str, text: str) -> None:
+        self.notes[key] = text
+
+    @query(consistency=Consistency.ANY)
+    def get(self, key: str) -> str | None:
+        return self.notes.get(key)
+
+notes = Notes()
+notes.put("a", "first")
+with open(sys.argv[1], "wb") as f:
+    f.write(dump_state(notes))
+"""
+
+
+def test_a_class_from_another_programs_main_is_restored_with_its_schema(tmp_path: Path) -> None:
+    # A user script's class lives in __main__: cloudpickle carries it by value, and the
+    # class rebuilt here must come back with its operations (go-agree could not restore).
+    script, blob = tmp_path / "notes_app.py", tmp_path / "notes.blob"
+    script.write_text(SCRIPT)
+    subprocess.run([sys.executable, str(script), str(blob)], check=True, cwd=tmp_path)
+    restored: Any = load_state(blob.read_bytes())
+    assert restored.notes == {"a": "first"}
+    schema = schema_of(restored)
+    assert sorted(schema.operations) == ["get", "put"]
+    assert schema.operation("get").consistency is Consistency.ANY
+    assert schema.operation("get").bind(["a"], {}).invoke(restored) == "first"
 
 
 def test_the_header_carries_the_writers_versions() -> None:
