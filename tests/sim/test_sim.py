@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agree.raft import Ready
 from agree.raft.node import RaftNode
 from agree.testing import sim as simmod
 from agree.testing.sim import PROFILES, SimConfig, Simulation, main, run_seed
@@ -130,3 +131,22 @@ def test_stale_reads_are_caught_by_the_history_check(monkeypatch: pytest.MonkeyP
     assert found, "stale reads went unnoticed"
     assert all("history not linearizable" in v for v in found), found
     assert "key 'k0'" in found[0]
+
+
+def test_unpersisted_vote_is_caught_when_the_grant_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A core that grants a vote but leaves the vote out of the Ready's hard state.
+    original = RaftNode.ready
+
+    def ready_without_vote(self: RaftNode) -> Ready:
+        rd = original(self)
+        if rd.hard_state is None:
+            return rd
+        return replace(rd, hard_state=replace(rd.hard_state, vote=None))
+
+    monkeypatch.setattr(RaftNode, "ready", ready_without_vote)
+    res = run_seed(0, replace(SimConfig(), check_history=False))
+    assert res.violation is not None
+    assert "sent before persisted" in res.violation
+    assert "RequestVote" in res.violation or "vote for" in res.violation
