@@ -46,11 +46,23 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R", bound="Replicated")
 
-#: Names an operation may not take: they are the attributes of ``Replicated``
-#: itself and the generic verbs of a proxy handle, which an operation of the
-#: same name would shadow.
+#: Names an operation may not take: ``Replicated``'s own ``context`` and the
+#: attributes of a proxy handle (its generic verbs ``mutate``/``read``, per-call
+#: ``options``, ``subscribe``, ``read_lock``, ``close``, and ``name``/``schema``/
+#: ``node``), which an operation of the same name would be shadowed by.
 RESERVED_NAMES: Final = frozenset(
-    {"context", "options", "mutate", "read", "subscribe", "read_lock", "close"}
+    {
+        "close",
+        "context",
+        "mutate",
+        "name",
+        "node",
+        "options",
+        "read",
+        "read_lock",
+        "schema",
+        "subscribe",
+    }
 )
 
 _MARK_ATTRIBUTE: Final = "__agree_operation__"
