@@ -173,8 +173,9 @@ class Cluster:
             while node.has_ready():
                 rd = node.ready()
                 peer.storage.save(rd)
-                self.net.extend(rd.messages)
                 self.sent.extend(rd.messages)
+                # A message over a cut link is lost on the spot.
+                self.net.extend(m for m in rd.messages if self.linked(m.src, m.dst))
                 if rd.snapshot is not None:
                     peer.restored.append(rd.snapshot)
                     peer.state = decode_state(rd.snapshot.data)
