@@ -16,13 +16,12 @@ agree (IncompatibleVersionError naming both versions) instead of misreading it.
   ``b"AGS" + version + u32 header length + JSON header + payload``.
 * **Errors** a user's command or query raised travel as :class:`ErrorInfo`
   (type name, message, JSON-able args) and are rebuilt as the same type where
-  that type is importable; nothing is ever unpickled.
+  that type's module is loaded here; nothing is ever imported or unpickled.
 """
 
 from __future__ import annotations
 
 import binascii
-import importlib
 import json
 import pickle
 import platform
@@ -405,12 +404,11 @@ def _resolve_type(type_name: str) -> type | None:
     parts = qualname.split(".")
     if not all(p.isidentifier() for p in parts):  # e.g. "<locals>": not reachable by name
         return None
+    # Only modules this process has already imported: importing a module named by a
+    # peer would run its top-level code (some modules do things when imported).
     module = sys.modules.get(module_name)
     if module is None:
-        try:
-            module = importlib.import_module(module_name)
-        except Exception:
-            return None
+        return None
     target: Any = module
     for part in parts:
         target = getattr(target, part, None)
@@ -422,9 +420,12 @@ def _resolve_type(type_name: str) -> type | None:
 def decode_error(info: ErrorInfo) -> BaseException:
     """The exception ``info`` describes, as its own type when possible.
 
-    The type is rebuilt when it is importable here, derives from Exception, and
-    ``type(*args)`` (or ``type(message)`` when args were not JSON) gives back the
-    same message; otherwise a RemoteError carrying the type's name.
+    The type is rebuilt when its module is already imported in this process (a
+    user's exception lives in the module of their replicated class, which the
+    node hosting it and a client proxy built from the class have imported), it
+    derives from Exception, and ``type(*args)`` (or ``type(message)`` when args
+    were not JSON) gives back the same message; otherwise a RemoteError carrying
+    the type's name.  Nothing is imported and nothing is unpickled.
     """
     cls = _resolve_type(info.type)
     if cls is not None and issubclass(cls, Exception):

@@ -435,6 +435,19 @@ def test_unresolvable_or_unsafe_types_become_remote_errors(type_name: str) -> No
     assert str(back) == f"{type_name}: boom"
 
 
+def test_a_module_that_is_not_loaded_is_never_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "imported"
+    (tmp_path / "agree_test_side_effects.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nclass Boom(Exception):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    back = decode_error(ErrorInfo("agree_test_side_effects:Boom", "x", ["x"]))
+    assert isinstance(back, RemoteError)
+    assert not marker.exists()
+
+
 def test_a_local_exception_class_becomes_a_remote_error() -> None:
     class Local(Exception):
         pass
