@@ -113,9 +113,9 @@ def settle(c: Cluster, seed: int) -> None:
         if leader is None:
             continue
         members = c[leader].conf.members()
-        commit = c[leader].commit_index
+        last = c[leader].last_index
         if c[leader].status().lead_transferee is None and all(
-            c[m].commit_index == commit and c[m].applied_index == commit for m in members
+            c[m].last_index == c[m].commit_index == c[m].applied_index == last for m in members
         ):
             break
     else:
@@ -123,7 +123,7 @@ def settle(c: Cluster, seed: int) -> None:
     leader = c.leader()
     assert leader is not None
     c.propose(leader, b"final")
-    c.stabilize()
+    c.tick_all(5)  # heartbeats resume probes whose answers were lost
     for m in c[leader].conf.members():
         assert c.peers[m].state[-1:] == [b"final"], (seed, m)
 
