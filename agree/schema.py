@@ -43,7 +43,10 @@ Compatibility
 Two schemas are *compatible* when they are equal once documentation (titles,
 descriptions, docstrings, the class name) is set aside: the same operation
 names, each with the same kind, default consistency, parameters (names, order,
-kinds, types, required-ness, defaults) and return type.  Equality, not a
+kinds, types, required-ness, defaults) and return type.  A type is compared
+twice: by its JSON Schema (which sees inside dataclasses and models) and by its
+canonical Python spelling (:func:`type_name`, which tells ``list[int]`` from
+``tuple[int, ...]`` where JSON Schema cannot).  Equality, not a
 one-sided "the remote lacks nothing" rule, because commands are replayed on
 every replica: a command that one node accepts and another does not know (or
 types differently) makes the replicas diverge — go-agree's defect.  Queries are
@@ -89,6 +92,7 @@ __all__ = [
     "canonical_json",
     "schema_fingerprint",
     "schema_of",
+    "type_name",
 ]
 
 #: Version of the layout of :meth:`ObjectSchema.json_schema`; part of the fingerprint.
@@ -390,6 +394,7 @@ class Operation:
                 "name": p.name,
                 "kind": p.kind,
                 "required": p.required,
+                "type": type_name(p.annotation),
                 "schema": p.codec.json_schema("validation"),
             }
             if not p.required:
@@ -400,6 +405,7 @@ class Operation:
             "consistency": None if self.consistency is None else self.consistency.value,
             "params": params,
             "returns": self.result_codec.json_schema("serialization"),
+            "returns_type": type_name(self.returns),
             "doc": self.doc,
         }
 
@@ -516,6 +522,43 @@ class ObjectSchema:
 # -- normalization and differences ----------------------------------------------------------------
 
 
+def type_name(hint: Any) -> str:
+    """A canonical spelling of a type hint, published beside its JSON Schema.
+
+    JSON Schema cannot tell ``list[int]`` from ``tuple[int, ...]`` or
+    ``dict[int, str]`` from ``dict[str, str]``, yet replicas given one or the other
+    behave differently; this spelling can.  Classes are named by qualified name
+    (their module may move), unions are sorted (``Optional[int]`` is
+    ``None | int``), and ``Annotated`` metadata is left to the JSON Schema.
+    """
+    if hint is Any:
+        return "Any"
+    if hint is None or hint is type(None):
+        return "None"
+    if hint is Ellipsis:
+        return "..."
+    if isinstance(hint, typing.TypeVar):
+        return f"~{hint.__name__}"
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Annotated:
+        return type_name(args[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return " | ".join(sorted({type_name(a) for a in args}))
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(sorted(repr(a) for a in args))}]"
+    if origin is not None:
+        base = type_name(origin)
+        if not args:
+            # tuple[()] has no args at runtime but is not bare ``tuple``.
+            empty_tuple = base == "tuple" and isinstance(hint, types.GenericAlias)
+            return f"{base}[()]" if empty_tuple else base
+        return f"{base}[{', '.join(type_name(a) for a in args)}]"
+    if isinstance(hint, type):
+        return hint.__qualname__
+    return repr(hint)
+
+
 def schema_fingerprint(document: Mapping[str, Any]) -> str:
     """The fingerprint of a published schema (``ObjectSchema.json_schema()``, e.g. from the wire).
 
@@ -567,6 +610,7 @@ def _normalize(document: Mapping[str, Any]) -> dict[str, Any]:
                 "name": str(p["name"]),
                 "kind": str(p["kind"]),
                 "required": bool(p["required"]),
+                "type": str(p["type"]),
                 "schema": _strip_docs(p["schema"]),
             }
             if not entry["required"]:
@@ -577,6 +621,7 @@ def _normalize(document: Mapping[str, Any]) -> dict[str, Any]:
             "consistency": op.get("consistency"),
             "params": params,
             "returns": _strip_docs(op["returns"]),
+            "returns_type": str(op["returns_type"]),
         }
     return {"format": document["format"], "operations": operations}
 
@@ -606,7 +651,12 @@ def _differences(local: Mapping[str, Any], remote: Mapping[str, Any]) -> list[st
                 f"{name!r}: default consistency {lo['consistency']} here, "
                 f"{ro['consistency']} on the remote"
             )
-        if lo["returns"] != ro["returns"]:
+        if lo["returns_type"] != ro["returns_type"]:
+            out.append(
+                f"{name!r}: return type {lo['returns_type']} here, {ro['returns_type']} on the "
+                "remote"
+            )
+        elif lo["returns"] != ro["returns"]:
             out.append(
                 f"{name!r}: return type differs: {_short(lo['returns'])} here, "
                 f"{_short(ro['returns'])} on the remote"
@@ -633,7 +683,11 @@ def _param_differences(op: str, local: list[Any], remote: list[Any]) -> list[str
         out.append(f"{op!r}: parameter order {common_l} here, {common_r} on the remote")
     for name in common_l:
         lp, rp = lby[name], rby[name]
-        if lp["schema"] != rp["schema"]:
+        if lp["type"] != rp["type"]:
+            out.append(
+                f"{op!r}: parameter {name!r} type {lp['type']} here, {rp['type']} on the remote"
+            )
+        elif lp["schema"] != rp["schema"]:
             out.append(
                 f"{op!r}: parameter {name!r} type differs: {_short(lp['schema'])} here, "
                 f"{_short(rp['schema'])} on the remote"

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import types
-from typing import Any
+from typing import Annotated, Any, List, Literal, Optional, Union  # noqa: UP035
 
 import pytest
 
 from agree import Replicated, SchemaMismatchError
-from agree.schema import ObjectSchema, canonical_json, schema_fingerprint, schema_of
+from agree.schema import ObjectSchema, canonical_json, schema_fingerprint, schema_of, type_name
 
 SOURCE = textwrap.dedent(
     '''
@@ -91,12 +92,14 @@ def test_json_schema_describes_every_operation() -> None:
     assert restock["consistency"] is None
     assert restock["doc"] == "Add stock."
     assert restock["returns"] == {"type": "integer"}
+    assert restock["returns_type"] == "int"
     assert restock["params"] == [
-        {"name": "sku", "kind": "positional_or_keyword", "required": True,
+        {"name": "sku", "kind": "positional_or_keyword", "required": True, "type": "str",
          "schema": {"type": "string"}},
-        {"name": "count", "kind": "positional_or_keyword", "required": True,
+        {"name": "count", "kind": "positional_or_keyword", "required": True, "type": "int",
          "schema": {"type": "integer"}},
         {"name": "when", "kind": "keyword_only", "required": False, "default": None,
+         "type": "None | datetime",
          "schema": {"anyOf": [{"format": "date-time", "type": "string"}, {"type": "null"}]}},
     ]
     level = doc["operations"]["level"]
@@ -155,15 +158,21 @@ def test_a_changed_parameter_type_changes_the_fingerprint_and_is_explained() -> 
     message = str(info.value)
     assert "schema of Inventory" in message
     assert local.fingerprint()[:12] in message and remote.fingerprint()[:12] in message
-    assert (
-        "'restock': parameter 'count' type differs: {\"type\":\"integer\"} here, "
-        "{\"type\":\"number\"} on the remote"
-    ) in message
+    assert "'restock': parameter 'count' type int here, float on the remote" in message
+
+
+def test_equivalent_spellings_of_a_type_are_compatible() -> None:
+    spelled = SOURCE.replace(
+        "when: datetime.datetime | None = None", "when: Optional[datetime.datetime] = None"
+    ).replace("import dataclasses,", "from typing import Optional\nimport dataclasses,")
+    assert spelled != SOURCE
+    assert schema_of(build(spelled)).fingerprint() == schema_of(build(SOURCE)).fingerprint()
 
 
 def test_a_changed_nested_dataclass_field_is_a_mismatch() -> None:
     changed = SOURCE.replace("    count: int\n    unit", "    count: str\n    unit")
-    with pytest.raises(SchemaMismatchError, match="'order': parameter 'lines' type differs"):
+    # Same Python spelling (list[Line]); the JSON Schema of Line tells them apart.
+    with pytest.raises(SchemaMismatchError, match="'order': parameter 'lines' type differs: "):
         schema_of(build(SOURCE)).check_compatible(schema_of(build(changed)).json_schema())
 
 
@@ -200,13 +209,21 @@ def _mismatch(changed_source: str) -> str:
          "'order': parameter 'price' default \"0\" here, \"1\" on the remote"),
         ("    @query\n    def skus", "    @command\n    def skus",
          "'skus' is a query here but a command on the remote"),
-        ("-> frozenset[str]", "-> list[str]", "'skus': return type differs"),
+        ("-> frozenset[str]", "-> list[str]",
+         "'skus': return type frozenset[str] here, list[str] on the remote"),
+        ("-> frozenset[str]", "-> set[str]",
+         "'skus': return type frozenset[str] here, set[str] on the remote"),
+        ("lines: list[Line]", "lines: tuple[Line, ...]",
+         "'order': parameter 'lines' type list[Line] here, tuple[Line, ...] on the remote"),
+        ("-> int:\n        return self.stock.get", "-> int | None:\n        return self.stock.get",
+         "'level': return type int here, None | int on the remote"),
         ("@query(consistency=Consistency.ANY)", "@query(consistency=Consistency.LEADER)",
          "'level': default consistency any here, leader on the remote"),
     ],
     ids=[
         "operation missing", "operation added", "param added", "param removed", "param order",
         "param kind", "param required", "param default", "kind changed", "return changed",
+        "set vs frozenset", "list vs tuple (same JSON Schema)", "return made optional",
         "consistency changed",
     ],
 )
@@ -220,8 +237,8 @@ def test_all_differences_are_listed_together() -> None:
         "count: int, *", "count: str, *"
     )
     message = _mismatch(changed)
-    assert "'skus': return type differs" in message
-    assert "'restock': parameter 'count' type differs" in message
+    assert "'skus': return type frozenset[str] here, list[str]" in message
+    assert "'restock': parameter 'count' type int here, str" in message
 
 
 def test_a_schema_from_the_wire_is_compatible_with_itself() -> None:
@@ -263,3 +280,26 @@ def test_property_names_called_title_or_description_are_kept() -> None:
     renamed = base.replace("    title: str\n", "    heading: str\n")
     assert schema_of(build(base)).fingerprint() != schema_of(build(renamed)).fingerprint()
     assert isinstance(schema_of(build(base)), ObjectSchema)
+
+
+@pytest.mark.parametrize(
+    ("hint", "spelling"),
+    [
+        (int, "int"),
+        (Any, "Any"),
+        (None, "None"),
+        (Optional[int], "None | int"),  # noqa: UP045 - the spelling under test
+        (int | None, "None | int"),
+        (Union[str, int], "int | str"),  # noqa: UP007
+        (List[int], "list[int]"),  # noqa: UP006
+        (tuple[int, ...], "tuple[int, ...]"),
+        (tuple[()], "tuple[()]"),
+        (dict[int, str], "dict[int, str]"),
+        (Annotated[int, "meta"], "int"),
+        (Literal["b", "a"], "Literal['a', 'b']"),
+        (datetime.datetime, "datetime"),
+    ],
+    ids=repr,
+)
+def test_type_names_are_canonical(hint: Any, spelling: str) -> None:
+    assert type_name(hint) == spelling
