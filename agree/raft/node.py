@@ -1003,16 +1003,17 @@ class RaftNode:
     # ------------------------------------------------------------------ Ready
 
     def has_ready(self) -> bool:
+        # Called after every input by most hosts: cheapest checks first, no allocation.
+        if self._msgs or self._read_states or self._pending_snapshot is not None:
+            return True
         log = self._log
-        return bool(
-            self._msgs
-            or self._read_states
-            or log.stable < log.last_index
-            or self._commit > self._applying
-            or self._pending_snapshot is not None
-            or self._prev_hs != (self._term, self._vote, self._commit)
-            or self._prev_soft != (self._leader_id, self._role)
-        )
+        if log.stable != log.last_index or self._commit != self._applying:
+            return True
+        term, vote, commit = self._prev_hs
+        if term != self._term or vote != self._vote or commit != self._commit:
+            return True
+        leader_id, role = self._prev_soft
+        return leader_id != self._leader_id or role is not self._role
 
     def ready(self) -> Ready:
         """The work for the host.  It is handed over now: the next Ready carries only what
