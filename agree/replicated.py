@@ -75,8 +75,8 @@ class Consistency(enum.StrEnum):
     ANY = "any"
     #: Served by the node that believes it leads, without confirming it.
     LEADER = "leader"
-    #: ReadIndex (Raft paper §6.4 / thesis §6.4): leadership confirmed by a quorum
-    #: and the state applied up to the read index before answering.
+    #: ReadIndex (Raft paper §8, Ongaro's dissertation §6.4): leadership confirmed
+    #: by a quorum and the state applied up to the read index before answering.
     LINEARIZABLE = "linearizable"
 
 
