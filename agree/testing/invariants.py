@@ -116,6 +116,19 @@ class Invariants:
             raise Violation("commit went back", node, f"{before.commit} -> {hard.commit}")
         if snapshot is not None:
             self._check_snapshot(node, snapshot)
+        # A stored entry at or below the node's commit index is committed: rewriting it
+        # with anything else loses a committed entry (State Machine Safety).
+        limit = min(before.commit, len(self.committed))
+        for e in entries:
+            if e.index > limit:
+                break
+            if not _same(e, self.committed[e.index - 1]):
+                raise Violation(
+                    "committed entry overwritten",
+                    node,
+                    f"index {e.index} (commit {before.commit}) rewritten as {_fmt(e)}, "
+                    f"committed was {_fmt(self.committed[e.index - 1])}",
+                )
         slots = self._slots
         for e in entries:
             prev = store.term_at(e.index - 1)
@@ -176,6 +189,12 @@ class Invariants:
 
     def restored(self, node: str, snapshot: Snapshot, applied_before: int) -> None:
         """A node's state machine restores ``snapshot`` (sent by a leader)."""
+        if snapshot.meta.index < applied_before:
+            raise Violation(
+                "state machine rolled back",
+                node,
+                f"restores a snapshot at {snapshot.meta.index} after applying {applied_before}",
+            )
         self._check_snapshot(node, snapshot)
 
     def leader(self, node: str, term: int, store: DurableStore, *, new: bool) -> None:

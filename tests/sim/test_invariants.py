@@ -211,3 +211,18 @@ def test_store_compaction_and_snapshot_install() -> None:
     assert s.last_index == 10 and s.log == []
     loaded = s.load()
     assert loaded.snapshot is not None and loaded.snapshot.meta.index == 10
+
+
+def test_rewriting_a_committed_entry_in_a_log_is_caught() -> None:
+    inv, a, b = Invariants(), DurableStore(), DurableStore()
+    persist(inv, "a", a, hard=HardState(1, "a", 2), entries=(E(1, 1), E(2, 1, b"x")))
+    persist(inv, "b", b, hard=HardState(1, "a", 2), entries=(E(1, 1), E(2, 1, b"x")))
+    with pytest.raises(Violation, match="committed entry overwritten"):
+        persist(inv, "b", b, hard=HardState(2, None, 2), entries=(E(2, 2, b"y"),))
+
+
+def test_restoring_an_older_snapshot_is_caught() -> None:
+    inv = Invariants()
+    inv.restored("a", Snapshot(SnapshotMeta(5, 1, CONF), b""), applied_before=5)
+    with pytest.raises(Violation, match="rolled back"):
+        inv.restored("a", Snapshot(SnapshotMeta(4, 1, CONF), b""), applied_before=5)
