@@ -5,6 +5,13 @@ membership changes and leadership transfer.  Output: a :class:`Ready` that the h
 carries out (persist, send, apply) before calling ``advance()``.  No clocks, sockets,
 threads or global randomness: time is a tick count and randomness an injected
 ``random.Random``.  Imports only the standard library.
+
+A brand-new cluster's configuration (``bootstrap``) is written as the first log entries:
+for each voter an ADD_LEARNER and a PROMOTE CONF_CHANGE entry, for each learner an
+ADD_LEARNER, all in term 1 and committed.  Every founding member writes the same prefix,
+so a server that joins later learns the configuration by replaying the log like any other.
+
+``ready()`` hands its contents over at once; carry out Readys in the order received.
 """
 
 from agree.raft.config import Config

@@ -85,7 +85,7 @@ def run(seed: int, steps: int, *, membership: bool = False) -> Cluster:
             leader = c.leader()
             if leader is not None:
                 with contextlib.suppress(ClusterError):
-                    c[leader].transfer_leader(rng.choice(list(c[leader].conf.voters)))
+                    c[leader].transfer_leader(rng.choice(sorted(c[leader].conf.voters)))
         c.process()
         for i, p in c.peers.items():
             if p.node.role is Role.LEADER and i not in c.down:
