@@ -104,7 +104,8 @@ class SqlStore:
         if chunk_size < 1:
             raise ValueError("chunk_size must be positive")
         self._chunk_size = chunk_size
-        self._engine = create_store_engine(url)
+        with translate_errors("opening the database"):
+            self._engine = create_store_engine(url)
         self._closed = False
         compiled = insert(log_table).compile(dialect=self._engine.dialect)
         if compiled.positional and list(compiled.positiontup or ()) != list(_LOG_INSERT_ORDER):
@@ -174,6 +175,8 @@ class SqlStore:
         snapshot: Snapshot | None = None,
     ) -> None:
         if hard_state is None and not entries and snapshot is None:
+            if self._closed:
+                raise StorageError("the store is closed")
             return
         with self._transaction("saving to the log") as connection:
             if snapshot is not None:
