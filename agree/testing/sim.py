@@ -202,6 +202,7 @@ class Client:
     id: int
     op: ClientOp | None = None
     hint: str | None = None  # the leader it last heard of
+    idle_until: int = 0  # backs off after a refusal
 
 
 class SimNode:
@@ -364,6 +365,7 @@ class Simulation:
             self.stats.ops_ok += 1
         elif status == _FAILED:
             self.stats.ops_failed += 1
+            self.clients[op.client].idle_until = self.now + self.rng.randint(1, 4)
         else:
             self.stats.ops_unknown += 1
         self.clients[op.client].op = None
@@ -425,7 +427,11 @@ class Simulation:
                     node.proposals.pop(op.index, None)
                 node.waiting_reads = [(i, o) for i, o in node.waiting_reads if o is not op]
                 self._unknown(op)
-            if client.op is None and self.rng.random() < self.cfg.p_request:
+            if (
+                client.op is None
+                and client.idle_until <= self.now
+                and self.rng.random() < self.cfg.p_request
+            ):
                 self._issue(client)
 
     def history(self) -> list[Operation[Any, Any]]:
