@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from agree.errors import CorruptionError, IncompatibleVersionError, SchemaMismatchError
-from agree.schema import ObjectSchema
+from agree.schema import ObjectSchema, schema_fingerprint
 
 SCHEMA_RECORD_MAGIC: Final = b"AGD"
 SCHEMA_RECORD_VERSION: Final = 1
@@ -67,7 +67,7 @@ def merge(
     conflicts = sorted(
         name
         for name, schema in record.schemas.items()
-        if name in recorded and recorded[name] != schema
+        if name in recorded and not _same(recorded[name], schema)
     )
     if conflicts:
         return dict(recorded), conflicts
@@ -75,6 +75,14 @@ def merge(
     for name, schema in record.schemas.items():
         merged.setdefault(name, schema)
     return merged, []
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Compatible in the sense of ObjectSchema.check_compatible (documentation aside)."""
+    try:
+        return schema_fingerprint(a) == schema_fingerprint(b)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return False  # a malformed document is never compatible
 
 
 def check_local(

@@ -61,3 +61,18 @@ async def test_matching_nodes_record_one_schema(tmp_path: Path) -> None:
         recorded = {str(sorted(n.host.cluster_schemas)) for n in cluster.nodes.values()}
         assert recorded == {"['counter']"}
         assert all(n.failure is None for n in cluster.nodes.values())
+
+
+def test_merge_ignores_documentation_but_not_signatures() -> None:
+    from agree.cluster_schema import SchemaRecord, merge
+    from agree.schema import schema_of
+
+    class Documented(Counter):
+        """A docstring changes nothing that applies."""
+
+    recorded = {"counter": schema_of(Counter).json_schema()}
+    same = SchemaRecord("n9", {"counter": schema_of(Documented).json_schema()})
+    assert merge(recorded, same) == (recorded, [])
+    other = SchemaRecord("n9", {"counter": schema_of(CounterV2).json_schema(), "x": {}})
+    merged, conflicts = merge(recorded, other)
+    assert conflicts == ["counter"] and merged == recorded  # refused whole: "x" not added
