@@ -41,6 +41,7 @@ from agree.raft.messages import (
 from agree.raft.progress import Progress, ProgressState
 from agree.raft.readonly import PendingRead, ReadOnly
 from agree.raft.ready import ReadState, Ready, Role, SoftState
+from agree.raft.snapshot import SnapshotAssembler
 from agree.raft.status import Status
 
 # Messages only a leader sends; receiving one with our term means that sender leads.
@@ -84,9 +85,7 @@ class RaftNode:
         self._tick_role: Callable[[], None] = self._tick_election
         self._msgs: list[Message] = []
         self._read_states: list[ReadState] = []
-        # Incoming snapshot being assembled: (last included index, term) and its bytes.
-        self._snap_key: tuple[int, int] | None = None
-        self._snap_buf = bytearray()
+        self._snap_in = SnapshotAssembler()  # an incoming snapshot, chunk by chunk
         self._pending_snapshot: Snapshot | None = None  # installed, for the next Ready
 
         snap = persisted.snapshot
@@ -600,8 +599,7 @@ class RaftNode:
         )
 
     def _handle_snapshot(self, m: InstallSnapshot) -> None:
-        """§7, Figure 13: assemble chunks in order; answer each with the next offset wanted,
-        so the leader resumes after a lost, duplicated or reordered chunk."""
+        """§7, Figure 13: see :mod:`agree.raft.snapshot`."""
         index = m.last_included_index
 
         def answer(next_offset: int, done: bool = False, match: int = 0) -> None:
@@ -620,27 +618,15 @@ class RaftNode:
         if index <= self._commit:
             # Older than what we committed: acknowledge, never install (it would move the
             # state machine backwards).
-            self._snap_key = None
-            self._snap_buf = bytearray()
+            self._snap_in.reset()
             answer(0, done=True, match=self._commit)
             return
-        key = (index, m.last_included_term)
-        if self._snap_key != key:
-            if m.offset != 0:
-                answer(0)
-                return
-            self._snap_key = key
-            self._snap_buf = bytearray()
-        buf = self._snap_buf
-        if m.offset == len(buf):
-            buf += m.data
-            if m.done:
-                self._snap_key = None
-                self._snap_buf = bytearray()
-                self._install(m, bytes(buf))
-                answer(len(buf), done=True, match=self._commit)
-                return
-        answer(len(buf))
+        next_offset, data = self._snap_in.offer(m)
+        if data is None:
+            answer(next_offset)
+            return
+        self._install(m, data)
+        answer(next_offset, done=True, match=self._commit)
 
     def _install(self, m: InstallSnapshot, data: bytes) -> None:
         index, term = m.last_included_index, m.last_included_term

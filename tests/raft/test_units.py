@@ -8,9 +8,10 @@ from raft_harness import Cluster
 from test_random import run
 
 from agree.errors import MembershipChangeError, NotLeaderError, ProposalRejectedError
-from agree.raft import ConfChange, ConfChangeType, ConfState, EntryType
+from agree.raft import ConfChange, ConfChangeType, ConfState, EntryType, InstallSnapshot
 from agree.raft.membership import apply_change, bootstrap_entries, check_change
 from agree.raft.readonly import ReadOnly
+from agree.raft.snapshot import SnapshotAssembler
 
 ADD, PROMOTE, REMOVE = ConfChangeType.ADD_LEARNER, ConfChangeType.PROMOTE, ConfChangeType.REMOVE
 CONF = ConfState(voters=frozenset({"a", "b"}), learners=frozenset({"l"}))
@@ -88,3 +89,26 @@ def test_same_seed_same_run() -> None:
     """Determinism: a run is a function of its seed (the basis for replaying failures)."""
     first, second = run(3, 300), run(3, 300)
     assert first.sent == second.sent
+
+
+def _chunk(offset: int, data: bytes, done: bool = False, index: int = 9) -> InstallSnapshot:
+    return InstallSnapshot(src="a", dst="b", term=2, last_included_index=index,
+                           last_included_term=2, conf=CONF, offset=offset, data=data, done=done)
+
+
+def test_snapshot_assembler_accepts_chunks_in_order_only() -> None:
+    asm = SnapshotAssembler()
+    assert asm.offer(_chunk(3, b"def")) == (0, None)  # not started: wants offset 0
+    assert asm.offer(_chunk(0, b"abc")) == (3, None)
+    assert asm.offer(_chunk(0, b"abc")) == (3, None)  # duplicate
+    assert asm.offer(_chunk(6, b"ghi", done=True)) == (3, None)  # gap
+    assert asm.offer(_chunk(3, b"def")) == (6, None)
+    assert asm.offer(_chunk(6, b"ghi", done=True)) == (9, b"abcdefghi")
+    assert asm.offer(_chunk(3, b"def")) == (0, None)  # finished: starts over
+
+
+def test_snapshot_assembler_switches_to_a_newer_snapshot() -> None:
+    asm = SnapshotAssembler()
+    asm.offer(_chunk(0, b"old"))
+    assert asm.offer(_chunk(0, b"new", index=12)) == (3, None)
+    assert asm.offer(_chunk(3, b"!", done=True, index=12)) == (4, b"new!")
