@@ -150,3 +150,17 @@ def test_unpersisted_vote_is_caught_when_the_grant_is_sent(
     assert res.violation is not None
     assert "sent before persisted" in res.violation
     assert "RequestVote" in res.violation or "vote for" in res.violation
+
+
+def test_read_index_without_a_quorum_round_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A leader that answers ReadIndex from its own commit index without confirming its
+    # leadership (§6.4 step 3) serves stale reads once it has been deposed.
+    from agree.raft.readonly import PendingRead
+
+    def unconfirmed(self: RaftNode, context: bytes, origin: str) -> None:
+        self._release_reads([PendingRead(context, origin, self._commit)])
+
+    monkeypatch.setattr(RaftNode, "_leader_read", unconfirmed)
+    found = _violations(replace(SimConfig(), keys=1, check_quorum=False), range(12))
+    assert found, "unconfirmed reads went unnoticed"
+    assert all("history not linearizable" in v for v in found), found
