@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from raft_harness import Cluster
-from test_random import run
+from raft_random import run
 
 from agree.errors import MembershipChangeError, NotLeaderError, ProposalRejectedError
 from agree.raft import ConfChange, ConfChangeType, ConfState, EntryType, InstallSnapshot
