@@ -79,6 +79,7 @@ class RaftNode:
         self._votes: dict[str, bool] = {}
         self._prs: dict[str, Progress] = {}  # leader only, every member including itself
         self._lead_transferee: str | None = None
+        self._transfer_elapsed = 0  # ticks since the transfer to _lead_transferee began
         self._committed_in_term = False  # leader: an entry of its term is committed (§6.4)
         self._readonly = ReadOnly()
         self._step_role: Callable[[Message], None] = self._step_follower
@@ -422,7 +423,9 @@ class RaftNode:
                 # steps down, so that clients find the real leader and reads stay safe.
                 self._become_follower(self._term, None)
                 return
-            if self._lead_transferee is not None:
+        if self._lead_transferee is not None:
+            self._transfer_elapsed += 1
+            if self._transfer_elapsed >= self._cfg.election_tick:
                 self._lead_transferee = None  # §3.10: abort a transfer that did not finish
         if self._heartbeat_elapsed >= self._cfg.heartbeat_tick:
             self._heartbeat_elapsed = 0
@@ -956,7 +959,7 @@ class RaftNode:
         if self._lead_transferee == target:
             return
         self._lead_transferee = target
-        self._election_elapsed = 0  # the transfer is aborted after an election timeout
+        self._transfer_elapsed = 0  # the transfer is aborted after an election timeout
         pr = self._prs[target]
         if pr.match == self._log.last_index:
             self._send_timeout_now(target)

@@ -112,3 +112,15 @@ def test_snapshot_assembler_switches_to_a_newer_snapshot() -> None:
     asm.offer(_chunk(0, b"old"))
     assert asm.offer(_chunk(0, b"new", index=12)) == (3, None)
     assert asm.offer(_chunk(3, b"!", done=True, index=12)) == (4, b"new!")
+
+
+def test_transfers_do_not_postpone_the_check_quorum() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c.isolate("a")
+    e = c.make_config("a").election_tick
+    for k in range(2 * e):
+        if c["a"].role.value == "leader":
+            c["a"].transfer_leader("bc"[k % 2])
+        c.tick("a")
+    assert c["a"].role.value == "follower"
