@@ -87,6 +87,11 @@ class Model(Protocol[S, InC, OutC]):
         """A short human-readable rendering of an operation."""
         ...
 
+    def prune(self, ops: list[Operation[Any, Any]]) -> list[Operation[Any, Any]]:
+        """One key's history without operations that cannot change the verdict (an
+        optimization; returning ``ops`` unchanged is always correct)."""
+        ...
+
 
 # --- the register model -------------------------------------------------------------
 
@@ -147,6 +152,25 @@ class RegisterModel:
             return f"write {input.value!r}" + ("" if known else " (outcome unknown)")
         out = repr(output) if known else "?"
         return f"cas {input.expected!r} -> {input.new!r} : {out}"
+
+    def prune(self, ops: list[Operation[Any, Any]]) -> list[Operation[Any, Any]]:
+        """Drop indeterminate writes of a value no read returned, when the key has no CAS.
+
+        Each such write can be assumed not to have happened: in any linearization that
+        includes it, the interval from it to the next write holds no read (none returned its
+        value) and no CAS, so removing it changes no output.  Without this, every such write
+        doubles the search space of a non-linearizable history.
+        """
+        if any(isinstance(op.input, Cas) for op in ops):
+            return ops
+        seen = {op.output for op in ops if isinstance(op.input, Read) and op.complete is not None}
+        return [
+            op
+            for op in ops
+            if not (
+                op.complete is None and isinstance(op.input, Write) and op.input.value not in seen
+            )
+        ]
 
 
 # --- results --------------------------------------------------------------------------
@@ -329,7 +353,8 @@ def _prepare(
     model: Model[Any, InT, OutT], ops: Iterable[Operation[InT, OutT]]
 ) -> list[Operation[InT, OutT]]:
     # An indeterminate read-only operation constrains nothing.
-    return [op for op in ops if not (op.complete is None and model.read_only(op.input))]
+    kept = [op for op in ops if not (op.complete is None and model.read_only(op.input))]
+    return model.prune(kept)
 
 
 def check_key(
