@@ -1,6 +1,7 @@
 """The writer process of test_crash.py, and the workload both processes replay.
 
-``python crash_child.py URL SEED START`` opens the store (which holds the state after START calls
+:func:`main` (run in a forked process by the test, or standalone as
+``python crash_child.py URL SEED START``) opens the store (which holds the state after START calls
 of the workload, as the parent has checked), copies it into an in-memory model, prints
 ``ready``, then performs calls START, START+1, ... on the store forever, printing the number of
 calls done after each one returns — i.e. after each one is durable.  The parent kills it at random.
