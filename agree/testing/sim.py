@@ -250,12 +250,18 @@ class Simulation:
     """One seeded run.  ``run()`` returns its :class:`SimResult`."""
 
     def __init__(
-        self, seed: int, config: SimConfig, *, trace: Callable[[str], None] | None = None
+        self,
+        seed: int,
+        config: SimConfig,
+        *,
+        trace: Callable[[str], None] | None = None,
+        trace_messages: bool = False,
     ) -> None:
         self.seed = seed
         self.cfg = config
         self.rng = random.Random(seed)
         self._trace = trace
+        self._trace_messages = trace is not None and trace_messages
         self.pre_vote = self.rng.random() < 0.7 if config.pre_vote is None else config.pre_vote
         self.check_quorum = (
             self.rng.random() < 0.7 if config.check_quorum is None else config.check_quorum
@@ -647,6 +653,8 @@ class Simulation:
                     raise Violation("message source", node.id, f"sends as {msg.src}")
                 self.inv.sent(msg, store, self.stores)
                 self.net.send(msg, self.now)
+                if self._trace_messages:
+                    self._log(node.id, f"-> {msg}")
             # 3. apply
             if rd.snapshot is not None:
                 self._restore(node, rd.snapshot)
@@ -750,6 +758,8 @@ class Simulation:
         for msg in self.net.deliver(self.now):
             dst = self.nodes.get(msg.dst)
             if dst is not None and dst.core is not None:
+                if self._trace_messages:
+                    self._log(dst.id, f"<- {type(msg).__name__} from {msg.src}")
                 dst.core.step(msg)
         for node in self._live():
             self._process(node)
@@ -788,11 +798,17 @@ class Simulation:
         return SimResult(self.seed, self.now, violation, self.stats, verdict)
 
 
-def run_seed(seed: int, config: SimConfig, trace: Callable[[str], None] | None = None) -> SimResult:
+def run_seed(
+    seed: int,
+    config: SimConfig,
+    trace: Callable[[str], None] | None = None,
+    *,
+    trace_messages: bool = False,
+) -> SimResult:
     """Run one seed; any unexpected exception from the core is reported as a violation."""
     sim: Simulation | None = None
     try:
-        sim = Simulation(seed, config, trace=trace)
+        sim = Simulation(seed, config, trace=trace, trace_messages=trace_messages)
         return sim.run()
     except Violation as exc:
         return SimResult(seed, sim.now if sim else 0, f"at start: {exc}", SimStats(), "")
@@ -834,6 +850,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, default=None, help="default 5")
     p.add_argument("--steps", type=int, default=None, help="default 1000")
     p.add_argument("--trace", action="store_true", help="print a readable trace of the run")
+    p.add_argument(
+        "--trace-messages", action="store_true", help="with --trace: every message sent/received"
+    )
     p.add_argument("--profile", choices=sorted(PROFILES), default="default")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--keys", type=int, default=None)
@@ -867,7 +886,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     violations = 0
     totals = SimStats()
     if args.trace:
-        results: Iterator[SimResult] = iter([run_seed(s, config, echo) for s in seeds])
+        results: Iterator[SimResult] = iter(
+            [run_seed(s, config, echo, trace_messages=args.trace_messages) for s in seeds]
+        )
     else:
         results = run_many(seeds, config, workers=args.workers)
     for res in results:
