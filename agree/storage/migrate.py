@@ -12,6 +12,7 @@ and :func:`require_head`, which a node calls before it touches its tables.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,10 +137,16 @@ def _check_known(revision: str | None, target: str | Engine) -> None:
         ) from exc
 
 
+# Alembic runs a migration through module-level state (alembic.context, env.py's globals), so
+# two migrations in one process -- e.g. several in-process nodes opening their databases at
+# once -- must take turns.
+_ALEMBIC_LOCK = threading.Lock()
+
+
 def _run(target: str | Engine, action: str, revision: str, *, down: bool) -> None:
     engine, owned = _engine_for(target)
     try:
-        with translate_errors(action), engine.connect() as connection:
+        with _ALEMBIC_LOCK, translate_errors(action), engine.connect() as connection:
             config = alembic_config(connection)
             if down:
                 command.downgrade(config, revision)

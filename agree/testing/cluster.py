@@ -79,8 +79,7 @@ class MemoryCluster:
         self.directory.mkdir(parents=True, exist_ok=True)
         for node_id in self.ids:
             self.nodes[node_id] = self._new_node(node_id)
-        for node_id in only or self.ids:
-            await self.nodes[node_id].start()
+        await asyncio.gather(*(self.nodes[node_id].start() for node_id in only or self.ids))
         return self
 
     async def start_node(self, node_id: str) -> Node:
