@@ -51,6 +51,7 @@ class MemoryCluster:
             **settings,
         }
         self.nodes: dict[str, Node] = {}
+        self.joined: set[str] = set()  # nodes added by add_node, not founders
 
     def node_settings(self, node_id: str, nodes: Mapping[str, str] | None = None) -> Settings:
         return Settings(
@@ -101,7 +102,9 @@ class MemoryCluster:
 
     async def restart_node(self, node_id: str) -> Node:
         await self.nodes[node_id].stop()
-        node = self._new_node(node_id)
+        # A node that joined must never bootstrap a cluster of its own, even if it crashed
+        # before it stored anything.
+        node = self._new_node(node_id, join=node_id in self.joined, nodes=self.addresses)
         self.nodes[node_id] = node
         await node.start()
         return node
@@ -111,6 +114,7 @@ class MemoryCluster:
         url = f"http://127.0.0.1:{7001 + len(self.addresses)}"
         self.addresses[node_id] = url
         self.ids.append(node_id)
+        self.joined.add(node_id)
         node = self._new_node(node_id, join=True, nodes=self.addresses)
         self.nodes[node_id] = node
         await node.start()
@@ -152,16 +156,25 @@ class MemoryCluster:
                 raise AgreeTimeoutError(f"{what}: not reached within {timeout} s")
             await asyncio.sleep(self.settings["TICK_INTERVAL"])
 
-    def local_state(self, name: str, read: Callable[[Any], T]) -> dict[str, T]:
-        """``read(object)`` on every running node's local copy of ``name``, by node id."""
+    def local_state(
+        self, name: str, read: Callable[[Any], T], *, among: Iterable[str] | None = None
+    ) -> dict[str, T]:
+        """``read(object)`` on every running node's (of ``among``) local copy of ``name``."""
         out: dict[str, T] = {}
-        for node in self.running():
+        for node in self._running_among(among):
             with node.read_lock(name) as obj:
                 out[node.id] = read(obj)
         return out
 
-    async def wait_applied(self, index: int, timeout: float = 10.0) -> None:
-        """Wait until every running node applied ``index``."""
+    async def wait_applied(
+        self, index: int, timeout: float = 10.0, *, among: Iterable[str] | None = None
+    ) -> None:
+        """Wait until every running node (of ``among``, if given) applied ``index``."""
+        nodes = self._running_among(among)
         await asyncio.wait_for(
-            asyncio.gather(*(n.driver.wait_applied(index) for n in self.running())), timeout
+            asyncio.gather(*(n.driver.wait_applied(index) for n in nodes)), timeout
         )
+
+    def _running_among(self, among: Iterable[str] | None) -> list[Node]:
+        allowed = None if among is None else set(among)
+        return [n for n in self.running() if allowed is None or n.id in allowed]

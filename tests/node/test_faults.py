@@ -73,19 +73,33 @@ async def _client(
         await asyncio.sleep(rng.uniform(0, 0.01))
 
 
+def _voters(cluster: MemoryCluster) -> tuple[str, ...]:
+    leader = cluster.leader()
+    return () if leader is None else leader.status().voters
+
+
 async def _nemesis(
-    cluster: MemoryCluster, rng: random.Random, end: float, actions: list[str]
+    cluster: MemoryCluster,
+    rng: random.Random,
+    end: float,
+    actions: list[str],
+    *,
+    membership: bool = False,
 ) -> None:
+    """Seeded faults until ``end``: partitions, isolation (of the leader too), crashes of a
+    minority, restarts, reboots of every node, leadership transfers and, with ``membership``,
+    adding and removing voters.  Every fault is healed at the end."""
     loop = asyncio.get_running_loop()
     net = cluster.network
-    ids = list(cluster.ids)
-    minority = (len(ids) - 1) // 2
+    size = len(cluster.ids)
+    kinds = ["isolate", "partition", "heal", "crash", "restart", "leader", "transfer", "reboot"]
+    if membership:
+        kinds += ["member", "member"]
     while loop.time() < end:
         await asyncio.sleep(rng.uniform(0.1, 1.0))
+        ids = list(cluster.ids)  # grows as nodes join
         stopped = [nid for nid in ids if not cluster.nodes[nid]._started]
-        choice = rng.choice(
-            ["isolate", "partition", "heal", "crash", "restart", "leader", "transfer", "reboot"]
-        )
+        choice = rng.choice(kinds)
         if choice == "isolate":
             victim = rng.choice(ids)
             net.heal()
@@ -106,7 +120,7 @@ async def _nemesis(
         elif choice == "heal":
             net.heal()
             actions.append("heal")
-        elif choice == "crash" and len(stopped) < minority:
+        elif choice == "crash" and len(stopped) < (len(_voters(cluster)) - 1) // 2:
             victim = rng.choice([nid for nid in ids if nid not in stopped])
             await cluster.stop_node(victim)
             actions.append(f"crash {victim}")
@@ -117,32 +131,50 @@ async def _nemesis(
         elif choice == "transfer":
             leader = cluster.leader()
             if leader is not None:
-                target = rng.choice([nid for nid in ids if nid != leader.id])
+                target = rng.choice([nid for nid in _voters(cluster) if nid != leader.id])
                 try:
                     await leader.transfer_leader(target, timeout=0.5)
                     actions.append(f"transfer {leader.id} -> {target}")
                 except AgreeError as exc:  # unreachable or stopped target: a fault like others
-                    actions.append(f"transfer {leader.id} -> {target} failed: {exc}")
+                    actions.append(f"transfer {leader.id} -> {target} failed: {exc!r}")
         elif choice == "reboot":  # every node at once: all of them restart from their storage
             for nid in ids:
                 await cluster.stop_node(nid)
             for nid in ids:
                 await cluster.restart_node(nid)
             actions.append("reboot all")
+        elif choice == "member":
+            leader = cluster.leader()
+            voters = _voters(cluster)
+            if leader is None:
+                continue
+            try:
+                if len(voters) <= size:
+                    nid = f"m{len(cluster.ids) + 1}"
+                    actions.append(f"add {nid}")
+                    await cluster.add_node(nid, timeout=1.0)
+                else:  # the leader itself may go
+                    victim = rng.choice(voters)
+                    actions.append(f"remove {victim}")
+                    await leader.remove_member(victim, timeout=1.0)
+            except AgreeError as exc:
+                actions.append(f"  failed: {exc!r}")
     net.heal()
-    for nid in ids:
+    for nid in cluster.ids:
         if not cluster.nodes[nid]._started:
             await cluster.restart_node(nid)
             actions.append(f"restart {nid}")
 
 
 @pytest.mark.parametrize(
-    ("size", "seed", "snapshot_entries"), [(3, 1, 10_000), (5, 3, 10_000), (3, 5, 40)]
+    ("size", "seed", "snapshot_entries", "membership"),
+    [(3, 1, 10_000, False), (5, 3, 10_000, False), (3, 5, 40, True)],
 )
 async def test_histories_under_partitions_and_crashes_are_linearizable(
-    tmp_path: Path, size: int, seed: int, snapshot_entries: int
+    tmp_path: Path, size: int, seed: int, snapshot_entries: int, membership: bool
 ) -> None:
-    """With few SNAPSHOT_ENTRIES, snapshots are taken, installed and restored under the faults."""
+    """With few SNAPSHOT_ENTRIES, snapshots are taken, installed and restored under the faults;
+    with ``membership`` voters are added and removed meanwhile."""
     rng = random.Random(seed)
     async with MemoryCluster(
         tmp_path, {"kv": KVStore}, size=size, seed=seed, SNAPSHOT_ENTRIES=snapshot_entries
@@ -151,12 +183,15 @@ async def test_histories_under_partitions_and_crashes_are_linearizable(
         loop = asyncio.get_running_loop()
         h = History(loop)
         actions: list[str] = []
-        end = loop.time() + 6.0
+        end = loop.time() + 5.0
         clients = [
             _client(cluster, cluster.ids[i % size], f"c{i}", random.Random(rng.random()), h, end)
             for i in range(6)
         ]
-        await asyncio.gather(_nemesis(cluster, random.Random(rng.random()), end, actions), *clients)
+        nemesis = _nemesis(
+            cluster, random.Random(rng.random()), end, actions, membership=membership
+        )
+        await asyncio.gather(nemesis, *clients)
 
         # After the faults: every node serves, and a last read of each key joins the history.
         leader = await cluster.wait_leader(timeout=10.0)
@@ -165,8 +200,11 @@ async def test_histories_under_partitions_and_crashes_are_linearizable(
             invoke = loop.time()
             got = await leader.proxy("kv").get(key)
             h.ops.append(Operation("final", key, Read(), got, invoke, loop.time()))
-        await cluster.wait_applied(leader.host.applied_index)
-        states = cluster.local_state("kv", lambda kv: dict(kv.data))
+        # Every member holds the same state (a removed node may have stopped learning).
+        members = set(leader.members())
+        await cluster.wait_applied(leader.host.applied_index, among=members)
+        states = cluster.local_state("kv", lambda kv: dict(kv.data), among=members)
+        assert set(states) == members
         assert len({tuple(sorted(s.items())) for s in states.values()}) == 1, states
 
         # Every acknowledged write is in the log; one that failed with a plain timeout was
