@@ -327,9 +327,7 @@ class Node:
                 continue
             if soft.leader_id is not None and soft.leader_id != self.id:
                 if not may_forward:
-                    raise NotLeaderError(
-                        leader_id=soft.leader_id, leader_url=self.host.members.get(soft.leader_id)
-                    )
+                    raise self._not_leader()
                 try:
                     assert self._transport is not None
                     return await self._transport.forward(soft.leader_id, call, remaining)
@@ -359,9 +357,7 @@ class Node:
                 raise AgreeTimeoutError(f"{call.object}.{call.method}: no leader answered in time")
             if soft.leader_id is not None and soft.leader_id != self.id:
                 if not may_forward:
-                    raise NotLeaderError(
-                        leader_id=soft.leader_id, leader_url=self.host.members.get(soft.leader_id)
-                    )
+                    raise self._not_leader()
                 try:
                     assert self._transport is not None
                     return await self._transport.forward(soft.leader_id, call, remaining)
@@ -454,14 +450,15 @@ class Node:
             members=dict(self.host.members),
         )
 
+    def _not_leader(self) -> NotLeaderError:
+        leader = self.driver.soft_state.leader_id
+        url = self.host.members.get(leader) if leader is not None else None
+        return NotLeaderError(leader_id=leader, leader_url=url)
+
     def _require_leader(self) -> Driver:
         driver = self.driver
-        soft = driver.soft_state
-        if soft.role is not Role.LEADER:
-            raise NotLeaderError(
-                leader_id=soft.leader_id,
-                leader_url=self.host.members.get(soft.leader_id or ""),
-            )
+        if driver.soft_state.role is not Role.LEADER:
+            raise self._not_leader()
         return driver
 
     async def _conf_change(self, change: ConfChange, deadline: float) -> None:
