@@ -262,6 +262,8 @@ def fmt_rate(values: Sequence[float]) -> str:
 
 def fmt_ms(values: Sequence[float]) -> str:
     med, lo, hi = median_spread([v * 1000 for v in values])
+    if med >= 1000:
+        return f"{med:>8,.0f} [{lo:,.0f}-{hi:,.0f}]"
     return f"{med:>8.2f} [{lo:.2f}-{hi:.2f}]"
 
 
@@ -282,7 +284,7 @@ def print_table(cases: Sequence[Case], runs: int) -> None:
     print()
     print(f"Median of {runs} run(s), [min-max] across runs")
     header = (
-        f"{'via':<8} {'flight':>6} | {'commands/s':>24} | {'p50 ms':>22} | {'p99 ms':>22} |"
+        f"{'via':<8} {'flight':>6} | {'commands/s':>24} | {'p50 ms':>24} | {'p99 ms':>24} |"
         f" {'entries/txn':>11} | {'ms/txn':>6} | {'txns/s':>6}"
     )
     print(header)
@@ -298,14 +300,17 @@ def print_table(cases: Sequence[Case], runs: int) -> None:
         txn_rate = statistics.median(s.leader_txns / s.seconds for s in ss)
         print(
             f"{case.label} | {fmt_rate([s.rate for s in ss]):>24} |"
-            f" {fmt_ms([s.percentile(0.5) for s in ss]):>22} |"
-            f" {fmt_ms([s.percentile(0.99) for s in ss]):>22} |"
-            f" {per_txn:>11.1f} | {save_ms:>6.2f} | {txn_rate:>6.0f}"
+            f" {fmt_ms([s.percentile(0.5) for s in ss]):>24} |"
+            f" {fmt_ms([s.percentile(0.99) for s in ss]):>24} |"
+            f" {per_txn:>11.1f} | {save_ms:>6.2f} | {txn_rate:>6.1f}"
         )
     print(
         "entries/txn, ms/txn (time inside one save transaction, fsync included) and txns/s are"
-        " the leader's; each follower makes about as many transactions."
+        " the leader's; each follower makes about as many transactions (per-run lines above)."
     )
+    changed = sum(s.leader_changed for case in cases for s in case.samples)
+    if changed:
+        print(f"leadership changed during {changed} measurement(s) (marked above)")
 
 
 # -- profile ------------------------------------------------------------------------------------
@@ -424,6 +429,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--payload", type=int, default=64, help="target size of the encoded command in bytes"
     )
+    parser.add_argument(
+        "--via", nargs="+", choices=("leader", "follower"), default=["leader", "follower"],
+        help="whose proxy the calls go through",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile leader/100")
     parser.add_argument(
         "--profile-in-flight", type=int, default=PROFILE_IN_FLIGHT, help="in flight when profiling"
@@ -447,7 +456,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f" (target {args.payload} B; the envelope alone, with key {key(0)!r} and an empty value,"
         f" is {floor} B)"
     )
-    cases = [Case(via, n) for via in ("leader", "follower") for n in args.in_flight]
+    cases = [Case(via, n) for via in args.via for n in args.in_flight]
     for run in range(1, args.runs + 1):
         asyncio.run(one_run(run, cases, args, value))
     if args.runs > 0:
