@@ -294,4 +294,6 @@ class Host:
             self.applied_index = state["applied_index"]
             self.applied_term = state["applied_term"]
             self.last_ts_ns = state["last_ts_ns"]
+        if self.hub is not None:
+            self.hub.jumped(self.applied_index)
         self.check_schemas()

@@ -154,6 +154,9 @@ class Node:
                     hard_state=persisted.hard_state, entries=persisted.entries, snapshot=None
                 )
             host = Host(objects, node_id=self.id, members=dict(settings.NODES))
+            # Before the restore, so that the hub knows nothing older can be resumed from.
+            hub = SubscriptionHub(host.decode_mutation)
+            host.hub = hub
             if persisted.snapshot is not None:
                 host.restore(persisted.snapshot.data)
             raft = RaftNode(
@@ -165,8 +168,6 @@ class Node:
         except BaseException:
             await store.close()
             raise
-        hub = SubscriptionHub(host.decode_mutation)
-        host.hub = hub
         transport = self._transport or MemoryNetwork().transport(self.id)
         self._transport = transport
         driver = Driver(

@@ -65,17 +65,19 @@ class _Subscriber:
     def offer(self, rec: MutationRecord) -> bool:
         """Queue ``rec``; False if the subscriber overflowed (and is now closed)."""
         if len(self.queue) >= self.maxsize:
-            self.error = SubscriptionOverflowError(
-                f"subscriber fell more than {self.maxsize} mutations behind and was cut off;"
-                f" resume from index {self.last_index + 1}",
-                last_index=self.last_index,
-            )
-            self.queue.clear()
-            self.close()
+            self.cut_off(f"subscriber fell more than {self.maxsize} mutations behind")
             return False
         self.queue.append(rec)
         self.event.set()
         return True
+
+    def cut_off(self, why: str) -> None:
+        self.error = SubscriptionOverflowError(
+            f"{why}; the subscriber was cut off: resume from index {self.last_index + 1}",
+            last_index=self.last_index,
+        )
+        self.queue.clear()
+        self.close()
 
     def close(self) -> None:
         self.closed = True
@@ -141,6 +143,9 @@ class SubscriptionHub:
         self.decode = decode
         self._subs: list[_Subscriber] = []
         self._history: collections.deque[MutationRecord] = collections.deque(maxlen=history)
+        # Mutations at or below this index were never published here (the state arrived in a
+        # snapshot): nobody can be served from before it.
+        self._floor = 0
 
     @property
     def active(self) -> bool:
@@ -155,6 +160,19 @@ class SubscriptionHub:
                 sub.offer(rec)
         self._subs = [s for s in self._subs if not s.closed]
 
+    def jumped(self, index: int) -> None:
+        """The state jumped to ``index`` from a snapshot, without publishing the mutations in
+        between.  Live subscribers would silently miss them: they are cut off instead, and
+        resuming from an index at or below ``index`` is refused from now on."""
+        self._floor = max(self._floor, index)
+        self._history.clear()
+        for sub in self._subs:
+            sub.cut_off(
+                f"this node's state jumped to a snapshot at index {index}; the mutations up to"
+                " it are not available here",
+            )
+        self._subs.clear()
+
     def oldest_index(self) -> int | None:
         """The lowest index that can still be resumed from, if any history is kept."""
         return self._history[0].index if self._history else None
@@ -165,6 +183,12 @@ class SubscriptionHub:
         sub = _Subscriber(object, method, maxsize)
         if from_index is not None:
             sub.last_index = from_index - 1
+            if from_index <= self._floor:
+                raise SubscriptionOverflowError(
+                    f"cannot resume from index {from_index}: this node's state starts from a"
+                    f" snapshot at index {self._floor}",
+                    last_index=from_index - 1,
+                )
             oldest = self.oldest_index()
             newest = self._history[-1].index if self._history else None
             if (

@@ -206,3 +206,51 @@ async def test_callbacks_in_order_and_cancel_stops_them(tmp_path: Path) -> None:
         assert in_thread[-1].result == last
         assert len(on_loop) == 20
         sub.cancel()
+
+
+async def test_a_snapshot_installed_under_a_live_stream_cuts_it_off(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, {"counter": Counter}, SNAPSHOT_ENTRIES=10) as cluster:
+        leader = await cluster.wait_leader()
+        follower = next(n for n in cluster.nodes.values() if n is not leader)
+        stream = follower.mutations("counter")
+        c = leader.proxy("counter")
+        assert await c.add(1) == 1
+        first = await _take(stream, 1)
+        cluster.network.isolate(follower.id)
+        for _ in range(30):  # the leader compacts past what the follower holds
+            await c.add(1)
+        cluster.network.heal()
+        await c.add(1)
+        await cluster.wait_applied(leader.host.applied_index)
+        # The follower's state jumped over mutations its subscriber never saw: rather than a
+        # silent gap, the stream is cut off at the last mutation it delivered.
+        with pytest.raises(SubscriptionOverflowError) as info:
+            await asyncio.wait_for(anext(stream), WAIT)
+        assert info.value.last_index == first[0].index
+        # This node cannot replay them; the leader, which applied them one by one, can.
+        with pytest.raises(SubscriptionOverflowError):
+            follower.mutations("counter", from_index=info.value.last_index + 1)
+        resumed = leader.mutations("counter", from_index=info.value.last_index + 1)
+        assert [m.result for m in await _take(resumed, 31)] == list(range(2, 33))
+
+
+async def test_resuming_from_before_a_restored_snapshot_is_refused(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, {"counter": Counter}) as cluster:
+        leader = await cluster.wait_leader()
+        c = leader.proxy("counter")
+        for _ in range(5):
+            await c.add(1)
+        node_id = next(n for n in cluster.ids if n != leader.id)
+        await cluster.wait_applied(leader.host.applied_index)
+        snap_index = await cluster.nodes[node_id].snapshot()
+        node = await cluster.restart_node(node_id)
+        await node.wait_ready(WAIT)
+        # Restarted from the snapshot, it never published what came before it.
+        with pytest.raises(SubscriptionOverflowError) as info:
+            node.mutations("counter", from_index=1)
+        assert info.value.last_index == 0
+        with pytest.raises(SubscriptionOverflowError):
+            node.mutations(from_index=snap_index)
+        after = node.mutations("counter", from_index=snap_index + 1)
+        assert await c.add(1) == 6
+        assert [m.result for m in await _take(after, 1)] == [6]
