@@ -229,6 +229,8 @@ async def test_histories_under_partitions_and_crashes_are_linearizable(
         # The run exercised what it claims to: faults happened and operations went through them.
         assert h.counts.get("write ok", 0) > 20 and h.counts.get("read ok", 0) > 20, h.counts
         assert actions, "the nemesis did nothing"
+        if membership:
+            assert any(a.startswith(("add", "remove")) for a in actions), actions
 
 
 async def test_isolated_old_leader_never_serves_a_stale_linearizable_read(tmp_path: Path) -> None:
