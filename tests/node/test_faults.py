@@ -233,6 +233,47 @@ async def test_histories_under_partitions_and_crashes_are_linearizable(
             assert any(a.startswith(("add", "remove")) for a in actions), actions
 
 
+async def _adder(
+    cluster: MemoryCluster, node_id: str, rng: random.Random, end: float, tally: dict[str, Any]
+) -> None:
+    loop = asyncio.get_running_loop()
+    while loop.time() < end:
+        node = cluster.nodes[node_id]
+        if not node._started:
+            await asyncio.sleep(0.02)
+            continue
+        try:
+            tally["ok"].append(await node.proxy("counter").options(timeout=0.5).add(1))
+        except AgreeError as exc:
+            # A plain timeout says "not applied"; anything else may have applied.
+            tally["not applied" if type(exc) is AgreeTimeoutError else "maybe"] += 1
+        await asyncio.sleep(rng.uniform(0, 0.01))
+
+
+@pytest.mark.parametrize("seed", [7])
+async def test_retried_commands_apply_at_most_once_under_faults(tmp_path: Path, seed: int) -> None:
+    """Writing a value twice is invisible to the register check; adding 1 twice is not."""
+    rng = random.Random(seed)
+    async with MemoryCluster(tmp_path, {"counter": Counter}, seed=seed) as cluster:
+        await cluster.wait_leader()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 4.0
+        tally: dict[str, Any] = {"ok": [], "maybe": 0, "not applied": 0}
+        actions: list[str] = []
+        adders = [
+            _adder(cluster, cluster.ids[i % 3], random.Random(rng.random()), end, tally)
+            for i in range(6)
+        ]
+        await asyncio.gather(_nemesis(cluster, random.Random(rng.random()), end, actions), *adders)
+        leader = await cluster.wait_leader()
+        final = await leader.proxy("counter").options(timeout=10.0).get()
+        ok: list[int] = tally["ok"]
+        # Each add returns the counter after it: acknowledged adds saw distinct values.
+        assert len(set(ok)) == len(ok)
+        assert len(ok) <= final <= len(ok) + tally["maybe"], (final, tally, actions)
+        assert len(ok) > 20 and actions, (tally, actions)
+
+
 async def test_isolated_old_leader_never_serves_a_stale_linearizable_read(tmp_path: Path) -> None:
     async with MemoryCluster(tmp_path, {"kv": KVStore}) as cluster:
         old = await cluster.wait_leader()
