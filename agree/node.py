@@ -325,6 +325,12 @@ class Node:
                     await self._wait_leader_change(deadline)
                 except TimeoutError:
                     in_doubt = True
+                except UnavailableError as exc:
+                    # The node stopped with the command in its log: it may still commit.
+                    raise OutcomeUnknownError(
+                        f"{call.object}.{call.method}: {exc}; it may or may not have been applied"
+                        " (retrying with the same client id and seq is safe)"
+                    ) from exc
                 continue
             if soft.leader_id is not None and soft.leader_id != self.id:
                 if not may_forward:
@@ -332,9 +338,10 @@ class Node:
                 try:
                     assert self._transport is not None
                     return await self._transport.forward(soft.leader_id, call, remaining)
-                except (NotLeaderError, ProposalRejectedError):
-                    await self._wait_leader_change(deadline, at_most=self._election_timeout())
-                except (UnavailableError, AgreeTimeoutError):
+                except (NotLeaderError, ProposalRejectedError, UnavailableError, AgreeTimeoutError):
+                    # Whatever the peer said, it may have proposed the command before it failed
+                    # (e.g. lost its slot to a new leader's snapshot): from here on, a timeout
+                    # means "outcome unknown", never "not applied".
                     in_doubt = True
                     await self._wait_leader_change(deadline, at_most=self._election_timeout())
                 continue

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agree.codec import COMMAND_MAGIC
-from agree.errors import UnknownMethodError, ValidationError
+from agree.errors import OutcomeUnknownError, UnknownMethodError, ValidationError
 from agree.raft.entries import EntryType
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Color, Counter, KVStore, Point, Types
@@ -148,3 +148,21 @@ async def test_restart_from_snapshot_and_log_gives_the_same_state(tmp_path: Path
         for node in cluster.nodes.values():
             await node.wait_ready(10)
             assert await node.proxy("counter").get() == 55
+
+
+async def test_a_command_in_the_log_of_a_stopping_node_has_an_unknown_outcome(
+    tmp_path: Path,
+) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        leader = await cluster.wait_leader()
+        c = leader.proxy("counter")
+        await c.add(1)
+        cluster.network.isolate(leader.id)  # nothing it proposes can commit now
+        before = leader.status().last_index
+        task = asyncio.create_task(c.add(1))
+        await cluster.wait_until(
+            lambda: leader.status().last_index > before, what="the proposal in the log"
+        )
+        await cluster.stop_node(leader.id)
+        with pytest.raises(OutcomeUnknownError):
+            await task
