@@ -452,6 +452,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     print(f"settings: {CLUSTER_SETTINGS}")
     print(
+        "all three nodes and the callers share one event loop (one core, one GIL): commands/s"
+        " is bounded by the CPU of three replicas together, fsyncs run on one thread per node"
+    )
+    print(
         f"command: kv.set({key(0)!r}, {len(value)}-char value) -> encoded CommandRecord {size} B"
         f" (target {args.payload} B; the envelope alone, with key {key(0)!r} and an empty value,"
         f" is {floor} B)"
