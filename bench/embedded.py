@@ -389,7 +389,7 @@ async def one_run(
         async with MemoryCluster(Path(tmp), OBJECTS, seed=run, **CLUSTER_SETTINGS) as cluster:
             bench = Bench(cluster, value)
             await (await bench.leader()).wait_ready(30)
-            # Warm-up: caches, SQLite pages, the first snapshot's cost out of the way.
+            # Warm-up: lazy imports, schema caches, SQLite pages and WAL file growth.
             await bench.measure("leader", 100, 0.5, 2_000)
             for case in cases:
                 min_commands = max(args.min_commands, 3 * case.in_flight)
