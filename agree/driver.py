@@ -22,7 +22,7 @@ from typing import Any
 from agree.calls import Outcome
 from agree.errors import AgreeError, NotLeaderError, UnavailableError
 from agree.host import Host
-from agree.raft.entries import ConfChange, Entry, EntryType
+from agree.raft.entries import ConfChange, Entry, EntryType, HardState
 from agree.raft.messages import Message
 from agree.raft.node import RaftNode
 from agree.raft.ready import Ready, Role, SoftState
@@ -79,6 +79,8 @@ class Driver:
         self._soft = SoftState(leader_id=None, role=Role.FOLLOWER)
         self._since_snapshot_entries = 0
         self._since_snapshot_bytes = 0
+        self._durable_tv: tuple[int, str | None] | None = None  # (term, vote) known stored
+        self._deferred_hs: HardState | None = None  # a commit-only change not yet written
         self._snapshot_waiters: list[asyncio.Future[int]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -206,10 +208,23 @@ class Driver:
 
     async def _handle_ready(self, rd: Ready) -> None:
         """Persist, send, apply, advance -- in that order (see agree.raft.ready.Ready)."""
-        if rd.snapshot is not None or rd.hard_state is not None or rd.entries:
-            await self.store.save(
-                hard_state=rd.hard_state, entries=rd.entries, snapshot=rd.snapshot
-            )
+        hs = rd.hard_state
+        if (
+            hs is not None
+            and not rd.entries
+            and rd.snapshot is None
+            and self._durable_tv == (hs.term, hs.vote)
+        ):
+            # Only the commit index moved: it is volatile state (Figure 2), relearned from the
+            # leader after a restart, so it need not cost an fsync of its own.
+            self._deferred_hs, hs = hs, None
+        if rd.snapshot is not None or hs is not None or rd.entries:
+            if hs is None:
+                hs = self._deferred_hs
+            await self.store.save(hard_state=hs, entries=rd.entries, snapshot=rd.snapshot)
+            if hs is not None:
+                self._durable_tv = (hs.term, hs.vote)
+            self._deferred_hs = None
         if rd.messages:
             self.transport.send(rd.messages)
         if rd.snapshot is not None:

@@ -116,6 +116,7 @@ class Node:
         self._client_id = uuid.uuid4().hex
         self._seq = 0
         self._outstanding: set[int] = set()
+        self._low = 1  # the lowest seq not yet done: every seq below it is answered
         self._last_stamp = 0
         self._driver: Driver | None = None
         self._store: AsyncLogStore | None = None
@@ -258,11 +259,13 @@ class Node:
         """(client id, seq, ack) for a new command issued through this node."""
         self._seq += 1
         self._outstanding.add(self._seq)
-        ack = min(self._outstanding) - 1
-        return self._client_id, self._seq, ack
+        return self._client_id, self._seq, self._low - 1
 
     def call_done(self, seq: int) -> None:
         self._outstanding.discard(seq)
+        # Amortised O(1): the low-water mark only moves forward.
+        while self._low <= self._seq and self._low not in self._outstanding:
+            self._low += 1
 
     async def call(self, call: Call, timeout: float | None = None) -> Outcome:
         """Run a call anywhere in the cluster; ``timeout`` defaults to REQUEST_TIMEOUT."""

@@ -159,19 +159,34 @@ class TypeCodec:
 
     annotation: Any
     adapter: TypeAdapter[Any] = field(repr=False, compare=False)
+    # str/int/bool/None: a value of exactly that type is its own JSON form, so validating and
+    # converting it is the identity and pydantic need not be asked.
+    fast: type | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, annotation: Any) -> TypeCodec:
         """Build the codec; raises whatever pydantic raises for an unsupported hint."""
         wrapped = types.GenericAlias(tuple, (annotation,))
         adapter: TypeAdapter[Any] = TypeAdapter(wrapped, config=_CONFIG)  # type: ignore[arg-type]
-        codec = cls(annotation, adapter)
+        hint = type(None) if annotation is None else annotation
+        fast = hint if hint in (str, int, bool, type(None)) else None
+        codec = cls(annotation, adapter, fast)
         codec.json_schema("validation")
         codec.json_schema("serialization")
         return codec
 
+    def _plain(self, value: Any) -> bool:
+        """Whether ``value`` is its own JSON form under this hint (no pydantic needed).  A
+        non-ASCII str still goes through pydantic, which refuses lone surrogates."""
+        fast = self.fast
+        if fast is None or type(value) is not fast:
+            return False
+        return not isinstance(value, str) or value.isascii()
+
     def validate_python(self, value: Any, what: str) -> Any:
         """``value`` checked strictly (int widens to float); ValidationError naming ``what``."""
+        if self.fast is not None and type(value) is self.fast:
+            return value
         try:
             return self.adapter.validate_python((value,), strict=True)[0]
         except pydantic.ValidationError as exc:
@@ -179,6 +194,8 @@ class TypeCodec:
 
     def dump(self, value: Any, what: str) -> Any:
         """The JSON-able form of an already valid ``value`` (json.loads of its JSON)."""
+        if self._plain(value):
+            return value
         try:
             data = self.adapter.dump_json((value,), warnings="error")
         except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as exc:
@@ -187,6 +204,8 @@ class TypeCodec:
 
     def load(self, json_value: Any, what: str) -> Any:
         """The Python value of a JSON-shaped ``json_value``, validated in lax JSON mode."""
+        if self._plain(json_value):
+            return json_value
         try:
             data = _ENCODER.encode([json_value])
         except (TypeError, ValueError) as exc:

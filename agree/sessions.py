@@ -10,6 +10,7 @@ expire by the leader-stamped time carried in the entries, never by a local clock
 from __future__ import annotations
 
 import enum
+import heapq
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -33,6 +34,7 @@ class ClientSession(Generic[T]):
     acked: int = 0  # Invariant: no key of outcomes is <= acked.
     highest: int = 0  # the highest seq applied
     last_seen_ns: int = 0
+    order: list[int] = field(default_factory=list)  # heap of the keys of outcomes
 
 
 class SessionTable(Generic[T]):
@@ -67,9 +69,12 @@ class SessionTable(Generic[T]):
             session = ClientSession()
         if ack > session.acked:
             session.acked = ack
-            for old in [s for s in session.outcomes if s <= ack]:
-                del session.outcomes[old]
+            order = session.order
+            while order and order[0] <= ack:
+                session.outcomes.pop(heapq.heappop(order), None)
         if seq > session.acked:
+            if seq not in session.outcomes:
+                heapq.heappush(session.order, seq)
             session.outcomes[seq] = outcome
         session.highest = max(session.highest, seq)
         session.last_seen_ns = max(session.last_seen_ns, now_ns)

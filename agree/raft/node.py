@@ -85,6 +85,7 @@ class RaftNode:
         self._step_role: Callable[[Message], None] = self._step_follower
         self._tick_role: Callable[[], None] = self._tick_election
         self._msgs: list[Message] = []
+        self._append_due = False  # entries or a commit index to send to every follower
         self._read_states: list[ReadState] = []
         self._snap_in = SnapshotAssembler()  # an incoming snapshot, chunk by chunk
         self._pending_snapshot: Snapshot | None = None  # installed, for the next Ready
@@ -763,12 +764,12 @@ class RaftNode:
 
     def _after_commit(self) -> None:
         """Tell followers the new commit index; step down if this commit removed us."""
-        for peer, pr in self._prs.items():
-            if peer != self._id:
-                self._send_append(peer, pr, True)
+        self._append_due = True
         if self._id not in self._conf.voters and self._pending_conf_index() <= self._commit:
             # §4.2.2: a leader removed from the configuration steps down once that
             # configuration is committed; until then it led without counting itself.
+            # Tell the others the commit first: they must learn that C_new is committed.
+            self._flush_appends()
             self._become_follower(self._term, None)
 
     def _handle_append_response(self, m: AppendEntriesResponse) -> None:
@@ -923,7 +924,9 @@ class RaftNode:
         """Append a NORMAL entry (leader only); returns its index."""
         self._check_leader()
         index = self._append(EntryType.NORMAL, data)
-        self._broadcast_append()
+        # Sent once per Ready (see _flush_appends): a burst of proposals becomes one
+        # AppendEntries per peer instead of one per proposal.
+        self._append_due = True
         if self._maybe_commit():
             self._after_commit()
         return index
@@ -991,9 +994,17 @@ class RaftNode:
 
     # ------------------------------------------------------------------ Ready
 
+    def _flush_appends(self) -> None:
+        if self._append_due:
+            self._append_due = False
+            if self._role is Role.LEADER:
+                self._broadcast_append()
+
     def has_ready(self) -> bool:
         # Called after every input by most hosts: cheapest checks first, no allocation.
-        if self._msgs or self._read_states or self._pending_snapshot is not None:
+        if self._append_due or self._msgs or self._read_states:
+            return True
+        if self._pending_snapshot is not None:
             return True
         log = self._log
         if log.stable != log.last_index or self._commit != self._applying:
@@ -1007,6 +1018,7 @@ class RaftNode:
     def ready(self) -> Ready:
         """The work for the host.  It is handed over now: the next Ready carries only what
         happens after this call, so a host must carry out Readys in the order it got them."""
+        self._flush_appends()
         log = self._log
         hs_now = (self._term, self._vote, self._commit)
         hard_state = HardState(*hs_now) if hs_now != self._prev_hs else None
