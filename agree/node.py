@@ -252,7 +252,8 @@ class Node:
 
     async def handle_call(self, call: Call, timeout: float) -> Outcome:
         """A call forwarded by a peer: served here or refused, never forwarded again (no loops)."""
-        return await self._call(call, self._deadline(timeout), may_forward=False)
+        # The entry node validated it; the leader validates again when it applies.
+        return await self._call(call, self._deadline(timeout), may_forward=False, validated=True)
 
     # -- calls ----------------------------------------------------------------------------------
     def next_call_ids(self) -> tuple[str, int, int]:
@@ -267,20 +268,27 @@ class Node:
         while self._low <= self._seq and self._low not in self._outstanding:
             self._low += 1
 
-    async def call(self, call: Call, timeout: float | None = None) -> Outcome:
+    async def call(
+        self, call: Call, timeout: float | None = None, *, validated: bool = False
+    ) -> Outcome:
         """Run a call anywhere in the cluster; ``timeout`` defaults to REQUEST_TIMEOUT."""
-        return await self._call(call, self._deadline(timeout), may_forward=True)
+        return await self._call(
+            call, self._deadline(timeout), may_forward=True, validated=validated
+        )
 
     def _deadline(self, timeout: float | None) -> float:
         return asyncio.get_running_loop().time() + (
             self.settings.REQUEST_TIMEOUT if timeout is None else timeout
         )
 
-    async def _call(self, call: Call, deadline: float, *, may_forward: bool) -> Outcome:
+    async def _call(
+        self, call: Call, deadline: float, *, may_forward: bool, validated: bool = False
+    ) -> Outcome:
         host = self.host
         kind = "command" if call.kind is CallKind.COMMAND else "query"
         op = host.operation(call.object, call.method, kind)
-        op.bind_json(call.args, call.kwargs)  # validate before anything is proposed or read
+        if not validated:  # before anything is proposed or read
+            op.bind_json(call.args, call.kwargs)
         if call.kind is CallKind.COMMAND:
             return await self._command(call, deadline, may_forward)
         consistency = call.consistency or op.consistency or Consistency.LINEARIZABLE
