@@ -364,6 +364,9 @@ class Driver:
 
     async def _take_snapshot(self) -> None:
         index = self.host.applied_index
+        if index <= self.raft.snapshot_index:  # nothing applied since the last snapshot
+            self._resolve_snapshot_waiters(self.raft.snapshot_index)
+            return
         # Pickling happens here, on the loop, because the state must be captured at exactly
         # `index`; writing the (possibly large) blob happens on the storage thread.
         data = self.host.snapshot()
@@ -372,6 +375,9 @@ class Driver:
         self._since_snapshot_entries = 0
         self._since_snapshot_bytes = 0
         log.info("node %s took a snapshot at index %d (%d bytes)", self.raft.id, index, len(data))
+        self._resolve_snapshot_waiters(index)
+
+    def _resolve_snapshot_waiters(self, index: int) -> None:
         waiters, self._snapshot_waiters = self._snapshot_waiters, []
         for fut in waiters:
             if not fut.done():

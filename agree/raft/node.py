@@ -155,6 +155,11 @@ class RaftNode:
         return self._applied
 
     @property
+    def snapshot_index(self) -> int:
+        """The index of the last snapshot (the log starts after it); 0 if none."""
+        return self._log.offset
+
+    @property
     def last_index(self) -> int:
         return self._log.last_index
 

@@ -166,3 +166,15 @@ async def test_a_command_in_the_log_of_a_stopping_node_has_an_unknown_outcome(
         await cluster.stop_node(leader.id)
         with pytest.raises(OutcomeUnknownError):
             await task
+
+
+async def test_snapshot_on_demand_twice_in_a_row(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        leader = await cluster.wait_leader()
+        await leader.proxy("counter").add(1)
+        first = await leader.snapshot()
+        assert first == leader.host.applied_index
+        assert await leader.snapshot() == first  # nothing new applied: no new snapshot
+        assert leader.failure is None
+        assert await leader.proxy("counter").add(1) == 2
+        assert await leader.snapshot() > first
