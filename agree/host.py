@@ -36,7 +36,7 @@ from agree.errors import (
 from agree.mutation import Mutation
 from agree.raft.entries import ConfChange, ConfChangeType, Entry
 from agree.replicated import CommandContext, Replicated, applying
-from agree.schema import ObjectSchema, Operation, schema_of
+from agree.schema import BoundCall, ObjectSchema, Operation, schema_of
 from agree.sessions import DEFAULT_SESSION_TTL_NS, SessionTable, Verdict
 from agree.subscriptions import MutationRecord, SubscriptionHub
 
@@ -47,6 +47,24 @@ SNAPSHOT_FORMAT = 1
 
 def _error(exc: BaseException) -> Outcome:
     return Outcome(error=encode_error(exc))
+
+
+def _invoke(obj: Replicated, op: Operation, bound: BoundCall, name: str, index: int) -> Outcome:
+    """Run a user's method; whatever it raises or returns becomes the outcome, never a crash."""
+    try:
+        value = getattr(obj, op.attr)(*bound.args, **bound.kwargs)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        return Outcome(error=encode_error(exc), index=index)
+    try:
+        return Outcome(result=op.dump_result(value), index=index)
+    except ValidationError as exc:
+        err = ValidationError(
+            f"{name}.{op.name} returned a value that does not match its declared return type:"
+            f" {exc}"
+        )
+        return Outcome(error=encode_error(err), index=index)
 
 
 class Host:
@@ -151,22 +169,8 @@ class Host:
         ctx = CommandContext(
             index=entry.index, term=entry.term, timestamp=datetime.fromtimestamp(ts_ns / 1e9, UTC)
         )
-        try:
-            with applying(ctx):
-                value = getattr(obj, op.attr)(*bound.args, **bound.kwargs)
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:
-            return Outcome(error=encode_error(exc), index=entry.index)
-        try:
-            result = op.dump_result(value)
-        except ValidationError as exc:
-            err = ValidationError(
-                f"{record.object}.{record.method} returned a value that does not match its"
-                f" declared return type: {exc}"
-            )
-            return Outcome(error=encode_error(err), index=entry.index)
-        return Outcome(result=result, index=entry.index)
+        with applying(ctx):
+            return _invoke(obj, op, bound, record.object, entry.index)
 
     def _apply_schema_record(self, entry: Entry) -> Outcome:
         try:
@@ -216,22 +220,8 @@ class Host:
         """Run a query on the local copy; a user's exception comes back as the outcome's error."""
         op = self.operation(name, method, "query")
         bound = op.bind_json(args, kwargs)
-        obj = self.objects[name]
         with self.lock:
-            try:
-                value = getattr(obj, op.attr)(*bound.args, **bound.kwargs)
-            except KeyboardInterrupt:
-                raise
-            except BaseException as exc:
-                return Outcome(error=encode_error(exc), index=self.applied_index)
-            try:
-                return Outcome(result=op.dump_result(value), index=self.applied_index)
-            except ValidationError as exc:
-                err = ValidationError(
-                    f"{name}.{method} returned a value that does not match its declared return"
-                    f" type: {exc}"
-                )
-                return Outcome(error=encode_error(err), index=self.applied_index)
+            return _invoke(self.objects[name], op, bound, name, self.applied_index)
 
     # -- subscriptions ---------------------------------------------------------------------------
     def decode_mutation(self, rec: MutationRecord) -> Mutation:
