@@ -7,13 +7,14 @@ commit is durable when the call returns (Raft paper Figure 2: persist before rep
 
 Hot paths use SQLAlchemy Core (one bulk insert per batch of entries, range deletes).  Snapshots
 of any size are written as chunk rows cut from a ``memoryview`` of the caller's bytes, and read
-back chunk by chunk into one preallocated ``bytearray``: no step holds more than the snapshot
-and one chunk.  Every row is checksummed and checked on the way out (:mod:`agree.storage.blobs`).
+back chunk by chunk into one growing buffer that becomes the snapshot's bytes without a copy:
+no step holds much more than the snapshot and one chunk.  Every row is checksummed and checked on the way out (:mod:`agree.storage.blobs`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -353,7 +354,10 @@ class SqlStore:
         )
         if size < 0 or h["chunk_count"] < 0:
             raise corruption("agree_snapshot", f"index {h['last_index']}", "negative size")
-        buffer = bytearray(size)
+        # BytesIO grows in place and getvalue() hands over its own bytes object when nothing
+        # else refers to the buffer, so the peak stays near one copy of the snapshot (a
+        # bytearray would need a second copy for the final bytes(...)).
+        buffer = io.BytesIO()
         position = 0
         expected_seq = 0
         # Stream the chunks (a server-side cursor on PostgreSQL): never all of them at once.
@@ -371,7 +375,7 @@ class SqlStore:
             end = position + len(data)
             if end > size:
                 raise corruption("agree_snapshot_chunk", key, "more bytes than the header says")
-            buffer[position:end] = data
+            buffer.write(data)
             hasher.update(data)
             position = end
             expected_seq += 1
@@ -389,6 +393,6 @@ class SqlStore:
         except (ValueError, KeyError, TypeError) as exc:
             raise corruption("agree_snapshot", where, f"unreadable configuration: {exc}") from exc
         meta = SnapshotMeta(index=h["last_index"], term=h["last_term"], conf=conf)
-        data = bytes(buffer)
+        data = buffer.getvalue()
         del buffer
         return Snapshot(meta=meta, data=data)
