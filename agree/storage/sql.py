@@ -8,7 +8,8 @@ commit is durable when the call returns (Raft paper Figure 2: persist before rep
 Hot paths use SQLAlchemy Core (one bulk insert per batch of entries, range deletes).  Snapshots
 of any size are written as chunk rows cut from a ``memoryview`` of the caller's bytes, and read
 back chunk by chunk into one growing buffer that becomes the snapshot's bytes without a copy:
-no step holds much more than the snapshot and one chunk.  Every row is checksummed and checked on the way out (:mod:`agree.storage.blobs`).
+no step holds much more than the snapshot and one chunk.  Every row is checksummed and checked
+on the way out (:mod:`agree.storage.blobs`).
 """
 
 from __future__ import annotations
