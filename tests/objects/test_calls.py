@@ -60,7 +60,7 @@ class Movie(TypedDict):
 UTC = dt.UTC
 IST = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
-# (hint, value): every type the schema promises to carry, each must come back equal and of the same type.
+# (hint, value): every type the schema promises to carry; each comes back equal, same type.
 ROUND_TRIP_CASES: list[tuple[Any, Any]] = [
     (int, 3),
     (int, -(2**80)),
