@@ -178,3 +178,24 @@ async def test_snapshot_on_demand_twice_in_a_row(tmp_path: Path) -> None:
         assert leader.failure is None
         assert await leader.proxy("counter").add(1) == 2
         assert await leader.snapshot() > first
+
+
+async def test_one_read_index_round_serves_many_linearizable_reads(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        leader = await cluster.wait_leader()
+        follower = next(n for n in cluster.nodes.values() if n is not leader)
+        await leader.proxy("counter").add(3)
+        for node in (leader, follower):
+            raft = node.driver.raft
+            rounds = 0
+            original = raft.read_index
+
+            def counting(ctx: bytes, original=original) -> None:  # type: ignore[no-untyped-def]
+                nonlocal rounds
+                rounds += 1
+                original(ctx)
+
+            raft.read_index = counting  # type: ignore[method-assign]
+            c = node.proxy("counter")
+            assert await asyncio.gather(*(c.get() for _ in range(200))) == [3] * 200
+            assert 1 <= rounds <= 5, rounds  # batched per loop turn, not one per read
