@@ -52,7 +52,7 @@ class Wrapped(Proxy):
         async def go() -> Subscription:
             return self._node.subscribe(callback, self._object_name, method)
 
-        return ThreadLoop(self._loop).run(go())
+        return self._runner.run(go())
 
     @contextmanager
     def read_lock(self) -> Iterator[Any]:
@@ -65,7 +65,7 @@ class Wrapped(Proxy):
             return
         self._closed = True
         try:
-            ThreadLoop(self._loop).run(self._node.stop(), timeout=30)
+            self._runner.run(self._node.stop(), timeout=30)
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=30)

@@ -37,11 +37,11 @@ from agree.host import Host
 from agree.raft.entries import (
     ConfChange,
     ConfChangeType,
-    Entry,
-    EntryType,
+    ConfState,
     HardState,
     PersistedState,
 )
+from agree.raft.membership import bootstrap_entries
 from agree.raft.messages import Message
 from agree.raft.node import RaftNode
 from agree.raft.ready import Role
@@ -77,17 +77,8 @@ def bootstrap_state(nodes: Mapping[str, str]) -> PersistedState:
     beside it, so a node that joins later learns it by replication like any other entry.
     Each founder is added as a learner then promoted; the URLs travel in the entries' context.
     """
-    entries: list[Entry] = []
-    for node_id in sorted(nodes):
-        for change in (
-            ConfChange(ConfChangeType.ADD_LEARNER, node_id, nodes[node_id].encode()),
-            ConfChange(ConfChangeType.PROMOTE, node_id),
-        ):
-            entries.append(
-                Entry(
-                    term=1, index=len(entries) + 1, type=EntryType.CONF_CHANGE, data=change.encode()
-                )
-            )
+    conf = ConfState(voters=frozenset(nodes))
+    entries = bootstrap_entries(conf, {node_id: url.encode() for node_id, url in nodes.items()})
     return PersistedState(hard_state=HardState(term=1), entries=tuple(entries))
 
 

@@ -3,6 +3,8 @@ ConfState, checking that a change is valid, and the entries that bootstrap a clu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from agree.errors import MembershipChangeError
 from agree.raft.entries import ConfChange, ConfChangeType, ConfState, Entry, EntryType
 
@@ -39,17 +41,22 @@ def apply_change(conf: ConfState, change: ConfChange) -> ConfState:
     return ConfState(voters=voters - {node}, learners=learners - {node})
 
 
-def bootstrap_entries(conf: ConfState) -> list[Entry]:
+def bootstrap_entries(
+    conf: ConfState, contexts: Mapping[str, bytes] | None = None
+) -> list[Entry]:
     """The identical log prefix every founding member writes (term 1, committed).
 
     Spelling the initial configuration out as CONF_CHANGE entries lets a server that joins
-    later learn it by replaying the log from index 1, like any other configuration."""
+    later learn it by replaying the log from index 1, like any other configuration.
+    ``contexts`` (opaque to the core, e.g. each member's address) ride on the ADD_LEARNER
+    entries."""
+    ctx = contexts or {}
     changes: list[ConfChange] = []
     for voter in sorted(conf.voters):
-        changes.append(ConfChange(ConfChangeType.ADD_LEARNER, voter))
+        changes.append(ConfChange(ConfChangeType.ADD_LEARNER, voter, ctx.get(voter, b"")))
         changes.append(ConfChange(ConfChangeType.PROMOTE, voter))
     for learner in sorted(conf.learners - conf.voters):
-        changes.append(ConfChange(ConfChangeType.ADD_LEARNER, learner))
+        changes.append(ConfChange(ConfChangeType.ADD_LEARNER, learner, ctx.get(learner, b"")))
     return [
         Entry(term=1, index=i, type=EntryType.CONF_CHANGE, data=change.encode())
         for i, change in enumerate(changes, start=1)
