@@ -19,7 +19,11 @@ Measured, each ``--runs`` times on a fresh cluster:
 the storage threads only show as waiting there) and prints the top functions by cumulative and by
 own time, and own time grouped by layer.
 
-Run by hand: ``.venv/bin/python bench/embedded.py [--runs 3] [--profile]``.
+``--json FILE`` writes, for each configuration, ``commands_per_s``, ``p50_ms``, ``p99_ms`` and
+``cpu_us_per_command`` (process CPU time, all three nodes together, over committed commands):
+medians across the runs.
+
+Run by hand: ``.venv/bin/python bench/embedded.py [--runs 3] [--profile] [--json FILE]``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import json
 import os
 import pstats
 import statistics
@@ -143,6 +148,11 @@ class Sample:
     follower_txns: int
     snapshots: int
     leader_changed: bool
+    cpu_seconds: float  # process CPU (every thread: event loop and storage) during the sample
+
+    @property
+    def cpu_us_per_command(self) -> float:
+        return 1e6 * self.cpu_seconds / self.ops if self.ops else 0.0
 
     @property
     def rate(self) -> float:
@@ -215,11 +225,13 @@ class Bench:
             counter.reset()
         if profiler is not None:
             profiler.enable()
+        cpu_start = time.process_time()
         try:
             ops, seconds, latencies = await closed_loop(
                 proxy, in_flight, self.value, min_seconds, min_commands
             )
         finally:
+            cpu_seconds = time.process_time() - cpu_start
             if profiler is not None:
                 profiler.disable()
         now_leader = self.cluster.leader()
@@ -234,6 +246,7 @@ class Bench:
             follower_txns=sum(c.transactions for i, c in self.counters.items() if i != leader.id),
             snapshots=sum(c.compactions for c in self.counters.values()),
             leader_changed=now_leader is None or now_leader.id != leader.id,
+            cpu_seconds=cpu_seconds,
         )
 
 
@@ -249,6 +262,23 @@ class Case:
     @property
     def label(self) -> str:
         return f"{self.via:<8} {self.in_flight:>6}"
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    """One configuration's medians across runs, as ``--json`` writes them."""
+    ss = case.samples
+    return {
+        "via": case.via,
+        "in_flight": case.in_flight,
+        "runs": len(ss),
+        "commands_per_s": statistics.median(s.rate for s in ss),
+        "p50_ms": statistics.median(1000 * s.percentile(0.5) for s in ss),
+        "p99_ms": statistics.median(1000 * s.percentile(0.99) for s in ss),
+        "cpu_us_per_command": statistics.median(s.cpu_us_per_command for s in ss),
+        "leader_entries_per_txn": statistics.median(
+            s.leader_entries / s.leader_txns if s.leader_txns else 0.0 for s in ss
+        ),
+    }
 
 
 def median_spread(values: Sequence[float]) -> tuple[float, float, float]:
@@ -275,6 +305,7 @@ def print_sample(case: Case, run: int, s: Sample) -> None:
         f"  p50 {1000 * s.percentile(0.5):8.2f} ms  p99 {1000 * s.percentile(0.99):8.2f} ms"
         f"  leader txns {s.leader_txns:>6,} ({per_txn:6.1f} entries/txn, {save_ms:5.2f} ms/txn)"
         f"  follower txns {s.follower_txns:>6,}  snapshots {s.snapshots}"
+        f"  cpu {s.cpu_us_per_command:6.1f} us/cmd"
         + ("  LEADER CHANGED" if s.leader_changed else ""),
         flush=True,
     )
@@ -285,7 +316,7 @@ def print_table(cases: Sequence[Case], runs: int) -> None:
     print(f"Median of {runs} run(s), [min-max] across runs")
     header = (
         f"{'via':<8} {'flight':>6} | {'commands/s':>24} | {'p50 ms':>24} | {'p99 ms':>24} |"
-        f" {'entries/txn':>11} | {'ms/txn':>6} | {'txns/s':>6}"
+        f" {'entries/txn':>11} | {'ms/txn':>6} | {'txns/s':>6} | {'cpu us/cmd':>10}"
     )
     print(header)
     print("-" * len(header))
@@ -298,15 +329,20 @@ def print_table(cases: Sequence[Case], runs: int) -> None:
             1000 * s.leader_save_s / s.leader_txns if s.leader_txns else 0.0 for s in ss
         )
         txn_rate = statistics.median(s.leader_txns / s.seconds for s in ss)
+        cpu = statistics.median(s.cpu_us_per_command for s in ss)
         print(
             f"{case.label} | {fmt_rate([s.rate for s in ss]):>24} |"
             f" {fmt_ms([s.percentile(0.5) for s in ss]):>24} |"
             f" {fmt_ms([s.percentile(0.99) for s in ss]):>24} |"
-            f" {per_txn:>11.1f} | {save_ms:>6.2f} | {txn_rate:>6.1f}"
+            f" {per_txn:>11.1f} | {save_ms:>6.2f} | {txn_rate:>6.1f} | {cpu:>10.1f}"
         )
     print(
         "entries/txn, ms/txn (time inside one save transaction, fsync included) and txns/s are"
         " the leader's; each follower makes about as many transactions (per-run lines above)."
+    )
+    print(
+        "cpu us/cmd is the process's CPU time (all three nodes, the callers and the storage"
+        " threads) divided by the commands committed in the sample."
     )
     changed = sum(s.leader_changed for case in cases for s in case.samples)
     if changed:
@@ -441,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--in-flight", type=int, nargs="+", default=list(IN_FLIGHT), help="1 100 10000"
     )
+    parser.add_argument("--json", metavar="FILE", help="also write each configuration's medians")
     args = parser.parse_args(argv)
 
     value = value_for(args.payload, minimum=8)
@@ -465,6 +502,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         asyncio.run(one_run(run, cases, args, value))
     if args.runs > 0:
         print_table(cases, args.runs)
+        if args.json:
+            report = {
+                "bench": "embedded",
+                "python": sys.version.split()[0],
+                "cpus": os.cpu_count(),
+                "settings": CLUSTER_SETTINGS,
+                "payload_bytes": size,
+                "configurations": [case_json(case) for case in cases],
+            }
+            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+            print(f"figures written to {args.json}")
     if args.profile:
         if args.runs == 0:
             print("(no timed runs: --runs 0)")
