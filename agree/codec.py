@@ -7,12 +7,19 @@ agree (IncompatibleVersionError naming both versions) instead of misreading it.
 * **Commands** (the payload of a Raft log entry) are JSON: a command carries only
   values its operation schema has already turned into JSON, and the log never
   holds a pickle.  ``b"AGC" + version + JSON array``.
-* **State blobs** (snapshots) are cloudpickle, which only nodes that trust each
-  other exchange.  cloudpickle is supported only between identical Python
-  versions, so the header records the codec, Python and cloudpickle versions
-  that wrote the blob, and a reader refuses another Python major.minor or
-  another cloudpickle major by name.  A CRC-32 over the payload turns a
-  damaged blob into CorruptionError before anything is unpickled.
+* **State blobs** (snapshots) are pickles, which only nodes that trust each
+  other exchange.  They carry state, not code: a class or function that its
+  module exposes under its qualified name -- ``__main__`` included -- is stored
+  by that name and bound to the reader's code when loaded; only what has no
+  name (a lambda, a closure, a class made inside a function) is carried by
+  value, through cloudpickle.  A *hosted* object (:func:`dump_state`'s
+  ``hosted``) is stored without even its class's name: the reader names the
+  class to rebuild it as, so a renamed class still restores.  cloudpickle is
+  supported only between identical Python versions, so the header records the
+  codec, Python and cloudpickle versions that wrote the blob, and a reader
+  refuses another Python major.minor or another cloudpickle major by name.  A
+  CRC-32 over the payload turns a damaged blob into CorruptionError before
+  anything is unpickled.
   ``b"AGS" + version + u32 header length + JSON header + payload``.
 * **Errors** a user's command or query raised travel as :class:`ErrorInfo`
   (type name, message, JSON-able args) and are rebuilt as the same type where
@@ -22,13 +29,16 @@ agree (IncompatibleVersionError naming both versions) instead of misreading it.
 from __future__ import annotations
 
 import binascii
+import copyreg
+import io
 import json
 import pickle
 import platform
 import struct
 import sys
+import types
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import cloudpickle
@@ -50,6 +60,7 @@ __all__ = [
     "CommandRecord",
     "ErrorInfo",
     "StateHeader",
+    "class_path",
     "decode_command",
     "decode_error",
     "dump_state",
@@ -62,7 +73,8 @@ __all__ = [
 COMMAND_MAGIC: Final = b"AGC"
 COMMAND_CODEC_VERSION: Final = 1
 STATE_MAGIC: Final = b"AGS"
-STATE_CODEC_VERSION: Final = 1
+# 2: names instead of by-value classes, hosted objects rebuilt as the reader's classes.
+STATE_CODEC_VERSION: Final = 2
 
 _PREFIX_LEN: Final = 4  # magic (3) + version (1)
 _HEADER_LEN: Final = struct.Struct(">I")
@@ -204,6 +216,9 @@ class StateHeader:
     crc32: int
     #: Where the payload starts in the blob.
     payload_offset: int
+    #: Hosted object name -> ``"module.qualname"`` of the class whose instance it was when
+    #: written.  For messages only: a reader rebuilds the object as the class it hosts now.
+    hosted: dict[str, str] = field(default_factory=dict)
 
 
 def _python_version() -> str:
@@ -222,12 +237,135 @@ def _major_minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
-def dump_state(obj: object) -> bytes:
-    """``obj`` as a versioned cloudpickle blob (honours ``__getstate__``/``__setstate__``)."""
+def class_path(cls: type) -> str:
+    """``"module.qualname"`` of ``cls``, as messages about stored state name it."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _by_name(obj: type | types.FunctionType) -> bool:
+    """True if ``obj``'s module exposes it under its qualified name, so that a reader can find
+    its own definition by that name (``__main__`` included: the reader's script)."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    if module is None:
+        return False
+    target: object = module
     try:
-        payload: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        for part in obj.__qualname__.split("."):  # "<locals>" or "<lambda>": no such attribute
+            target = getattr(target, part)
+    except Exception:
+        return False
+    return target is obj
+
+
+def _new_hosted(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Stands in a state blob for "a new instance of the class hosted as ``name``".
+
+    Only :func:`load_state`, which is given the classes, resolves it; a plain unpickler lands
+    here instead.
+    """
+    raise StorageError(
+        f"this state blob holds the hosted object {name!r}; only load_state(..., hosted=...)"
+        " can rebuild it"
+    )
+
+
+# What object.__reduce_ex__(2+) names as the constructor of an instance (absent from the stubs).
+_NEWOBJ: Final = copyreg.__dict__["__newobj__"]
+_NEWOBJ_EX: Final = copyreg.__dict__["__newobj_ex__"]
+
+
+def _hosted_reduce(obj: object, name: str) -> Any:
+    """``obj``'s pickle reduction with its class replaced by "the class hosted as ``name``".
+
+    For an instance reduced the default way (``copyreg.__newobj__``/``__newobj_ex__``: the class,
+    then its state from ``__getstate__``) only the class reference changes; the state is
+    pickled as usual.  A class with a ``__reduce__`` of its own rebuilds itself its own way,
+    by the names it chose.
+    """
+    rv = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+    if not (isinstance(rv, tuple) and len(rv) >= 2 and rv[1] and rv[1][0] is type(obj)):
+        return NotImplemented
+    if rv[0] is _NEWOBJ:
+        args, kwargs = tuple(rv[1][1:]), {}
+    elif rv[0] is _NEWOBJ_EX:
+        args, kwargs = tuple(rv[1][1]), dict(rv[1][2])
+    else:
+        return NotImplemented
+    return (_new_hosted, (name, args, kwargs), *rv[2:])
+
+
+class _StatePickler(cloudpickle.Pickler):  # type: ignore[misc]
+    """cloudpickle, except that what has a name is stored by name.
+
+    cloudpickle carries the classes and functions of ``__main__`` by value, so a restarted
+    script would run the methods of the program that wrote the snapshot.  Here a class or a
+    function is stored by reference whenever its module exposes it under its qualified name,
+    ``__main__`` included; cloudpickle's by-value form is kept for what cannot be named
+    (lambdas, closures, classes defined inside a function).  Hosted objects are stored as state
+    under their name (:func:`_hosted_reduce`), never with their class.
+    """
+
+    def __init__(self, file: io.BytesIO, hosted: Mapping[str, object]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._hosted = {id(obj): name for name, obj in hosted.items()}
+
+    def reducer_override(self, obj: Any) -> Any:
+        if self._hosted:
+            name = self._hosted.get(id(obj))
+            if name is not None:
+                return _hosted_reduce(obj, name)
+        if isinstance(obj, type) or type(obj) is types.FunctionType:
+            if _by_name(obj):
+                return NotImplemented  # pickle's own save_global: module and qualified name
+            return super().reducer_override(obj)  # by value
+        return NotImplemented
+
+
+class _StateUnpickler(pickle.Unpickler):
+    """Resolves names against this process's code, and hosted objects to the given classes."""
+
+    def __init__(self, file: io.BytesIO, hosted: Mapping[str, type]) -> None:
+        super().__init__(file)
+        self._hosted = hosted
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == __name__ and name == _new_hosted.__name__:
+            return self._new_hosted
+        try:
+            return super().find_class(module, name)
+        except (ImportError, AttributeError) as exc:
+            raise StorageError(
+                f"the stored state refers to {module}.{name}, which this code does not define"
+                f" ({type(exc).__name__}: {exc}).  Classes and functions in a snapshot's values"
+                " are stored by name: keep that name importable (an alias is enough after a"
+                " rename)"
+            ) from exc
+
+    def _new_hosted(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        cls = self._hosted.get(name)
+        if cls is None:
+            raise StorageError(f"the state blob holds object {name!r}, but no class was given")
+        # What copyreg.__newobj__ does; pickle then hands the instance its state (BUILD).
+        return cls.__new__(cls, *args, **kwargs)
+
+
+def dump_state(obj: object, *, hosted: Mapping[str, object] | None = None) -> bytes:
+    """``obj`` as a versioned state blob.
+
+    Values are pickled as pickle does (``__reduce_ex__``: ``__getstate__`` is honoured), with
+    classes and functions by name whenever they have one (see :class:`_StatePickler`).
+    ``hosted`` names objects inside ``obj`` whose class is not stored at all: :func:`load_state`
+    rebuilds each as the class it is given for that name, as unpickling would -- without
+    calling ``__init__``, then ``__setstate__(state)`` if the class defines it, else the
+    instance ``__dict__`` (and slots) updated from the state.
+    """
+    hosted = hosted or {}
+    buffer = io.BytesIO()
+    try:
+        _StatePickler(buffer, hosted).dump(obj)
     except Exception as exc:
         raise StorageError(f"cannot snapshot {type(obj).__qualname__}: {exc}") from exc
+    payload = buffer.getvalue()
     header = json.dumps(
         {
             "codec": STATE_CODEC_VERSION,
@@ -235,6 +373,7 @@ def dump_state(obj: object) -> bytes:
             "cloudpickle": _cloudpickle_version(),
             "length": len(payload),
             "crc32": binascii.crc32(payload),
+            "hosted": {name: class_path(type(o)) for name, o in hosted.items()},
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -273,6 +412,7 @@ def peek_state_header(data: bytes) -> StateHeader:
             payload_length=fields["length"],
             crc32=fields["crc32"],
             payload_offset=start + size,
+            hosted=fields["hosted"],
         )
     except (KeyError, TypeError) as exc:
         raise CorruptionError(f"state blob header lacks a field: {exc}") from None
@@ -282,17 +422,21 @@ def peek_state_header(data: bytes) -> StateHeader:
         or not isinstance(header.cloudpickle_version, str)
         or not isinstance(header.payload_length, int)
         or not isinstance(header.crc32, int)
+        or not isinstance(header.hosted, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in header.hosted.items())
     ):
         raise CorruptionError(f"state blob header is malformed: {fields!r}")
     return header
 
 
-def load_state(data: bytes) -> object:
+def load_state(data: bytes, *, hosted: Mapping[str, type] | None = None) -> object:
     """The object in a blob from :func:`dump_state`.
 
-    Refuses, naming both versions, a blob written by another Python major.minor
-    or another cloudpickle major (IncompatibleVersionError); CorruptionError when
-    the header or the payload's checksum is wrong.
+    ``hosted`` gives, per hosted object name, the class to rebuild that object as (this
+    process's code, whatever class wrote it).  Refuses, naming both versions, a blob written by
+    another Python major.minor or another cloudpickle major (IncompatibleVersionError);
+    CorruptionError when the header or the payload's checksum is wrong; StorageError when the
+    state refers to a name this code does not define.
     """
     header = peek_state_header(data)
     here_py, here_cp = _python_version(), _cloudpickle_version()
@@ -314,11 +458,13 @@ def load_state(data: bytes) -> object:
     if binascii.crc32(payload) != header.crc32:
         raise CorruptionError("state blob payload fails its CRC-32 check")
     try:
-        state: object = pickle.loads(payload)
+        state: object = _StateUnpickler(io.BytesIO(payload), hosted or {}).load()
     except (pickle.UnpicklingError, EOFError) as exc:
         raise CorruptionError(f"state blob payload cannot be unpickled: {exc}") from exc
+    except StorageError:
+        raise
     except Exception as exc:
-        # Typically a class the snapshot refers to is no longer importable here.
+        # Typically a user's __setstate__ that does not accept the stored state.
         raise StorageError(
             f"state blob cannot be restored by this code: {type(exc).__name__}: {exc}"
         ) from exc

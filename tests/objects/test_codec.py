@@ -14,9 +14,10 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from agree import Consistency, Replicated, command
+from agree import Replicated, command
 from agree.codec import (
     COMMAND_MAGIC,
+    STATE_CODEC_VERSION,
     STATE_MAGIC,
     CommandRecord,
     ErrorInfo,
@@ -212,50 +213,177 @@ def test_classes_defined_in_a_function_travel_by_value() -> None:
     assert restored.bump() == 42  # type: ignore[attr-defined]
 
 
-SCRIPT = """
-from __future__ import annotations
+WRITER = """
 import sys
-from agree import Consistency, Replicated, command, query
+from dataclasses import dataclass
 from agree.codec import dump_state
 
-class Notes(Replicated):
-    def __init__(self) -> None:
-        self.notes: dict[str, str] = {}
+@dataclass
+class Point:
+    x: int
+    y: int
 
-    @command
-    def put(self, key: str, text: str) -> None:
-        self.notes[key] = text
+    def where(self) -> str:
+        return f"old {self.x},{self.y}"
 
-    @query(consistency=Consistency.ANY)
-    def get(self, key: str) -> str | None:
-        return self.notes.get(key)
+def helper() -> str:
+    return "old helper"
 
-notes = Notes()
-notes.put("a", "first")
 with open(sys.argv[1], "wb") as f:
-    f.write(dump_state(notes))
+    f.write(dump_state({"points": [Point(1, 2)], "helper": helper, "plus": lambda n: n + 1}))
+"""
+
+READER = """
+import sys
+from dataclasses import dataclass
+from agree.codec import load_state
+
+@dataclass
+class Point:
+    x: int
+    y: int
+    z: int = 0  # a field added since
+
+    def where(self) -> str:
+        return f"new {self.x},{self.y},{self.z}"
+
+def helper() -> str:
+    return "new helper"
+
+with open(sys.argv[1], "rb") as f:
+    state = load_state(f.read())
+print(state["points"][0].where(), state["helper"](), state["plus"](41), sep="|")
 """
 
 
-def test_a_class_from_another_programs_main_is_restored_with_its_schema(tmp_path: Path) -> None:
-    # A user script's class lives in __main__: cloudpickle carries it by value, and the
-    # class rebuilt here must come back with its operations (go-agree could not restore).
-    script, blob = tmp_path / "notes_app.py", tmp_path / "notes.blob"
-    script.write_text(SCRIPT)
-    subprocess.run([sys.executable, str(script), str(blob)], check=True, cwd=tmp_path)
-    restored: Any = load_state(blob.read_bytes())
-    assert restored.notes == {"a": "first"}
-    schema = schema_of(restored)
-    assert sorted(schema.operations) == ["get", "put"]
-    assert schema.operation("get").consistency is Consistency.ANY
-    assert schema.operation("get").bind(["a"], {}).invoke(restored) == "first"
+def test_a_main_class_is_stored_by_name_and_the_readers_code_runs(tmp_path: Path) -> None:
+    # A script's classes and functions live in __main__: stored by name, a restarted script
+    # runs its own (new) definitions on the stored values.  A lambda has no name: by value.
+    blob = tmp_path / "state.blob"
+    (tmp_path / "writer.py").write_text(WRITER)
+    (tmp_path / "reader.py").write_text(READER)
+    subprocess.run([sys.executable, "writer.py", str(blob)], check=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "reader.py", str(blob)],
+        check=True,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert out.strip() == "new 1,2,0|new helper|42"
+
+
+def test_a_name_this_code_does_not_define_is_refused_by_name(tmp_path: Path) -> None:
+    blob = tmp_path / "state.blob"
+    (tmp_path / "writer.py").write_text(WRITER)
+    subprocess.run([sys.executable, "writer.py", str(blob)], check=True, cwd=tmp_path)
+    with pytest.raises(StorageError) as info:
+        load_state(blob.read_bytes())  # this process's __main__ defines no Point
+    assert "__main__.Point" in str(info.value) and "does not define" in str(info.value)
+
+
+class Tally(Replicated):
+    """Version 1 of a hosted class."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.names: set[str] = set()
+
+    @command
+    def add(self, name: str) -> int:
+        self.names.add(name)
+        self.count += 1
+        return self.count
+
+
+class RenamedTally(Replicated):
+    """Version 2: renamed, a new attribute, and an upgrade hook for older state."""
+
+    def __init__(self) -> None:
+        raise AssertionError("a restore never calls __init__")
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("unit", "names")
+        self.__dict__.update(state)
+
+    @command
+    def add(self, name: str) -> int:
+        self.names.add(name)
+        self.count += 10
+        return self.count
+
+
+def test_a_hosted_object_is_stored_without_its_class_and_rebuilt_as_the_given_one() -> None:
+    tally = Tally()
+    tally.add("a")
+    blob = dump_state({"objects": {"t": tally}}, hosted={"t": tally})
+    header = peek_state_header(blob)
+    assert header.hosted == {"t": f"{__name__}.Tally"}
+    assert b"Tally" not in blob[header.payload_offset :]
+    state: Any = load_state(blob, hosted={"t": RenamedTally})
+    restored = state["objects"]["t"]
+    assert type(restored) is RenamedTally
+    assert (restored.count, restored.names, restored.unit) == (1, {"a"}, "names")
+    assert restored.add("b") == 11
+
+
+def test_a_hosted_object_with_slots_or_new_args_is_rebuilt_as_the_given_class() -> None:
+    class Slotted(Replicated):
+        __slots__ = ("value",)
+
+        def __init__(self) -> None:
+            self.value = 7
+
+    made: list[tuple[type, tuple[Any, ...], dict[str, Any]]] = []
+
+    class NewArgs(Replicated):
+        def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+            made.append((cls, args, kwargs))
+            return super().__new__(cls)
+
+        def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            return (1,), {"k": 2}
+
+    class Slotted2(Slotted):
+        __slots__ = ()
+
+    class NewArgs2(NewArgs):
+        pass
+
+    a, b = Slotted(), NewArgs()
+    state: Any = load_state(
+        dump_state([a, b], hosted={"a": a, "b": b}), hosted={"a": Slotted2, "b": NewArgs2}
+    )
+    assert type(state[0]) is Slotted2 and state[0].value == 7
+    assert type(state[1]) is NewArgs2 and made[-1] == (NewArgs2, (1,), {"k": 2})
+
+
+def test_a_hosted_object_without_a_class_to_rebuild_it_is_refused() -> None:
+    tally = Tally()
+    blob = dump_state([tally], hosted={"t": tally})
+    with pytest.raises(StorageError, match="'t'"):
+        load_state(blob)
+
+
+def test_a_state_blob_is_stable_across_calls() -> None:
+    class Local:
+        def __init__(self) -> None:
+            self.tags = {"x", "y", "z", 3, (1, 2)}
+            self.key = lambda v: -v
+
+    tally = Tally()
+    for name in "qwertyuiop":
+        tally.add(name)
+    value = {"t": tally, "local": Local(), "f": frozenset({"a", "b"})}
+    assert dump_state(value, hosted={"t": tally}) == dump_state(value, hosted={"t": tally})
 
 
 def test_the_header_carries_the_writers_versions() -> None:
     blob = dump_state([1, 2, 3])
-    assert blob.startswith(STATE_MAGIC + b"\x01")
+    assert blob.startswith(STATE_MAGIC + bytes((STATE_CODEC_VERSION,)))
     header = peek_state_header(blob)
-    assert header.codec_version == 1
+    assert header.codec_version == STATE_CODEC_VERSION == 2
+    assert header.hosted == {}
     assert header.python_version == platform.python_version()
     assert header.cloudpickle_version == cloudpickle.__version__
     assert header.payload_length == len(blob) - header.payload_offset
@@ -301,8 +429,15 @@ def test_a_blob_from_a_newer_state_codec_is_refused_naming_both() -> None:
     blob = dump_state({"a": 1})
     newer = blob[:3] + b"\x07" + blob[4:]
     for reader in (load_state, peek_state_header):
-        with pytest.raises(IncompatibleVersionError, match=r"codec version 7.*codec version 1"):
+        with pytest.raises(IncompatibleVersionError, match=r"codec version 7.*codec version 2"):
             reader(newer)
+
+
+def test_a_blob_from_the_codec_that_pickled_classes_by_value_is_refused() -> None:
+    older = dump_state({"a": 1})
+    older = older[:3] + b"\x01" + older[4:]
+    with pytest.raises(IncompatibleVersionError, match=r"version 1 \(an older agree\)"):
+        load_state(older)
 
 
 @pytest.mark.parametrize(
