@@ -94,13 +94,26 @@ class Driver:
             loop.create_task(self._ticker(), name=f"agree-ticker-{self.raft.id}"),
         ]
 
-    async def stop(self) -> None:
+    async def stop(self, *, snapshot: bool = True) -> None:
+        """Stop; unless ``snapshot`` is false, first snapshot what was applied since the last
+        snapshot, so that the next start -- perhaps running new code -- replays no command
+        that already ran.  ``snapshot=False`` leaves the log as a crash would."""
         self._stopping = True
         self._wake.set()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._fail_everything(UnavailableError(f"node {self.raft.id!r} stopped"))
+        if snapshot and self._tasks and self.failure is None:
+            try:
+                await self._take_snapshot()
+            except Exception as exc:
+                # Nothing is lost: the log still holds what the snapshot would have covered.
+                log.error(
+                    "node %s: no snapshot at stop, the next start replays the log: %s",
+                    self.raft.id,
+                    exc,
+                )
 
     def _fail_everything(self, exc: AgreeError) -> None:
         futures: list[asyncio.Future[Any]] = [p.future for p in self._pending.values()]

@@ -3,14 +3,27 @@
 It owns the replicated state above Raft: the objects, the client-session table, the cluster's
 address book, and the leader-stamped clock.  Applying is deterministic and total: whatever a
 user's method raises or returns, the outcome is recorded (and re-raised at the caller with its
-own type), and the replica goes on.  Snapshots carry all of it through cloudpickle with the
-codec's version stamps.
+own type), and the replica goes on.
+
+Snapshots carry state, not code (agree.codec's state blob): per hosted object its state as
+pickle takes it (``__getstate__()``, by default the instance ``__dict__``) and, for messages, its
+class's name.  A restore rebuilds each object as the class this node hosts under that name now,
+so a restarted node runs its current code -- a changed method body, a renamed class -- on the
+restored state.  Like unpickling, a restore does not call ``__init__``: it calls the class's
+``__setstate__(state)`` if it defines one (the place to upgrade the state of an older version,
+e.g. give a new attribute its default), else updates the new instance's ``__dict__``.
+
+An object's name is its identity in the replicated state, so a node never hosts fewer objects
+than its state holds: a snapshot, or a schema the cluster recorded, naming an object this node
+does not host is refused (SchemaMismatchError) rather than let the next snapshot drop that
+object's state without a word.  A renamed object is hosted under its old name again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,17 +31,20 @@ from agree.calls import Outcome
 from agree.cluster_schema import check_local, decode_schema_record, is_schema_record, merge
 from agree.codec import (
     CommandRecord,
+    class_path,
     decode_command,
     decode_error,
     dump_state,
     encode_error,
     load_state,
+    peek_state_header,
 )
 from agree.errors import (
     AgreeError,
     CorruptionError,
     IncompatibleVersionError,
     ProtocolError,
+    SchemaMismatchError,
     UnknownMethodError,
     UnknownObjectError,
     ValidationError,
@@ -42,7 +58,8 @@ from agree.subscriptions import MutationRecord, SubscriptionHub
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_FORMAT = 1
+# 2: objects as state rebuilt by the current classes (1 pickled them with their classes).
+SNAPSHOT_FORMAT = 2
 
 
 def _error(exc: BaseException) -> Outcome:
@@ -192,7 +209,11 @@ class Host:
         return {name: schema_of(obj) for name, obj in self.objects.items()}
 
     def check_schemas(self) -> None:
-        """Raise SchemaMismatchError if this node's code disagrees with the recorded schemas."""
+        """Raise SchemaMismatchError if this node's code disagrees with the recorded schemas,
+        or hosts fewer objects than the cluster recorded (their commands would apply as errors
+        here, and their state would be missing from this node's snapshots)."""
+        recorded = {name: s.get("class") for name, s in self.cluster_schemas.items()}
+        self._check_hosts(recorded, "the cluster records")
         check_local(self.node_id, self.local_schemas(), self.cluster_schemas)
 
     def apply_conf_change(self, entry: Entry) -> ConfChange | None:
@@ -253,31 +274,40 @@ class Host:
 
     # -- snapshots -------------------------------------------------------------------------------
     def snapshot(self) -> bytes:
-        """The whole replicated state at ``applied_index``, as a versioned cloudpickle blob."""
+        """The whole replicated state at ``applied_index`` as a versioned state blob: the objects'
+        state (not their classes), sessions, address book, recorded schemas and clock."""
         with self.lock:
+            # Sorted: the blob does not depend on the order the objects were configured in.
+            objects = dict(sorted(self.objects.items()))
             return dump_state(
                 {
                     "format": SNAPSHOT_FORMAT,
-                    "objects": self.objects,
+                    "objects": objects,
                     "sessions": self.sessions,
                     "members": self.members,
                     "cluster_schemas": self.cluster_schemas,
                     "applied_index": self.applied_index,
                     "applied_term": self.applied_term,
                     "last_ts_ns": self.last_ts_ns,
-                }
+                },
+                hosted=objects,
             )
 
     def restore(self, data: bytes) -> None:
-        state = load_state(data)
+        """Replace the replicated state with a snapshot's, rebuilt by this node's classes."""
+        written_by = peek_state_header(data).hosted
+        self._check_hosts(written_by, "its snapshot holds the state of")
+        classes = {name: type(obj) for name, obj in self.objects.items()}
+        state = load_state(data, hosted=classes)
         if not isinstance(state, dict) or state.get("format") != SNAPSHOT_FORMAT:
             raise CorruptionError("snapshot does not hold agree host state of a known format")
+        for name, path in sorted(written_by.items()):
+            if path != class_path(classes[name]):
+                log.info("object %r: state of a %s restored as %s", name, path, classes[name])
+        restored: dict[str, Replicated] = state["objects"]
         with self.lock:
-            restored: dict[str, Replicated] = state["objects"]
             # Objects configured here but absent from the snapshot start from their initial state.
-            for name, obj in self.objects.items():
-                restored.setdefault(name, obj)
-            self.objects = restored
+            self.objects = {name: restored.get(name, obj) for name, obj in self.objects.items()}
             self.sessions = state["sessions"]
             self.members = state["members"]
             self.cluster_schemas = state["cluster_schemas"]
@@ -287,3 +317,21 @@ class Host:
         if self.hub is not None:
             self.hub.jumped(self.applied_index)
         self.check_schemas()
+
+    def _check_hosts(self, names: Mapping[str, str | None], holder: str) -> None:
+        """SchemaMismatchError unless every object in ``names`` (name -> class, if known) is
+        hosted here: its state would be silently dropped by this node's next snapshot."""
+        missing = sorted(set(names) - set(self.objects))
+        if not missing:
+            return
+        held = ", ".join(
+            f"{name!r}" + (f" (class {names[name]})" if names[name] else "") for name in missing
+        )
+        hosted = ", ".join(repr(name) for name in sorted(self.objects)) or "none"
+        raise SchemaMismatchError(
+            f"node {self.node_id!r} is refused: {holder} {held}, which this node does not host"
+            f" (it hosts {hosted}).  Going on would drop that object's state at the next"
+            " snapshot.  An object's name is its identity in the replicated state: host it"
+            " under that name again (after a rename, under its old name; its class may be"
+            " renamed freely)."
+        )

@@ -178,13 +178,16 @@ class Node:
         await driver.start()
         self._started = True
 
-    async def stop(self) -> None:
+    async def stop(self, *, snapshot: bool = True) -> None:
+        """Stop serving.  A clean stop snapshots what was applied since the last snapshot, so
+        that a restart running new code replays nothing under it; ``snapshot=False`` leaves
+        the storage as a crash would (the next start replays the log)."""
         if not self._started:
             return
         self._started = False
         assert self._driver and self._store and self._hub and self._transport
         await self._transport.close()
-        await self._driver.stop()
+        await self._driver.stop(snapshot=snapshot)
         self._hub.close()
         await self._store.close()
 

@@ -97,11 +97,12 @@ class MemoryCluster:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    async def stop_node(self, node_id: str) -> None:
-        await self.nodes[node_id].stop()
+    async def stop_node(self, node_id: str, *, crash: bool = False) -> None:
+        """Stop a node; ``crash`` skips the snapshot of a clean stop, so its log is replayed."""
+        await self.nodes[node_id].stop(snapshot=not crash)
 
-    async def restart_node(self, node_id: str) -> Node:
-        await self.nodes[node_id].stop()
+    async def restart_node(self, node_id: str, *, crash: bool = False) -> Node:
+        await self.stop_node(node_id, crash=crash)
         # A node that joined must never bootstrap a cluster of its own, even if it crashed
         # before it stored anything.
         node = self._new_node(node_id, join=node_id in self.joined, nodes=self.addresses)

@@ -122,7 +122,7 @@ async def _nemesis(
             actions.append("heal")
         elif choice == "crash" and len(stopped) < (len(_voters(cluster)) - 1) // 2:
             victim = rng.choice([nid for nid in ids if nid not in stopped])
-            await cluster.stop_node(victim)
+            await cluster.stop_node(victim, crash=True)
             actions.append(f"crash {victim}")
         elif choice == "restart" and stopped:
             victim = rng.choice(stopped)
@@ -139,7 +139,7 @@ async def _nemesis(
                     actions.append(f"transfer {leader.id} -> {target} failed: {exc!r}")
         elif choice == "reboot":  # every node at once: all of them restart from their storage
             for nid in ids:
-                await cluster.stop_node(nid)
+                await cluster.stop_node(nid, crash=True)
             for nid in ids:
                 await cluster.restart_node(nid)
             actions.append("reboot all")
@@ -338,7 +338,7 @@ async def test_failing_commands_replay_after_restarting_every_node(tmp_path: Pat
         for nid in cluster.ids:  # no snapshot was taken: the whole log is replayed
             store = cluster.nodes[nid]._store
             assert store is not None and await store.snapshot() is None
-            await cluster.restart_node(nid)
+            await cluster.restart_node(nid, crash=True)
         leader = await cluster.wait_leader()
         for node in cluster.nodes.values():
             await node.wait_ready(10)

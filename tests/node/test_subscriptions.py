@@ -97,8 +97,9 @@ async def test_resume_from_an_index_on_any_node(tmp_path: Path) -> None:
             assert live[0].args == (100,) and live[0].index > seen[-1].index
             stream.close()
 
-        # A restarted node rebuilds its history by replaying the log.
-        restarted = await cluster.restart_node(next(n for n in cluster.ids if n != leader.id))
+        # A node restarted after a crash rebuilds its history by replaying the log.
+        follower = next(n for n in cluster.ids if n != leader.id)
+        restarted = await cluster.restart_node(follower, crash=True)
         await restarted.wait_ready(10)
         stream = restarted.mutations("counter", from_index=resume_at)
         replayed = [m.args for m in await _take(stream, 6)]
