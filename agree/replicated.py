@@ -259,6 +259,14 @@ class Replicated:
     schema is built when the subclass is created and stored as
     ``__agree_schema__``.  A subclass must be constructible with no arguments —
     that call produces the initial state on every node (see :func:`create_initial`).
+
+    Snapshots keep an object's state, as pickle takes it (``__getstate__()``, by
+    default the instance ``__dict__``), never its class: a restarted node rebuilds
+    the object as the class it hosts under that name now, without calling
+    ``__init__``, and hands it the state through ``__setstate__(state)`` when the
+    class defines one (else the ``__dict__`` is updated).  When a new version of a
+    class changes the shape of its state, ``__setstate__`` is where older state is
+    upgraded, e.g. a new attribute given its default (see :mod:`agree.host`).
     """
 
     __slots__ = ()
