@@ -23,13 +23,24 @@ Conversion rules
   json.loads → bind_json`` yields equal values of the same types (an ``int``
   stays an ``int``, a ``float`` a ``float``, ``inf``/``nan`` travel as the
   strings ``"Infinity"``/``"NaN"``, bytes as URL-safe base64).
-* An unannotated parameter or return is ``Any``: JSON-native values (None,
-  bool, int, float, str, lists, dicts with str keys) round-trip exactly; other
-  values are carried in their JSON form and arrive as it — a tuple or set as a
-  list, a datetime/date/Decimal/UUID as its string, bytes as a base64 string,
-  an enum as its value, a dataclass as a dict, a non-str dict key as a string.
-  A value with no JSON form (an arbitrary object) is a ValidationError.
-  Annotate to keep types.
+* An unannotated parameter or return is ``Any`` (as is ``object``), and so is
+  every member of a bare ``list``/``tuple``/``set``/``dict``: such values travel
+  in the self-describing form of :mod:`agree.values` and round-trip exactly (a
+  tuple stays a tuple, a set a set, bytes bytes, an int key an int; dates,
+  decimals, UUIDs, enum members and module-level dataclasses included).  A value
+  that form cannot carry (an arbitrary object, a str subclass) is a
+  ValidationError before anything is proposed.
+* A ``dict`` whose key type a JSON object cannot hold (anything but str, int,
+  UUID, an enum of str values or an int enum), e.g. ``dict[tuple[int, int], str]``,
+  travels as an array of ``[key, value]`` pairs.
+* Nothing changes type silently.  A value strict validation would pass as its
+  base (an instance of a subclass of a declared dataclass or model, a str
+  subclass) is refused, and so is a key a TypedDict does not declare.  Hints
+  that cannot be carried exactly are refused when the class is created: an
+  abstract collection (``Sequence[int]``: which type arrives?) and a field of a
+  dataclass, model, TypedDict or named tuple typed ``Any``, with a bare
+  container, or as a dict with non-string keys (pydantic, not agree, converts
+  fields, and would carry them in their JSON form).
 * A union whose members share a JSON form (``datetime | str``) comes back as
   the member pydantic's smart mode picks for that JSON value — the exact JSON
   type first; keep unions of such types out of operation signatures.
@@ -56,21 +67,27 @@ against every node.  Compatible schemas have equal fingerprints.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import dataclasses
 import enum
 import hashlib
 import inspect
 import json
 import types
 import typing
+import uuid
+from collections import abc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import pydantic
 import pydantic_core
+import typing_extensions
 from pydantic import ConfigDict, TypeAdapter
 
+from agree import values
 from agree.errors import SchemaMismatchError, UnknownMethodError, ValidationError
 from agree.replicated import (
     Consistency,
@@ -100,8 +117,10 @@ SCHEMA_FORMAT: Final = 1
 
 # bytes as base64 (UTF-8 would refuse arbitrary bytes) and inf/nan as strings
 # (JSON has no literal for them, and null would lose them).  Dataclass instances
-# are revalidated so that a wrong field type deep inside one is caught with its path.
+# are revalidated so that a wrong field type deep inside one is caught with its path.  A key
+# a TypedDict or dataclass does not declare is refused rather than dropped.
 _CONFIG: Final = ConfigDict(
+    extra="forbid",
     ser_json_bytes="base64",
     val_json_bytes="base64",
     ser_json_inf_nan="strings",
@@ -149,12 +168,233 @@ def _describe_errors(exc: pydantic.ValidationError, what: str, limit: int = 3) -
     return "; ".join(parts)
 
 
+# -- carrying values exactly ----------------------------------------------------------------------
+
+
+def _validate_untyped(value: Any, info: pydantic_core.core_schema.ValidationInfo) -> Any:
+    # From Python the value is checked when it is converted; from JSON it is decoded.
+    return values.decode(value) if info.mode == "json" else value
+
+
+def _encode_untyped(value: Any) -> Any:
+    return values.encode(value)
+
+
+#: What ``Any`` is carried as: the self-describing form of :mod:`agree.values`.  Its published
+#: schema says so, so that a node that carries untyped values differently has another fingerprint.
+_UNTYPED: Final = Annotated[
+    Any,
+    pydantic.PlainValidator(_validate_untyped),
+    pydantic.PlainSerializer(_encode_untyped, when_used="always"),
+    pydantic.WithJsonSchema({"x-agree": "self-describing value"}),
+]
+
+# Abstract collection hints do not say which type arrives (pydantic makes a tuple given for a
+# Sequence into a list on the way back).
+_ABSTRACT: Final = frozenset(
+    {
+        abc.Iterable,
+        abc.Collection,
+        abc.Container,
+        abc.Sequence,
+        abc.MutableSequence,
+        abc.Set,
+        abc.MutableSet,
+        abc.Mapping,
+        abc.MutableMapping,
+        abc.Iterator,
+    }
+)
+
+
+def _pairs_to_dict(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _dict_to_pairs(value: dict[Any, Any]) -> list[tuple[Any, Any]]:
+    return list(value.items())
+
+
+@dataclass(frozen=True)
+class _Pairs:
+    """Carries a ``dict[K, V]`` whose keys a JSON object cannot hold as ``[[key, value], ...]``."""
+
+    key: Any
+    value: Any
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: pydantic.GetCoreSchemaHandler
+    ) -> pydantic_core.CoreSchema:
+        cs = pydantic_core.core_schema
+        pairs = handler.generate_schema(list[tuple[self.key, self.value]])  # type: ignore[name-defined]
+        return cs.json_or_python_schema(
+            json_schema=cs.chain_schema(
+                [pairs, cs.no_info_plain_validator_function(_pairs_to_dict)]
+            ),
+            python_schema=handler(source),
+            serialization=cs.plain_serializer_function_ser_schema(
+                _dict_to_pairs, return_schema=pairs
+            ),
+        )
+
+
+def _object_key(hint: Any) -> bool:
+    """Whether a JSON object's (string) keys carry keys of this type exactly."""
+    if hint is str or hint is int or hint is uuid.UUID:
+        return True
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _object_key(args[0])
+    if origin is typing.Literal:
+        return all(type(a) is str for a in args)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return issubclass(hint, int) or all(type(m.value) is str for m in hint)
+    return False
+
+
+def _carried(hint: Any, models: set[type], seen: set[type]) -> Any:
+    """The hint pydantic is given for ``hint``: the same object when pydantic carries it exactly.
+
+    ``Any``/``object`` become the self-describing form, bare containers their ``[Any]`` form,
+    dicts with keys a JSON object cannot hold are carried as pairs, and an abstract collection
+    is refused.  Dataclasses, models, TypedDicts and named tuples are looked into: a field that
+    pydantic would not carry exactly is refused (their fields cannot be rewritten).  Models
+    met are added to ``models``.
+    """
+    if hint is Any or hint is object:
+        return _UNTYPED
+    if hint is dict:
+        hint = dict[Any, Any]
+    elif hint is tuple:
+        return types.GenericAlias(tuple, (_UNTYPED, ...))
+    elif hint in (list, set, frozenset, collections.deque):
+        return types.GenericAlias(hint, (_UNTYPED,))
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint in _ABSTRACT or origin in _ABSTRACT:
+        raise TypeError(
+            f"{type_name(hint)} does not say which type arrives (a tuple would come back as a "
+            "list); declare a concrete type such as list[...], tuple[..., ...], set[...], "
+            "frozenset[...] or dict[...]"
+        )
+    if origin is typing.Annotated:
+        inner = _carried(args[0], models, seen)
+        return hint if inner is args[0] else Annotated[(inner, *hint.__metadata__)]
+    if origin is typing.Literal:
+        return hint
+    if origin is dict:
+        key, value = (_carried(a, models, seen) for a in args)
+        if not _object_key(args[0]):
+            return Annotated[dict[key, value], _Pairs(key, value)]  # type: ignore[valid-type]
+        return hint if (key is args[0] and value is args[1]) else dict[key, value]  # type: ignore[valid-type]
+    if origin is not None and args:
+        carried = tuple(a if a is Ellipsis else _carried(a, models, seen) for a in args)
+        if all(c is a for c, a in zip(carried, args, strict=True)):
+            return hint
+        if origin is typing.Union or origin is types.UnionType:
+            return typing.Union[carried]  # noqa: UP007
+        return origin[carried]
+    if isinstance(hint, type):
+        _check_fields(hint, models, seen)
+    return hint
+
+
+def _check_fields(cls: type, models: set[type], seen: set[type]) -> None:
+    """TypeError unless every field of a dataclass/model/TypedDict/NamedTuple is carried exactly."""
+    if cls in seen:
+        return
+    seen.add(cls)
+    if dataclasses.is_dataclass(cls):
+        kind = "dataclass"
+        names = {f.name for f in dataclasses.fields(cls)}
+    elif issubclass(cls, pydantic.BaseModel):
+        kind = "pydantic model"
+        models.add(cls)
+        names = set(cls.model_fields)
+    elif typing_extensions.is_typeddict(cls):
+        kind, names = "TypedDict", None
+    elif issubclass(cls, tuple) and isinstance(getattr(cls, "_fields", None), tuple):
+        kind, names = "NamedTuple", None
+    else:
+        return
+    if kind == "pydantic model":
+        assert issubclass(cls, pydantic.BaseModel)
+        hints = {n: f.annotation for n, f in cls.model_fields.items()}
+    else:
+        hints = typing.get_type_hints(cls, include_extras=True)
+    for name, hint in hints.items():
+        if names is not None and name not in names:
+            continue  # a ClassVar or other non-field annotation
+        if typing.get_origin(hint) in (typing_extensions.NotRequired, typing_extensions.Required):
+            hint = typing.get_args(hint)[0]
+        if _carried(hint, models, seen) is not hint:
+            raise TypeError(
+                f"field {cls.__qualname__}.{name} is typed {type_name(hint)}, which a {kind} "
+                "cannot carry exactly (an untyped value, a bare container or a dict with keys "
+                "that are not str/int/UUID/enum inside it would arrive as its JSON form); "
+                "give the field a precise type"
+            )
+
+
+_SCALARS: Final = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _check_exact(given: Any, valid: Any, models: frozenset[type], what: str) -> None:
+    """ValidationError where pydantic's strict validation changed a value's type.
+
+    Strict validation lets a subclass through as its base (a subclass of a declared
+    dataclass is rebuilt as the base, dropping its own fields; a str subclass becomes a
+    str); the value would then arrive as something else.  Only the widening of an int
+    to a float is allowed.
+    """
+    kind = type(given)
+    if kind is not type(valid):
+        if kind is int and type(valid) is float:
+            return
+        raise ValidationError(
+            f"{what}: a {kind.__name__} would arrive as a {type(valid).__name__}: "
+            f"pass exactly the declared type, or declare {kind.__name__}"
+        )
+    if kind in _SCALARS:
+        return
+    if kind is list or kind is tuple:
+        for g, v in zip(given, valid, strict=False):
+            _check_exact(g, v, models, what)
+    elif kind is dict:
+        for (gk, gv), (vk, vv) in zip(given.items(), valid.items(), strict=False):
+            _check_exact(gk, vk, models, what)
+            _check_exact(gv, vv, models, what)
+    elif kind is set or kind is frozenset:
+        if {type(g) for g in given} != {type(v) for v in valid}:
+            kinds = ", ".join(sorted({type(g).__qualname__ for g in given}))
+            raise ValidationError(f"{what}: members of types {kinds} would change type")
+    elif dataclasses.is_dataclass(given):
+        for f in dataclasses.fields(given):
+            if hasattr(given, f.name) and hasattr(valid, f.name):
+                _check_exact(getattr(given, f.name), getattr(valid, f.name), models, what)
+    elif isinstance(given, pydantic.BaseModel):
+        if kind not in models:
+            raise ValidationError(
+                f"{what}: a {kind.__qualname__} is not one of the declared models; it would "
+                "arrive as its base"
+            )
+        for name in kind.model_fields:
+            _check_exact(getattr(given, name), getattr(valid, name), models, what)
+
+
 @dataclass(frozen=True, slots=True)
 class TypeCodec:
     """Validation, JSON conversion and JSON Schema for one type hint.
 
     The hint is wrapped in a one-element tuple so that agree's pydantic settings
     also reach dataclasses and TypedDicts, which refuse a config at top level.
+    pydantic sees the *carried* hint (:func:`_carried`): ``Any`` replaced by the
+    self-describing form of :mod:`agree.values`, and dicts whose keys a JSON
+    object cannot hold carried as pairs.
     """
 
     annotation: Any
@@ -162,15 +402,21 @@ class TypeCodec:
     # str/int/bool/None: a value of exactly that type is its own JSON form, so validating and
     # converting it is the identity and pydantic need not be asked.
     fast: type | None = field(default=None, repr=False, compare=False)
+    # ``Any`` (or unannotated): agree.values converts, pydantic is not asked.
+    untyped: bool = field(default=False, repr=False, compare=False)
+    # The pydantic models the hint names: a subclass instance would be carried as its base.
+    models: frozenset[type] = field(default=frozenset(), repr=False, compare=False)
 
     @classmethod
     def of(cls, annotation: Any) -> TypeCodec:
-        """Build the codec; raises whatever pydantic raises for an unsupported hint."""
-        wrapped = types.GenericAlias(tuple, (annotation,))
+        """Build the codec; TypeError (or whatever pydantic raises) for an unsupported hint."""
+        models: set[type] = set()
+        carried = _carried(annotation, models, set())
+        wrapped = types.GenericAlias(tuple, (carried,))
         adapter: TypeAdapter[Any] = TypeAdapter(wrapped, config=_CONFIG)  # type: ignore[arg-type]
         hint = type(None) if annotation is None else annotation
         fast = hint if hint in (str, int, bool, type(None)) else None
-        codec = cls(annotation, adapter, fast)
+        codec = cls(annotation, adapter, fast, carried is _UNTYPED, frozenset(models))
         codec.json_schema("validation")
         codec.json_schema("serialization")
         return codec
@@ -184,18 +430,30 @@ class TypeCodec:
         return not isinstance(value, str) or value.isascii()
 
     def validate_python(self, value: Any, what: str) -> Any:
-        """``value`` checked strictly (int widens to float); ValidationError naming ``what``."""
-        if self.fast is not None and type(value) is self.fast:
+        """``value`` checked strictly (int widens to float); ValidationError naming ``what``.
+
+        A value pydantic would accept but carry as another type (a subclass of a
+        declared dataclass, model or builtin) is refused: it would arrive as its base.
+        An untyped value is checked when it is converted (:meth:`dump`).
+        """
+        if (self.fast is not None and type(value) is self.fast) or self.untyped:
             return value
         try:
-            return self.adapter.validate_python((value,), strict=True)[0]
+            valid = self.adapter.validate_python((value,), strict=True)[0]
         except pydantic.ValidationError as exc:
             raise ValidationError(_describe_errors(exc, what)) from None
+        _check_exact(value, valid, self.models, what)
+        return valid
 
     def dump(self, value: Any, what: str) -> Any:
         """The JSON-able form of an already valid ``value`` (json.loads of its JSON)."""
         if self._plain(value):
             return value
+        if self.untyped:
+            try:
+                return values.encode(value, what)
+            except TypeError as exc:
+                raise ValidationError(str(exc)) from None
         try:
             data = self.adapter.dump_json((value,), warnings="error")
         except (pydantic_core.PydanticSerializationError, ValueError, TypeError) as exc:
@@ -206,6 +464,11 @@ class TypeCodec:
         """The Python value of a JSON-shaped ``json_value``, validated in lax JSON mode."""
         if self._plain(json_value):
             return json_value
+        if self.untyped:
+            try:
+                return values.decode(json_value)
+            except ValueError as exc:
+                raise ValidationError(f"{what}: {exc}") from None
         try:
             data = _ENCODER.encode([json_value])
         except (TypeError, ValueError) as exc:

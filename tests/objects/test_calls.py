@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 import enum
 import json
 import math
 import uuid
+import zoneinfo
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import pydantic
 import pytest
@@ -147,6 +150,8 @@ def _same(a: Any, b: Any) -> bool:
         )
     if isinstance(a, pydantic.BaseModel):
         return all(_same(getattr(a, n), getattr(b, n)) for n in type(a).model_fields)
+    if isinstance(a, Decimal):
+        return str(a) == str(b)  # exponent and sign included; NaN is not equal to itself
     if isinstance(a, dt.datetime):
         return bool(a == b and a.tzinfo == b.tzinfo and a.utcoffset() == b.utcoffset())
     return bool(a == b)
@@ -391,28 +396,186 @@ def test_any_carries_json_native_values_exactly(value: Any) -> None:
     assert _same(LOOSE.load_result(_through_json(LOOSE.dump_result(value))), value)
 
 
+class Pair(NamedTuple):
+    left: int
+    right: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Node3D(Point):
+    z: int = 0
+
+
+@dataclasses.dataclass(slots=True)
+class Slotted:
+    a: Any
+    b: dict[Any, Any] = dataclasses.field(default_factory=dict)
+
+
+PARIS = zoneinfo.ZoneInfo("Europe/Paris")
+
+# Every kind of value an untyped (Any) parameter or result carries: each comes back equal and
+# of the same types all the way down.
+UNTYPED_VALUES: list[Any] = [
+    None, True, False, 0, -(2**70), 1.0, -0.0, 0.5, math.inf, -math.inf, math.nan, "s", "",
+    [1, "a", None, [2.0]], {"k": {"n": [True]}},
+    (1, 2), (), ((1,), [2]), {3, 1}, set(), frozenset({"a"}), {frozenset({1}), (2, 3)},
+    b"\xff\x00", b"", bytearray(b"ab"),
+    {1: "a", 2: "b"}, {(1, 2): "pair", None: 0, 1.5: "f"}, {"$t": "not a tag"}, {True: 1},
+    dt.date(2020, 1, 2), dt.datetime(2020, 1, 2, 3, 4, 5, 6),
+    dt.datetime(2020, 1, 2, 3, 4, 5, 6, tzinfo=UTC), dt.datetime(2020, 1, 2, tzinfo=IST),
+    dt.datetime(2024, 10, 27, 2, 30, tzinfo=PARIS, fold=1),
+    dt.datetime(2020, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-3), "BRT")),
+    dt.time(13, 14, 15, 16), dt.time(1, 2, tzinfo=UTC), dt.timedelta(days=-3, microseconds=7),
+    Decimal("1.10"), Decimal("-1E+30"), Decimal("NaN"),
+    uuid.UUID(int=5), Color.RED, Level.HIGH, complex(1, -2.5),
+    Point(1, 2.0), Node3D(1, 2.0, 3), Shape("s", [Point(0, 0.0)], frozenset(), dt.datetime(
+        2020, 1, 1, tzinfo=UTC), b"\x80"), Slotted((1, 2), {(3,): {4}}), Pair(1, (2, {3})),
+    [{"nested": ({1: (Color.BLUE, dt.date(2000, 1, 1))},)}],
+]
+
+
+@pytest.mark.parametrize("value", UNTYPED_VALUES, ids=repr)
+def test_any_carries_every_value_exactly(value: Any) -> None:
+    args, kwargs = _through_json(LOOSE.bind([value], {"note": value}).to_json())
+    back = LOOSE.bind_json(args, kwargs)
+    assert _same(back.args[0], value) and _same(back.kwargs["note"], value)
+    assert _same(LOOSE.load_result(_through_json(LOOSE.dump_result(value))), value)
+
+
 @pytest.mark.parametrize(
-    ("value", "arrives_as"),
+    "hint",
+    [list[Any], tuple[Any, ...], dict[str, Any], Optional[Any], list, tuple, dict, set, object],  # noqa: UP045
+    ids=repr,
+)
+def test_containers_of_any_carry_their_members_exactly(hint: Any) -> None:
+    samples = {
+        "list": [(1, 2), {3}, b"x"],
+        "tuple": ((1, 2), dt.date(2000, 1, 1)),
+        "dict": {"a": (1,), "b": {1: 2}},
+        "set": {(1, 2), frozenset({3})},
+    }
+    origin = getattr(hint, "__origin__", hint)
+    name = origin.__name__ if isinstance(origin, type) else "list"
+    value = samples.get(name, [(1, 2)])
+    if hint is dict:
+        value = {(1, 2): {3}}
+    op = _op(hint)
+    args, _ = _through_json(op.bind([value], {}).to_json())
+    assert _same(op.bind_json(args, {}).args[0], value)
+    assert _same(op.load_result(_through_json(op.dump_result(value))), value)
+
+
+def test_an_annotated_dict_with_tuple_keys_round_trips() -> None:
+    op = _op(dict[tuple[int, int], str])
+    value = {(1, 2): "a", (3, 4): "b"}
+    args, _ = _through_json(op.bind([value], {}).to_json())
+    assert args == [[[[1, 2], "a"], [[3, 4], "b"]]]
+    assert _same(op.bind_json(args, {}).args[0], value)
+    assert _same(op.load_result(_through_json(op.dump_result(value))), value)
+    with pytest.raises(ValidationError, match="twice"):
+        op.bind_json([[[[1, 2], "a"], [[1, 2], "b"]]], {})
+
+
+def test_a_subclass_of_a_declared_type_is_refused_not_truncated() -> None:
+    with pytest.raises(ValidationError, match="a Node3D would arrive as a Point"):
+        _op(Point).bind([Node3D(1, 2.0, 3)], {})
+    with pytest.raises(ValidationError, match="a Node3D would arrive as a Point"):
+        _op(list[Point]).bind([[Point(0, 0.0), Node3D(1, 2.0, 3)]], {})
+
+    class Name(str):
+        pass
+
+    with pytest.raises(ValidationError, match="a Name would arrive as a str"):
+        _op(list[str]).bind([[Name("x")]], {})
+    with pytest.raises(ValidationError, match="would arrive as a Point"):
+        _op(Point).dump_result(Node3D(1, 2.0, 3))
+    # Declaring the subclass carries it.
+    op = _op(Point | Node3D)
+    args, _ = _through_json(op.bind([Node3D(1, 2.0, 3)], {}).to_json())
+    assert _same(op.bind_json(args, {}).args[0], Node3D(1, 2.0, 3))
+
+
+def test_a_model_subclass_is_refused() -> None:
+    class Special(Item):
+        note: str = ""
+
+    with pytest.raises(ValidationError, match="not one of the declared models"):
+        _op(Item).bind([Special(id=uuid.UUID(int=1), price=Decimal(1), sizes=())], {})
+
+
+def test_a_typed_dict_with_extra_keys_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        _op(Movie).bind([{"title": "x", "year": 1, "released": dt.date(2000, 1, 1), "x": 1}], {})
+
+
+@dataclasses.dataclass
+class LooseField:
+    meta: Any
+
+
+@dataclasses.dataclass
+class BareDict:
+    index: dict  # type: ignore[type-arg]
+
+
+@dataclasses.dataclass
+class TupleKeys:
+    grid: dict[tuple[int, int], str]
+
+
+@pytest.mark.parametrize(
+    ("hint", "message"),
     [
-        ((1, 2), [1, 2]),
-        ({3}, [3]),
-        (dt.date(2020, 1, 2), "2020-01-02"),
-        (Decimal("1.5"), "1.5"),
-        (b"\xff", "_w=="),
-        (Color.RED, "red"),
-        (Point(1, 2.0), {"x": 1, "y": 2.0}),
-        ({1: "a"}, {"1": "a"}),
-        (math.inf, "Infinity"),
+        (LooseField, r"field LooseField\.meta is typed Any"),
+        (list[BareDict], r"field BareDict\.index is typed dict"),
+        (TupleKeys, r"field TupleKeys\.grid"),
+        (Sequence[int], r"Sequence\[int\] does not say which type arrives"),
+        (Mapping[str, int], "does not say which type arrives"),
     ],
     ids=repr,
 )
-def test_any_carries_other_values_in_their_json_form(value: Any, arrives_as: Any) -> None:
-    args, _ = _through_json(LOOSE.bind([value], {}).to_json())
-    assert _same(LOOSE.bind_json(args, {}).args[0], arrives_as)
+def test_hints_that_cannot_be_carried_exactly_are_refused_at_class_creation(
+    hint: Any, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        _echo_class(hint)
+
+
+def test_an_untyped_value_of_an_unknown_class_is_refused_at_bind_time() -> None:
+    @dataclasses.dataclass
+    class Local:
+        x: int
+
+    with pytest.raises(ValidationError, match="not reachable"):
+        LOOSE.bind([Local(1)], {})
+    with pytest.raises(ValidationError, match="OrderedDict cannot be converted"):
+        LOOSE.bind([collections.OrderedDict(a=1)], {})
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        {"$t": "nope", "v": 1},
+        {"$t": "tuple", "v": "x"},
+        {"$t": "float", "v": "1.5"},
+        {"$t": "enum", "type": "os:system", "v": "x"},
+        {"$t": "enum", "type": "not.imported.module:Color", "v": "RED"},
+        {"$t": "dataclass", "type": "builtins:dict", "v": {}},
+        {"$t": "dict", "v": [[1, 2], [1, 3]]},
+        {"$t": "bytes", "v": "***"},
+    ],
+    ids=repr,
+)
+def test_a_malformed_or_unknown_tagged_value_is_a_validation_error(wire: Any) -> None:
+    with pytest.raises(ValidationError):
+        LOOSE.bind_json([wire], {})
 
 
 def test_any_refuses_a_value_without_a_json_form_at_bind_time() -> None:
-    with pytest.raises(ValidationError, match=r"Loose\.put\(\): argument 'value': cannot be conv"):
+    with pytest.raises(
+        ValidationError, match=r"Loose\.put\(\): argument 'value': a value of type object cannot"
+    ):
         LOOSE.bind([object()], {})
     with pytest.raises(ValidationError, match="result"):
         LOOSE.dump_result(object())
