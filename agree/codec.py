@@ -21,9 +21,11 @@ agree (IncompatibleVersionError naming both versions) instead of misreading it.
   CRC-32 over the payload turns a damaged blob into CorruptionError before
   anything is unpickled.
   ``b"AGS" + version + u32 header length + JSON header + payload``.
-* **Errors** a user's command or query raised travel as :class:`ErrorInfo`
-  (type name, message, JSON-able args) and are rebuilt as the same type where
-  that type's module is loaded here; nothing is ever imported or unpickled.
+* **Errors** travel as :class:`ErrorInfo` (type name, the stable wire code of a
+  class in agree's tree, message, args and instance attributes in the
+  self-describing form of :mod:`agree.values`) and are rebuilt as the same
+  class with the same args and attributes where that class is known here;
+  nothing is ever imported or unpickled, and no ``__init__`` runs.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import binascii
 import copyreg
 import io
 import json
+import math
 import pickle
 import platform
 import struct
@@ -43,13 +46,16 @@ from typing import Any, Final
 
 import cloudpickle
 
+from agree import values
 from agree.errors import (
+    AgreeError,
     CorruptionError,
     IncompatibleVersionError,
     ProtocolError,
     RemoteError,
     StorageError,
     ValidationError,
+    error_class,
 )
 
 __all__ = [
@@ -476,18 +482,29 @@ def load_state(data: bytes, *, hosted: Mapping[str, type] | None = None) -> obje
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """An exception raised by a user's command or query, in a form JSON can carry.
+    """An exception in the form a JSON message carries: the error wire form.
 
-    ``type`` is ``"module:qualname"``; ``args`` is the exception's args when they
-    are JSON-native (so the exception can be rebuilt), else None.
+    ``type`` is ``"module:qualname"``; ``code`` is the stable wire code of a class in
+    agree's error tree (None for anything else); ``args`` and ``attrs`` (the
+    instance's ``__dict__``) are in the self-describing form of :mod:`agree.values`,
+    and ``args`` is None when the args or an attribute had no such form (the
+    exception then comes back as a RemoteError).
     """
 
     type: str
     message: str
     args: list[Any] | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    code: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.type, "message": self.message, "args": self.args}
+        return {
+            "type": self.type,
+            "code": self.code,
+            "message": self.message,
+            "args": self.args,
+            "attrs": self.attrs,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ErrorInfo:
@@ -495,19 +512,24 @@ class ErrorInfo:
         if not isinstance(data, Mapping):
             raise ProtocolError(f"an error must be a JSON object, got {type(data).__name__}")
         kind, message, args = data.get("type"), data.get("message"), data.get("args")
+        attrs, code = data.get("attrs", {}), data.get("code")
         if not isinstance(kind, str) or not isinstance(message, str):
             raise ProtocolError(f"an error needs string 'type' and 'message', got {dict(data)!r}")
         if args is not None and not (isinstance(args, list) and _json_native(args)):
             raise ProtocolError(f"an error's 'args' must be a JSON array or null, got {args!r}")
-        return cls(kind, message, args)
+        if not (isinstance(attrs, dict) and _json_native(attrs)):
+            raise ProtocolError(f"an error's 'attrs' must be a JSON object, got {attrs!r}")
+        if code is not None and not isinstance(code, str):
+            raise ProtocolError(f"an error's 'code' must be a string or null, got {code!r}")
+        return cls(kind, message, args, dict(attrs), code)
 
 
 def _json_native(value: Any) -> bool:
-    """True if JSON carries ``value`` exactly (types included)."""
+    """True if ``value`` is made of JSON values only (finite floats, str keys)."""
     if value is None or isinstance(value, bool | int | str):
         return True
     if isinstance(value, float):
-        return value == value and value not in (float("inf"), float("-inf"))
+        return math.isfinite(value)
     if isinstance(value, list):
         return all(_json_native(v) for v in value)
     if isinstance(value, dict):
@@ -527,60 +549,107 @@ def _remote_prefix(type_name: str) -> str:
 
 
 def encode_error(exc: BaseException) -> ErrorInfo:
-    """The ErrorInfo of ``exc``.  A RemoteError passes on the original type it stands for."""
+    """The wire form of ``exc``: type, wire code, message, args and attributes.
+
+    A RemoteError passes on the original type it stands for.
+    """
     if isinstance(exc, RemoteError):
         message = _message(exc)
         prefix = _remote_prefix(exc.type_name)
         if message.startswith(prefix):
             message = message[len(prefix) :]
-        return ErrorInfo(exc.type_name, message, None)
+        args = None if exc.remote_args is None else _encode_all(list(exc.remote_args))
+        return ErrorInfo(exc.type_name, message, args, _encode_attrs(exc.remote_attrs)[0])
     cls = type(exc)
-    args = list(exc.args)
+    code = cls.__dict__.get("code") if isinstance(exc, AgreeError) else None
+    args = _encode_all(list(exc.args))
+    attrs, complete = _encode_attrs(getattr(exc, "__dict__", {}))
     return ErrorInfo(
-        f"{cls.__module__}:{cls.__qualname__}",
+        values.type_name_of(cls),
         _message(exc),
-        args if _json_native(args) else None,
+        args if complete else None,
+        attrs,
+        code if isinstance(code, str) else None,
     )
 
 
+def _encode_all(items: list[Any]) -> list[Any] | None:
+    try:
+        encoded: list[Any] = values.encode(items)
+    except TypeError:
+        return None
+    return encoded
+
+
+def _encode_attrs(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The attributes that have a self-describing form, and whether all of them do."""
+    out: dict[str, Any] = {}
+    complete = True
+    for name, value in attrs.items():
+        try:
+            out[name] = values.encode(value)
+        except TypeError:
+            complete = False
+    return out, complete
+
+
 def _resolve_type(type_name: str) -> type | None:
-    module_name, sep, qualname = type_name.partition(":")
-    if not sep or not all(p.isidentifier() for p in module_name.split(".")):
-        return None
-    parts = qualname.split(".")
-    if not all(p.isidentifier() for p in parts):  # e.g. "<locals>": not reachable by name
-        return None
-    # Only modules this process has already imported: importing a module named by a
-    # peer would run its top-level code (some modules do things when imported).
-    module = sys.modules.get(module_name)
-    if module is None:
-        return None
-    target: Any = module
-    for part in parts:
-        target = getattr(target, part, None)
-        if target is None:
-            return None
-    return target if isinstance(target, type) else None
+    return values.resolve_type(type_name)
+
+
+def _rebuild(cls: type[BaseException], args: list[Any], attrs: dict[str, Any]) -> BaseException:
+    """An instance of ``cls`` with these args and attributes, without calling its ``__init__``.
+
+    A user's exception may take other parameters than its args (``InsufficientFunds(needed,
+    have)`` passing a message up), so it is rebuilt as pickle would rebuild an object: made
+    by its nearest builtin base's ``__new__``, then given its args and ``__dict__``.  A builtin
+    exception is simply constructed (its constructor sets fields such as ``OSError.errno``).
+    """
+    if cls.__module__ == "builtins":
+        exc = cls(*args)
+    else:
+        base = next(b for b in cls.__mro__ if b.__module__ == "builtins")
+        exc = base.__new__(cls, *args)
+        exc.args = tuple(args)
+    if attrs:
+        exc.__dict__.update(attrs)
+    return exc
 
 
 def decode_error(info: ErrorInfo) -> BaseException:
-    """The exception ``info`` describes, as its own type when possible.
+    """The exception ``info`` describes, as its own class with its args and attributes.
 
-    The type is rebuilt when its module is already imported in this process (a
-    user's exception lives in the module of their replicated class, which the
-    node hosting it and a client proxy built from the class have imported), it
-    derives from Exception, and ``type(*args)`` (or ``type(message)`` when args
-    were not JSON) gives back the same message; otherwise a RemoteError carrying
-    the type's name.  Nothing is imported and nothing is unpickled.
+    The class is the one in agree's tree with ``info.code``, or else the one named by
+    ``info.type`` when its module is already imported in this process (a user's
+    exception lives in the module of their replicated class, which the node hosting it
+    and a client proxy built from the class have imported) and it derives from
+    Exception.  Otherwise, or when the args did not travel or the rebuilt exception does
+    not print the same message, a RemoteError carrying the type's name, the message and
+    whatever args and attributes could be decoded.  Nothing is imported, nothing is
+    unpickled, and no ``__init__`` runs.
     """
-    cls = _resolve_type(info.type)
-    if cls is not None and issubclass(cls, Exception):
-        attempts = [[info.message]] if info.args is None else [info.args, [info.message]]
-        for args in attempts:
-            try:
-                rebuilt = cls(*args)
-            except Exception:
-                continue
-            if _message(rebuilt) == info.message:
-                return rebuilt
-    return RemoteError(_remote_prefix(info.type) + info.message, type_name=info.type)
+    cls: type | None = error_class(info.code) if info.code is not None else None
+    if cls is None:
+        cls = _resolve_type(info.type)
+    args: list[Any] | None = None
+    attrs: dict[str, Any] = {}
+    try:
+        if info.args is not None:
+            args = values.decode(info.args)
+        attrs = {k: values.decode(v) for k, v in info.attrs.items()}
+    except ValueError:
+        args, attrs = None, {}
+    if cls is not None and issubclass(cls, Exception) and args is not None:
+        try:
+            rebuilt = _rebuild(cls, args, attrs)
+            same = str(rebuilt) == info.message
+        except Exception:
+            same = False
+        if same:
+            return rebuilt
+    return RemoteError(
+        _remote_prefix(info.type) + info.message,
+        type_name=info.type,
+        remote_args=None if args is None else tuple(args),
+        remote_attrs=attrs,
+    )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agree.calls import Outcome
-from agree.errors import AgreeError, NotLeaderError, UnavailableError
+from agree.errors import AgreeError, NotLeaderError, ProposalLost, UnavailableError
 from agree.host import Host
 from agree.raft.entries import ConfChange, Entry, EntryType, HardState
 from agree.raft.messages import Message
@@ -30,12 +30,6 @@ from agree.storage.threaded import AsyncLogStore
 from agree.transport.base import Transport
 
 log = logging.getLogger(__name__)
-
-
-class ProposalLost(AgreeError):
-    """Internal: a proposal's log slot was taken by another leader's entry, or a snapshot
-    jumped past it; the outcome is not known here and the caller retries with the same
-    (client id, seq), which the session table makes safe."""
 
 
 @dataclass(slots=True)

@@ -44,6 +44,7 @@ from agree.errors import (
     CorruptionError,
     IncompatibleVersionError,
     ProtocolError,
+    ResultValidationError,
     SchemaMismatchError,
     UnknownMethodError,
     UnknownObjectError,
@@ -77,9 +78,15 @@ def _invoke(obj: Replicated, op: Operation, bound: BoundCall, name: str, index: 
     try:
         return Outcome(result=op.dump_result(value), index=index)
     except ValidationError as exc:
-        err = ValidationError(
-            f"{name}.{op.name} returned a value that does not match its declared return type:"
-            f" {exc}"
+        # Not a ValidationError: that tells the caller nothing was written, and a caller that
+        # retried this command would apply it a second time.
+        applied = op.kind == "command"
+        what = f"applied at index {index}" if applied else f"served at index {index}"
+        err = ResultValidationError(
+            f"{name}.{op.name} ran ({what}) but returned a value that does not match its "
+            f"declared return type: {exc}",
+            index=index,
+            applied=applied,
         )
         return Outcome(error=encode_error(err), index=index)
 

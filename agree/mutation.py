@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import pydantic_core
-
+from agree import values
 from agree.codec import ErrorInfo, decode_error, encode_error
 from agree.errors import ProtocolError, ValidationError
 
@@ -23,14 +22,19 @@ if TYPE_CHECKING:
 __all__ = ["Mutation"]
 
 
-def _jsonable(value: Any) -> Any:
-    """Best-effort JSON form when no operation schema is at hand (see Mutation.to_json)."""
+def _jsonable(value: Any, where: str) -> Any:
+    """The self-describing form when no operation schema is at hand (see Mutation.to_json)."""
     try:
-        return pydantic_core.to_jsonable_python(
-            value, bytes_mode="base64", inf_nan_mode="strings"
-        )
-    except pydantic_core.PydanticSerializationError as exc:
-        raise ValidationError(f"value {value!r} has no JSON form: {exc}") from None
+        return values.encode(value, where)
+    except TypeError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _unjson(value: Any, where: str) -> Any:
+    try:
+        return values.decode(value)
+    except ValueError as exc:
+        raise ProtocolError(f"malformed mutation record: {where}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +56,17 @@ class Mutation:
         """A JSON-able dict.
 
         With the command's ``operation`` the arguments and result are converted by
-        its schema and :meth:`from_json` with the same operation restores them
-        exactly; without it they are converted by their runtime types (JSON-native
-        values exact, others in their JSON form: a tuple as a list, a datetime as
-        an ISO string, ...).
+        its schema; without it they travel in the self-describing form of
+        :mod:`agree.values`.  Either way :meth:`from_json` given the same
+        ``operation`` (or None) restores them exactly, types included.
         """
         if operation is not None:
             args, kwargs = operation.dump_args(self.args, self.kwargs)
             result = None if self.error is not None else operation.dump_result(self.result)
         else:
-            args = [_jsonable(a) for a in self.args]
-            kwargs = {k: _jsonable(v) for k, v in self.kwargs.items()}
-            result = _jsonable(self.result)
+            args = [_jsonable(a, f"args[{i}]") for i, a in enumerate(self.args)]
+            kwargs = {k: _jsonable(v, f"kwargs[{k!r}]") for k, v in self.kwargs.items()}
+            result = _jsonable(self.result, "result")
         return {
             "object": self.object,
             "method": self.method,
@@ -108,5 +111,7 @@ class Mutation:
             args, kwargs = bound.args, dict(bound.kwargs)
             result = None if error is not None else operation.load_result(raw_result)
         else:
-            args, kwargs, result = tuple(raw_args), dict(raw_kwargs), raw_result
+            args = tuple(_unjson(a, "args") for a in raw_args)
+            kwargs = {k: _unjson(v, "kwargs") for k, v in raw_kwargs.items()}
+            result = None if error is not None else _unjson(raw_result, "result")
         return cls(obj, method, args, kwargs, result, error, index, term, timestamp)

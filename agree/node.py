@@ -22,7 +22,7 @@ from typing import Any
 from agree.calls import Call, CallKind, Outcome
 from agree.cluster_schema import encode_schema_record
 from agree.codec import CommandRecord, encode_command
-from agree.driver import Driver, ProposalLost
+from agree.driver import Driver
 from agree.errors import (
     AgreeError,
     AgreeTimeoutError,
@@ -30,6 +30,7 @@ from agree.errors import (
     MembershipChangeError,
     NotLeaderError,
     OutcomeUnknownError,
+    ProposalLost,
     ProposalRejectedError,
     UnavailableError,
 )

@@ -280,7 +280,11 @@ def decode(data: Any) -> Any:
 
 def _decode(data: Any) -> Any:
     kind = type(data)
-    if data is None or kind is bool or kind is int or kind is str or kind is float:
+    if data is None or kind is bool or kind is int or kind is str:
+        return data
+    if kind is float:
+        if not math.isfinite(data):  # encode() tags these
+            raise ValueError(f"a bare {data!r} is not a JSON number")
         return data
     if kind is list:
         return [_decode(v) for v in data]

@@ -19,9 +19,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from agree.errors import AgreeError, CommandError
+from agree.errors import AgreeError
 from agree.management import commands as _commands_package
-from agree.management.base import BaseCommand, CommandParser, add_global_options
+from agree.management.base import BaseCommand, CommandError, CommandParser, add_global_options
 
 __all__ = ["BaseCommand", "CommandError", "call_command", "get_commands", "load_command", "main"]
 

@@ -5,7 +5,7 @@ A command is a :class:`BaseCommand` subclass named ``Command`` in its own module
 adds its options in :meth:`BaseCommand.add_arguments`, does its work in
 :meth:`BaseCommand.handle`, writes through ``self.stdout``/``self.stderr`` (so tests can capture
 output with ``call_command(..., stdout=StringIO())``), and reports failure by raising
-:class:`~agree.errors.CommandError`.
+:class:`CommandError`, which lives here (as Django's does).
 
 Every command also accepts the global options ``--settings MODULE`` and ``-s KEY=VALUE``;
 :meth:`BaseCommand.load_settings` turns them into the node's :class:`~agree.settings.Settings`.
@@ -19,12 +19,25 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from agree.errors import CommandError
+from agree.errors import AgreeError
 
 if TYPE_CHECKING:
     from agree.settings import Settings
 
 __all__ = ["BaseCommand", "CommandError", "CommandParser", "OutputWrapper"]
+
+
+class CommandError(AgreeError):
+    """An ``agree-manage`` command could not do its job; the message tells the user why.
+
+    ``returncode`` is the process exit status ``agree-manage`` ends with.
+    """
+
+    code = "command"
+
+    def __init__(self, message: str, *, returncode: int = 1) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 class OutputWrapper:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from agree.errors import AgreeError, CommandError
-from agree.management import call_command, get_commands, load_command, main
+from agree.errors import AgreeError
+from agree.management import CommandError, call_command, get_commands, load_command, main
 from agree.management import commands as commands_package
 from agree.management.base import BaseCommand, CommandParser
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agree.errors import CommandError, ConfigurationError
-from agree.management import call_command, main
+from agree.errors import ConfigurationError
+from agree.management import CommandError, call_command, main
 from agree.storage import migrate, open_store
 
 

@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 
 from agree.codec import COMMAND_MAGIC
-from agree.errors import OutcomeUnknownError, UnknownMethodError, ValidationError
+from agree.errors import (
+    OutcomeUnknownError,
+    ResultValidationError,
+    UnknownMethodError,
+    ValidationError,
+)
 from agree.raft.entries import EntryType
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Color, Counter, KVStore, Point, Types
@@ -90,7 +95,8 @@ async def test_values_round_trip_faithfully(tmp_path: Path) -> None:
         assert await t.echo_point(p) == p
         assert await t.echo_set({1, 2, 3}) == {1, 2, 3}
         assert await t.echo_tuple((1, "x", Color.RED)) == (1, "x", Color.RED)
-        with pytest.raises(ValidationError, match="return type"):
+        # Applied, so not a ValidationError (which says nothing was written).
+        with pytest.raises(ResultValidationError, match="applied at index"):
             await t.bad_result()
 
 

@@ -535,19 +535,72 @@ def test_agree_errors_keep_their_type() -> None:
         assert type(back) is type(exc) and str(back) == str(exc)
 
 
-def test_non_json_args_fall_back_to_the_message() -> None:
-    exc = ValueError((1, 2), datetime(2020, 1, 1))
-    info = encode_error(exc)
-    assert info.args is None
-    back = decode_error(info)
-    assert type(back) is ValueError and str(back) == str(exc)
+def test_args_that_are_not_json_keep_their_types() -> None:
+    # Before, such args were dropped and the error rebuilt from its message alone.
+    exc = ValueError((1, 2), datetime(2020, 1, 1, tzinfo=UTC), {1: b"x"})
+    back = _round_trip(exc)
+    assert type(back) is ValueError and back.args == exc.args and str(back) == str(exc)
+    assert type(back.args[0]) is tuple and type(back.args[2]) is dict
 
 
-def test_an_error_that_cannot_be_rebuilt_becomes_a_remote_error() -> None:
+class InsufficientFunds2(Exception):
+    """Takes other parameters than its args, and keeps attributes."""
+
+    def __init__(self, needed: int, have: int) -> None:
+        super().__init__(f"need {needed}, have {have}")
+        self.needed = needed
+        self.have = have
+
+
+def test_an_error_whose_init_is_not_message_comes_back_with_its_attributes() -> None:
+    # Before: ``type(*args)`` failed for such a class and it came back as a RemoteError.
     back = _round_trip(NeedsTwo(5, 3))
+    assert type(back) is NeedsTwo and str(back) == "cannot take 5 from 3"
+    exc = InsufficientFunds2(10, 3)
+    exc.account = ("alice", 7)  # type: ignore[attr-defined]
+    exc.add_note("while paying")
+    back = _round_trip(exc)
+    assert type(back) is InsufficientFunds2
+    assert back.args == ("need 10, have 3",) and str(back) == "need 10, have 3"
+    assert vars(back) == vars(exc) and back.account == ("alice", 7)  # type: ignore[attr-defined]
+    assert back.__notes__ == ["while paying"]
+
+
+class Noisy(Exception):
+    inits = 0
+
+    def __init__(self, message: str) -> None:
+        Noisy.inits += 1
+        super().__init__(message)
+
+
+def test_decoding_an_error_runs_no_init() -> None:
+    info = encode_error(Noisy("x"))
+    before = Noisy.inits
+    back = decode_error(info)
+    assert type(back) is Noisy and Noisy.inits == before
+
+
+def test_an_unresolvable_error_keeps_its_type_name_message_args_and_attributes() -> None:
+    info = ErrorInfo("gone.module:Vanished", "it went", [1, {"$t": "tuple", "v": [2]}],
+                     {"amount": 5})
+    back = decode_error(ErrorInfo.from_json(json.loads(json.dumps(info.to_json()))))
     assert isinstance(back, RemoteError)
-    assert back.type_name.endswith(":NeedsTwo")
-    assert "cannot take 5 from 3" in str(back)
+    assert back.type_name == "gone.module:Vanished" and str(back) == "gone.module:Vanished: it went"
+    assert back.remote_args == (1, (2,)) and back.remote_attrs == {"amount": 5}
+    # Passed on again, it still stands for the original.
+    assert encode_error(back) == info
+
+
+def test_an_error_with_an_argument_that_has_no_exact_form_is_a_remote_error() -> None:
+    exc = ValueError(object())
+    back = _round_trip(exc)
+    assert isinstance(back, RemoteError) and back.type_name == "builtins:ValueError"
+    assert back.remote_args is None and str(exc) in str(back)
+    exc2 = InsufficientFunds2(1, 0)
+    exc2.handle = object()  # type: ignore[attr-defined]
+    back2 = _round_trip(exc2)
+    assert isinstance(back2, RemoteError) and back2.remote_attrs == {"needed": 1, "have": 0}
 
 
 @pytest.mark.parametrize(
@@ -620,6 +673,9 @@ def test_an_unprintable_exception_is_still_encoded() -> None:
         {"type": "builtins:ValueError"},
         {"type": "builtins:ValueError", "message": "m", "args": "x"},
         {"type": "builtins:ValueError", "message": "m", "args": [float("nan")]},
+        {"type": "builtins:ValueError", "message": "m", "attrs": []},
+        {"type": "builtins:ValueError", "message": "m", "attrs": {"a": float("inf")}},
+        {"type": "builtins:ValueError", "message": "m", "code": 3},
     ],
     ids=repr,
 )

@@ -59,20 +59,30 @@ def test_a_mutation_round_trips_exactly_with_its_operation() -> None:
     assert type(back.args[0].to) is tuple
 
 
-def test_without_an_operation_values_travel_in_their_json_form() -> None:
-    m = Mutation("board", "play", (Move("rook", (1, 1)),), {}, frozenset({"rook"}), None, 1, 1, T)
+def test_without_an_operation_values_still_round_trip_exactly() -> None:
+    # Before, a record without its operation carried a dataclass as a dict and a frozenset
+    # as a list.
+    m = Mutation("board", "play", (Move("rook", (1, 1)),), {"at": T, "n": {1: (2,)}},
+                 frozenset({"rook"}), None, 1, 1, T)
     back = Mutation.from_json(_through_json(m.to_json()))
-    assert back.args == ({"piece": "rook", "to": [1, 1]},)
-    assert back.result == ["rook"]
+    assert back == m
+    assert type(back.args[0]) is Move and type(back.args[0].to) is tuple
+    assert type(back.result) is frozenset and back.kwargs["n"] == {1: (2,)}
     assert (back.index, back.term, back.timestamp) == (1, 1, T)
+
+
+def test_without_an_operation_a_value_with_no_exact_form_is_refused() -> None:
+    m = Mutation("board", "play", (object(),), {}, None, None, 1, 1, T)
+    with pytest.raises(ValidationError, match=r"args\[0\]: a value of type object"):
+        m.to_json()
 
 
 def test_an_error_comes_back_with_its_type() -> None:
     m = Mutation("board", "play", (Move("pawn", (0, 9)),), {}, None, ValueError("off board"),
                  3, 1, T)
     data = _through_json(m.to_json(PLAY))
-    assert data["error"] == {"type": "builtins:ValueError", "message": "off board",
-                             "args": ["off board"]}
+    assert data["error"] == {"type": "builtins:ValueError", "code": None,
+                             "message": "off board", "args": ["off board"], "attrs": {}}
     assert data["result"] is None
     back = Mutation.from_json(data, PLAY)
     assert type(back.error) is ValueError and str(back.error) == "off board"

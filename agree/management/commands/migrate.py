@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agree.errors import CommandError
-from agree.management.base import BaseCommand, CommandParser
+from agree.management.base import BaseCommand, CommandError, CommandParser
 from agree.storage import MEMORY_URL
 from agree.storage import migrate as migrations
 from agree.storage.engine import display_url
