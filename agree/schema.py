@@ -30,6 +30,10 @@ Conversion rules
   decimals, UUIDs, enum members and module-level dataclasses included).  A value
   that form cannot carry (an arbitrary object, a str subclass) is a
   ValidationError before anything is proposed.
+* An aware ``datetime``/``time`` under a datetime hint arrives with a fixed-offset
+  tzinfo equal to its own (pydantic's ``TzInfo``); one whose tzinfo JSON's ISO
+  form would not carry (a ``ZoneInfo``, a named ``timezone``) is refused.  Typed
+  ``Any`` it keeps its zone.
 * A ``dict`` whose key type a JSON object cannot hold (anything but str, int,
   UUID, an enum of str values or an int enum), e.g. ``dict[tuple[int, int], str]``,
   travels as an array of ``[key, value]`` pairs.
@@ -70,6 +74,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import datetime
 import enum
 import hashlib
 import inspect
@@ -78,7 +83,7 @@ import types
 import typing
 import uuid
 from collections import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Final, Literal
 
@@ -343,6 +348,33 @@ def _check_fields(cls: type, models: set[type], seen: set[type]) -> None:
 _SCALARS: Final = frozenset({str, int, float, bool, type(None), bytes})
 
 
+def _check_offset(tz: datetime.tzinfo | None, what: str) -> None:
+    """ValidationError for a tzinfo JSON's ISO form would not carry (only its offset travels)."""
+    if tz is None or type(tz) is pydantic_core.TzInfo:
+        return
+    if type(tz) is datetime.timezone:
+        offset = tz.utcoffset(None)
+        if tz is datetime.UTC or tz.tzname(None) == datetime.timezone(offset).tzname(None):
+            return
+    raise ValidationError(
+        f"{what}: a time zone {tz!r} would arrive as a bare UTC offset (its rules and name "
+        "are lost); convert the value to a fixed offset (e.g. .astimezone(timezone.utc)), or "
+        "leave the parameter untyped (Any keeps the zone)"
+    )
+
+
+def _check_items(
+    given: Iterable[Any], valid: Iterable[Any], models: frozenset[type], what: str
+) -> None:
+    """:func:`_check_exact` on each pair; a sequence of scalars of the same types is checked
+    without a Python-level step per item."""
+    kinds = list(map(type, given))
+    if kinds == list(map(type, valid)) and _SCALARS.issuperset(kinds):
+        return
+    for g, v in zip(given, valid, strict=False):
+        _check_exact(g, v, models, what)
+
+
 def _check_exact(given: Any, valid: Any, models: frozenset[type], what: str) -> None:
     """ValidationError where pydantic's strict validation changed a value's type.
 
@@ -361,13 +393,13 @@ def _check_exact(given: Any, valid: Any, models: frozenset[type], what: str) -> 
         )
     if kind in _SCALARS:
         return
-    if kind is list or kind is tuple:
-        for g, v in zip(given, valid, strict=False):
-            _check_exact(g, v, models, what)
+    if kind is datetime.datetime or kind is datetime.time:
+        _check_offset(given.tzinfo, what)
+    elif kind is list or kind is tuple:
+        _check_items(given, valid, models, what)
     elif kind is dict:
-        for (gk, gv), (vk, vv) in zip(given.items(), valid.items(), strict=False):
-            _check_exact(gk, vk, models, what)
-            _check_exact(gv, vv, models, what)
+        _check_items(given.keys(), valid.keys(), models, what)
+        _check_items(given.values(), valid.values(), models, what)
     elif kind is set or kind is frozenset:
         if {type(g) for g in given} != {type(v) for v in valid}:
             kinds = ", ".join(sorted({type(g).__qualname__ for g in given}))

@@ -496,6 +496,22 @@ def test_a_subclass_of_a_declared_type_is_refused_not_truncated() -> None:
     assert _same(op.bind_json(args, {}).args[0], Node3D(1, 2.0, 3))
 
 
+def test_a_typed_datetime_whose_zone_would_be_lost_is_refused() -> None:
+    op = _op(dt.datetime)
+    with pytest.raises(ValidationError, match="would arrive as a bare UTC offset"):
+        op.bind([dt.datetime(2024, 7, 1, tzinfo=PARIS)], {})
+    with pytest.raises(ValidationError, match="would arrive as a bare UTC offset"):
+        _op(list[Shape]).bind(
+            [[Shape("s", [], frozenset(), dt.datetime(2024, 1, 1, tzinfo=PARIS), b"")]], {}
+        )
+    with pytest.raises(ValidationError, match="would arrive as a bare UTC offset"):
+        op.bind([dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1), "CET"))], {})
+    # Fixed offsets travel.
+    for tz in (UTC, IST, dt.timezone(dt.timedelta(hours=-2))):
+        value = dt.datetime(2024, 1, 1, tzinfo=tz)
+        assert op.bind_json(*_through_json(op.bind([value], {}).to_json())).args[0] == value
+
+
 def test_a_model_subclass_is_refused() -> None:
     class Special(Item):
         note: str = ""
