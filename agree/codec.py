@@ -593,10 +593,6 @@ def _encode_attrs(attrs: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     return out, complete
 
 
-def _resolve_type(type_name: str) -> type | None:
-    return values.resolve_type(type_name)
-
-
 def _rebuild(cls: type[BaseException], args: list[Any], attrs: dict[str, Any]) -> BaseException:
     """An instance of ``cls`` with these args and attributes, without calling its ``__init__``.
 
@@ -630,7 +626,7 @@ def decode_error(info: ErrorInfo) -> BaseException:
     """
     cls: type | None = error_class(info.code) if info.code is not None else None
     if cls is None:
-        cls = _resolve_type(info.type)
+        cls = values.resolve_type(info.type)
     args: list[Any] | None = None
     attrs: dict[str, Any] = {}
     try:

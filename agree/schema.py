@@ -401,9 +401,10 @@ def _check_exact(given: Any, valid: Any, models: frozenset[type], what: str) -> 
         _check_items(given.keys(), valid.keys(), models, what)
         _check_items(given.values(), valid.values(), models, what)
     elif kind is set or kind is frozenset:
-        if {type(g) for g in given} != {type(v) for v in valid}:
-            kinds = ", ".join(sorted({type(g).__qualname__ for g in given}))
-            raise ValidationError(f"{what}: members of types {kinds} would change type")
+        kinds = {type(v) for v in valid}
+        if {float if t is int and float in kinds else t for t in map(type, given)} != kinds:
+            names = ", ".join(sorted({type(g).__name__ for g in given}))
+            raise ValidationError(f"{what}: members of types {names} would change type")
     elif dataclasses.is_dataclass(given):
         for f in dataclasses.fields(given):
             if hasattr(given, f.name) and hasattr(valid, f.name):

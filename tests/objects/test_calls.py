@@ -496,6 +496,17 @@ def test_a_subclass_of_a_declared_type_is_refused_not_truncated() -> None:
     assert _same(op.bind_json(args, {}).args[0], Node3D(1, 2.0, 3))
 
 
+def test_ints_still_widen_to_floats_inside_containers() -> None:
+    for hint, value, expected in [
+        (set[float], {1, 2.5}, {1.0, 2.5}),
+        (list[float], [1, 2.5], [1.0, 2.5]),
+        (dict[str, float], {"a": 1}, {"a": 1.0}),
+    ]:
+        op = _op(hint)
+        back = op.bind_json(*_through_json(op.bind([value], {}).to_json())).args[0]
+        assert _same(back, expected)
+
+
 def test_a_typed_datetime_whose_zone_would_be_lost_is_refused() -> None:
     op = _op(dt.datetime)
     with pytest.raises(ValidationError, match="would arrive as a bare UTC offset"):
