@@ -41,6 +41,13 @@ class Joker(Card):
     colour: str = "red"
 
 
+class InsufficientFunds(Exception):
+    def __init__(self, needed: int, have: int) -> None:
+        super().__init__(f"need {needed}, have {have}")
+        self.needed = needed
+        self.have = have
+
+
 class Box(Replicated):
     """Keeps whatever it is given, untyped, and a typed grid."""
 
@@ -66,6 +73,12 @@ class Box(Replicated):
     @command
     def play(self, card: Card) -> list[Card]:
         return [card]
+
+    @command
+    def withdraw(self, amount: int) -> int:
+        exc = InsufficientFunds(amount, self.total)
+        exc.when = (self.context.index, self.context.timestamp)  # type: ignore[attr-defined]
+        raise exc
 
     @command
     def charge(self, n: int) -> int:
@@ -159,3 +172,23 @@ async def test_a_command_whose_result_fails_its_annotation_says_it_was_applied(
         for node in cluster.nodes.values():
             with node.read_lock("box") as obj:
                 assert obj.total == 5
+
+
+async def test_a_users_exception_comes_back_whole_to_the_caller_and_the_subscriber(
+    tmp_path: Path,
+) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        leader = await cluster.wait_leader()
+        follower = next(n for n in cluster.nodes.values() if n is not leader)
+        stream = leader.mutations("box", method="withdraw")
+        with pytest.raises(InsufficientFunds) as caught:
+            await follower.proxy("box").withdraw(10)
+        err = caught.value
+        assert type(err) is InsufficientFunds and str(err) == "need 10, have 0"
+        assert (err.needed, err.have) == (10, 0)
+        index, when = err.when  # type: ignore[attr-defined]
+        assert type(index) is int and type(when) is dt.datetime and when.tzinfo is not None
+        m = await asyncio.wait_for(anext(stream), WAIT)
+        assert type(m.error) is InsufficientFunds and vars(m.error) == vars(err)
+        back = Mutation.from_json(m.to_json())
+        assert type(back.error) is InsufficientFunds and vars(back.error) == vars(err)
