@@ -78,11 +78,15 @@ def test_alembic_ini_points_at_the_top_level_migrations() -> None:
 @pytest.mark.slow
 def test_the_wheel_carries_the_migrations(tmp_path: Path) -> None:
     """Build the wheel, install it into a fresh venv, migrate from an unrelated directory."""
+    # Neither pip nor the installed program may see a checkout on PYTHONPATH: pip would take
+    # its egg-info for an installed agree and install nothing.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AGREE_SETTINGS_MODULE")}
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)],
         check=True,
         capture_output=True,
+        env=env,
     )
     [wheel] = dist.glob("agree-*.whl")
     venv = tmp_path / "venv"
@@ -91,11 +95,11 @@ def test_the_wheel_carries_the_migrations(tmp_path: Path) -> None:
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)],
         check=True,
         capture_output=True,
+        env=env,
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     database = tmp_path / "data" / "x.db"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "AGREE_SETTINGS_MODULE")}
     manage = str(venv / "bin" / "agree-manage")
     url = f"sqlite:///{database}"
 
