@@ -17,7 +17,11 @@ class Config:
     snapshot_chunk_bytes: int = 1 << 20  # InstallSnapshot chunk size
     pre_vote: bool = True  # dissertation §9.6
     check_quorum: bool = True  # a leader steps down when it stops hearing from a quorum (§6.2)
-    lease_read: bool = False  # serve ReadIndex from a leader lease (§6.4.1); off: safe default
+    # Serve reads from a leader lease (dissertation §6.4.1) instead of a heartbeat round per
+    # batch of reads.  Safe only while every server's clock runs at most
+    # ``lease_clock_drift`` (a fraction) faster than any other's; see RaftNode._lease_valid.
+    lease_read: bool = False
+    lease_clock_drift: float = 0.1
 
     def validate(self) -> None:
         if not self.id:
@@ -27,6 +31,10 @@ class Config:
         if self.election_tick <= self.heartbeat_tick:
             raise ConfigurationError(
                 "election_tick must be greater than heartbeat_tick", setting="election_tick"
+            )
+        if not 0 <= self.lease_clock_drift < float("inf"):
+            raise ConfigurationError(
+                "lease_clock_drift must be a finite fraction >= 0", setting="lease_clock_drift"
             )
         if self.max_inflight_msgs < 1:
             raise ConfigurationError("max_inflight_msgs must be >= 1", setting="max_inflight_msgs")

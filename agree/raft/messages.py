@@ -20,18 +20,24 @@ class Message:
 class RequestVote(Message):
     """§5.2.  ``pre_vote`` marks the pre-vote phase (dissertation §9.6): ``term`` is then the
     term the candidate *would* use and no receiver changes its own state.  ``transfer`` marks
-    a campaign started by TimeoutNow, which bypasses leader stickiness (§3.10)."""
+    a campaign started by TimeoutNow, which bypasses leader stickiness (§3.10).
+    ``round_id`` numbers the candidate's rounds: a pre-vote round keeps the term of the
+    one before it, so only the round id tells a late answer from a current one."""
 
     last_log_index: int
     last_log_term: int
     pre_vote: bool = False
     transfer: bool = False
+    round_id: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RequestVoteResponse(Message):
+    """``round_id`` is the request's: a grant counts only in the round that asked for it."""
+
     vote_granted: bool
     pre_vote: bool = False
+    round_id: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,24 +65,32 @@ class AppendEntriesResponse(Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat(Message):
-    """Leader liveness and commit propagation; ``context`` confirms ReadIndex rounds (§6.4)."""
+    """Leader liveness and commit propagation; ``context`` confirms ReadIndex rounds (§6.4).
+    ``tick`` is the leader's clock when it sent the round; the answer echoes it, so the
+    leader knows from when a quorum's answers date (the lease of §6.4.1)."""
 
     leader_commit: int
     context: bytes = b""
+    tick: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatResponse(Message):
     context: bytes = b""
+    tick: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstallSnapshot(Message):
-    """§7, Figure 13: one chunk of a snapshot at ``offset``; ``done`` on the last one."""
+    """§7, Figure 13: one chunk of a snapshot at ``offset``; ``done`` on the last one.
+    ``checksum`` (SHA-256 of the whole snapshot) travels with the metadata of every chunk:
+    two leaders may hold snapshots of the same (index, term) whose bytes differ (a host's
+    serialization need not be deterministic), so the follower checks what it assembled."""
 
     last_included_index: int
     last_included_term: int
     conf: ConfState
+    checksum: bytes
     offset: int
     data: bytes
     done: bool
@@ -95,7 +109,15 @@ class InstallSnapshotResponse(Message):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TimeoutNow(Message):
-    """Leadership transfer (dissertation §3.10): start an election at once."""
+    """Leadership transfer (dissertation §3.10): start an election at once.
+
+    Identified by the leader's term and its log's last entry when it sent this: a leader
+    appends nothing while a transfer is under way and appends a NOOP when it aborts one, so
+    a target whose log has moved past that entry knows the transfer is over and ignores a
+    late or duplicated TimeoutNow."""
+
+    last_log_index: int
+    last_log_term: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

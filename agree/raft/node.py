@@ -7,6 +7,7 @@ handlers.  The rules common to every role (terms, votes) live in :meth:`RaftNode
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
@@ -38,10 +39,10 @@ from agree.raft.messages import (
     RequestVoteResponse,
     TimeoutNow,
 )
-from agree.raft.progress import Progress, ProgressState
+from agree.raft.progress import NEVER, Progress, ProgressState
 from agree.raft.readonly import PendingRead, ReadOnly
 from agree.raft.ready import ReadState, Ready, Role, SoftState
-from agree.raft.snapshot import SnapshotAssembler
+from agree.raft.snapshot import SnapshotAssembler, snapshot_checksum
 from agree.raft.status import Status
 
 # Messages only a leader sends; receiving one with our term means that sender leads.
@@ -73,14 +74,38 @@ class RaftNode:
 
         self._role = Role.FOLLOWER
         self._leader_id: str | None = None
-        self._election_elapsed = 0  # ticks since the last election timeout / leader contact
+        self._ticks = 0  # this server's clock: ticks since it started
+        # Figure 2's election timer: ticks since it was last reset, which happens only when
+        # an election starts, on AppendEntries (or heartbeat, snapshot) from the current
+        # leader, and on granting a vote -- never on merely learning a higher term, or a
+        # server with a faster clock and a shorter log could hold it back forever.
+        # A leader counts its check-quorum periods (§6.2) with it.
+        self._election_elapsed = 0
         self._heartbeat_elapsed = 0
         self._randomized_timeout = config.election_tick
-        self._votes: dict[str, bool] = {}
+        # When a leader of our term was last heard from (§4.2.3).  Kept across term changes:
+        # a server keeps its promise not to elect another leader for the minimum election
+        # timeout, which a lease (§6.4.1) relies on.  With leases on, a server that starts
+        # assumes it heard from a leader just before it stopped.
+        self._leader_contact = 0 if config.lease_read else NEVER
+        self._round_id = 0  # numbers this server's (pre-)vote rounds
+        self._votes: dict[str, bool] = {}  # the answers to round _round_id
         self._prs: dict[str, Progress] = {}  # leader only, every member including itself
         self._lead_transferee: str | None = None
         self._transfer_elapsed = 0  # ticks since the transfer to _lead_transferee began
         self._committed_in_term = False  # leader: an entry of its term is committed (§6.4)
+        # Leader: a transfer began in this term; a transfer's election ignores followers'
+        # promises (§3.10), so the lease is over until the term ends (§6.4.1).
+        self._lease_void = False
+        # Lease length in ticks from the start of a round a quorum answered: a follower
+        # may vote again once election_tick of its own ticks passed after it heard the
+        # round; the first of those may come at once, and its clock may run faster by
+        # lease_clock_drift.  A read at leader tick N is safe if N - start + 1 (an upper
+        # bound of the leader's time since the round) <= (election_tick - 1) / (1 + drift).
+        self._lease_ticks = math.floor(
+            (config.election_tick - 1) / (1 + config.lease_clock_drift)
+        )
+        self._snap_sum: tuple[Snapshot, bytes] | None = None  # leader: checksum cache
         self._readonly = ReadOnly()
         self._step_role: Callable[[Message], None] = self._step_follower
         self._tick_role: Callable[[], None] = self._tick_election
@@ -125,6 +150,7 @@ class RaftNode:
         self._applied = start  # the host's state machine reflects entries up to here
         self._applying = start  # entries up to here were handed out in committed_entries
 
+        self._restart_election_timer()
         self._become_follower(self._term, None)
         self._prev_soft: tuple[str | None, Role] = (None, Role.FOLLOWER)
 
@@ -231,7 +257,9 @@ class RaftNode:
             last = self._log.last_index
             for member in sorted(conf.voters | conf.learners):  # sorted: deterministic
                 if member not in self._prs:
-                    self._prs[member] = Progress(last + 1, self._cfg.max_inflight_msgs)
+                    self._prs[member] = Progress(
+                        last + 1, self._cfg.max_inflight_msgs, heard=self._ticks
+                    )
             for member in [m for m in self._prs if m not in conf.voters and m not in conf.learners]:
                 if member != self._id:
                     del self._prs[member]
@@ -257,22 +285,26 @@ class RaftNode:
     # ------------------------------------------------------------------ role changes
 
     def _reset(self, term: int) -> None:
+        """Leave the current role.  The election timer is not touched: see _election_elapsed."""
         if term != self._term:
             self._term = term
             self._vote = None
         self._leader_id = None
-        self._election_elapsed = 0
         self._heartbeat_elapsed = 0
-        # Randomized in [election_tick, 2 * election_tick) so that split votes are rare (§5.2).
-        e = self._cfg.election_tick
-        self._randomized_timeout = e + self._rng.randrange(e)
         self._votes = {}
         self._lead_transferee = None
         self._readonly.reset()
 
+    def _restart_election_timer(self) -> None:
+        self._election_elapsed = 0
+        # Randomized in [election_tick, 2 * election_tick) so that split votes are rare (§5.2).
+        e = self._cfg.election_tick
+        self._randomized_timeout = e + self._rng.randrange(e)
+
     def _become_follower(self, term: int, leader: str | None) -> None:
         if self._role is Role.LEADER:
             self._prs = {}
+            self._restart_election_timer()  # a follower's timer, not the leader's periods
         self._reset(term)
         self._leader_id = leader
         self._role = Role.LEARNER if self._id in self._conf.learners else Role.FOLLOWER
@@ -283,12 +315,16 @@ class RaftNode:
         # Pre-vote (§9.6): no change of term or vote, so a partitioned server that keeps
         # timing out cannot inflate its term and disrupt the cluster when it returns.
         self._reset(self._term)
+        self._restart_election_timer()
+        self._round_id += 1
         self._role = Role.PRE_CANDIDATE
         self._step_role = self._step_candidate
         self._tick_role = self._tick_election
 
     def _become_candidate(self) -> None:
         self._reset(self._term + 1)
+        self._restart_election_timer()
+        self._round_id += 1
         self._vote = self._id
         self._role = Role.CANDIDATE
         self._step_role = self._step_candidate
@@ -296,17 +332,21 @@ class RaftNode:
 
     def _become_leader(self) -> None:
         self._reset(self._term)
+        self._election_elapsed = 0  # the first check-quorum period starts now
         self._leader_id = self._id
         self._role = Role.LEADER
         self._step_role = self._step_leader
         self._tick_role = self._tick_heartbeat
         self._committed_in_term = False
+        self._lease_void = False
         log = self._log
         last = log.last_index
-        inflight = self._cfg.max_inflight_msgs
+        inflight, now = self._cfg.max_inflight_msgs, self._ticks
         # Sorted: iteration order decides message order, which must not depend on hashing.
-        self._prs = {m: Progress(last + 1, inflight) for m in sorted(self._conf.members())}
-        self._prs.setdefault(self._id, Progress(last + 1, inflight))
+        self._prs = {
+            m: Progress(last + 1, inflight, heard=now) for m in sorted(self._conf.members())
+        }
+        self._prs.setdefault(self._id, Progress(last + 1, inflight, heard=now))
         # A NOOP of the new term lets earlier entries commit with it (§5.4.2, §8).
         self._append(EntryType.NOOP, b"")
         self._broadcast_append()
@@ -354,6 +394,7 @@ class RaftNode:
                         last_log_term=last_term,
                         pre_vote=pre_vote,
                         transfer=transfer,
+                        round_id=self._round_id,
                     )
                 )
 
@@ -370,31 +411,57 @@ class RaftNode:
             return -1
         return 0
 
-    def _in_lease(self) -> bool:
-        """Leader stickiness (§4.2.3): heard from a current leader within the minimum election
-        timeout.  A leader counts as its own current leader only under check-quorum, which
-        guarantees it steps down once it stops hearing from a quorum."""
-        if self._leader_id is None or self._election_elapsed >= self._cfg.election_tick:
-            return False
-        return self._leader_id != self._id or self._cfg.check_quorum
+    def _leader_is_current(self) -> bool:
+        """Leader stickiness (§4.2.3): a follower heard from a leader within the minimum
+        election timeout; a leader heard from a quorum within it (its election counts).
+        Independent of check-quorum: without it, a removed or partitioned server that
+        keeps campaigning would depose a healthy leader."""
+        e = self._cfg.election_tick
+        if self._role is Role.LEADER:
+            return self._ticks - self._quorum_tick(lambda pr: pr.heard) < e
+        return self._ticks - self._leader_contact < e
+
+    def _quorum_tick(self, tick_of: Callable[[Progress], int]) -> int:
+        """Leader: the latest clock reading that a quorum of voters reached, where each
+        voter's is ``tick_of`` its progress and the leader's own is now."""
+        voters = self._conf.voters
+        ticks = sorted(
+            (
+                self._ticks if v == self._id else tick_of(pr)
+                for v, pr in self._prs.items()
+                if v in voters
+            ),
+            reverse=True,
+        )
+        q = _quorum(voters)
+        return ticks[q - 1] if len(ticks) >= q else NEVER
 
     def _handle_vote_request(self, m: RequestVote) -> None:
+        # A transfer's election skips stickiness (§3.10); the leader that sent TimeoutNow
+        # gave up its lease when the transfer began.
+        sticky = not m.transfer and self._leader_is_current()
         if m.pre_vote:
             # Grant without changing any state: the candidate's would-be term is higher and
             # its log at least as up-to-date (§9.6).
-            grant = m.term > self._term and self._log_up_to_date(m.last_log_index,
-                                                                 m.last_log_term)
+            grant = (
+                not sticky
+                and m.term > self._term
+                and self._log_up_to_date(m.last_log_index, m.last_log_term)
+            )
             term = m.term if grant else self._term
         else:
-            can_vote = self._vote == m.src or (self._vote is None and self._leader_id is None)
+            can_vote = self._vote == m.src or (
+                self._vote is None and self._leader_id is None and not sticky
+            )
             grant = can_vote and self._log_up_to_date(m.last_log_index, m.last_log_term)
             if grant:
                 self._vote = m.src  # persisted through the next Ready, before the reply is sent
-                self._election_elapsed = 0
+                self._election_elapsed = 0  # Figure 2: granting a vote resets the timer
             term = self._term
         self._msgs.append(
             RequestVoteResponse(
-                src=self._id, dst=m.src, term=term, vote_granted=grant, pre_vote=m.pre_vote
+                src=self._id, dst=m.src, term=term, vote_granted=grant, pre_vote=m.pre_vote,
+                round_id=m.round_id,
             )
         )
 
@@ -402,20 +469,18 @@ class RaftNode:
 
     def tick(self) -> None:
         """One unit of logical time."""
+        self._ticks += 1
         self._tick_role()
 
     def _tick_election(self) -> None:
         self._election_elapsed += 1
         if self._election_elapsed >= self._randomized_timeout:
-            self._election_elapsed = 0
             if self._promotable():
                 self._campaign()
             else:
                 # Learners and non-members never campaign; forget a silent leader so the
                 # host stops forwarding to it.
-                self._randomized_timeout = self._cfg.election_tick + self._rng.randrange(
-                    self._cfg.election_tick
-                )
+                self._restart_election_timer()
                 if self._leader_id is not None and self._role is not Role.LEADER:
                     self._leader_id = None
 
@@ -432,7 +497,7 @@ class RaftNode:
         if self._lead_transferee is not None:
             self._transfer_elapsed += 1
             if self._transfer_elapsed >= self._cfg.election_tick:
-                self._lead_transferee = None  # §3.10: abort a transfer that did not finish
+                self._abort_transfer()  # §3.10: abort a transfer that did not finish
         if self._heartbeat_elapsed >= self._cfg.heartbeat_tick:
             self._heartbeat_elapsed = 0
             self._broadcast_heartbeat()
@@ -456,7 +521,7 @@ class RaftNode:
         term = msg.term
         if term > self._term:
             if isinstance(msg, RequestVote):
-                if not msg.transfer and self._in_lease():
+                if not msg.transfer and self._leader_is_current():
                     return  # stickiness: ignore, do not even adopt the term (§4.2.3)
                 if msg.pre_vote:
                     self._handle_vote_request(msg)
@@ -479,7 +544,8 @@ class RaftNode:
             elif isinstance(msg, RequestVote) and msg.pre_vote:
                 self._msgs.append(
                     RequestVoteResponse(src=self._id, dst=msg.src, term=self._term,
-                                        vote_granted=False, pre_vote=True)
+                                        vote_granted=False, pre_vote=True,
+                                        round_id=msg.round_id)
                 )
             return
         if isinstance(msg, RequestVote):
@@ -491,7 +557,8 @@ class RaftNode:
         t = type(m)
         if t is AppendEntries or t is Heartbeat or t is InstallSnapshot:
             self._leader_id = m.src
-            self._election_elapsed = 0
+            self._election_elapsed = 0  # Figure 2: the current leader resets the timer
+            self._leader_contact = self._ticks
             if t is AppendEntries:
                 self._handle_append(m)  # type: ignore[arg-type]
             elif t is Heartbeat:
@@ -499,7 +566,8 @@ class RaftNode:
             else:
                 self._handle_snapshot(m)  # type: ignore[arg-type]
         elif t is TimeoutNow:
-            if self._promotable():
+            assert isinstance(m, TimeoutNow)
+            if self._promotable() and self._transfer_is_current(m):
                 self._campaign(transfer=True)  # §3.10: skip pre-vote and stickiness
         elif t is ReadIndexResponse:
             assert isinstance(m, ReadIndexResponse)
@@ -514,8 +582,8 @@ class RaftNode:
         elif t is RequestVoteResponse:
             assert isinstance(m, RequestVoteResponse)
             pre = self._role is Role.PRE_CANDIDATE
-            if m.pre_vote != pre:
-                return
+            if m.pre_vote != pre or m.round_id != self._round_id:
+                return  # an answer to an earlier round: votes count in their round only
             if pre and m.vote_granted and m.term != self._term + 1:
                 return  # an answer to an older pre-vote round
             result = self._poll(m.src, m.vote_granted)
@@ -528,6 +596,10 @@ class RaftNode:
                 self._become_follower(self._term, None)
 
     def _step_leader(self, m: Message) -> None:
+        pr = self._prs.get(m.src)
+        if pr is not None:
+            pr.recent_active = True
+            pr.heard = self._ticks
         t = type(m)
         if t is AppendEntriesResponse:
             self._handle_append_response(m)  # type: ignore[arg-type]
@@ -604,8 +676,16 @@ class RaftNode:
         # matching prefix.
         self._commit_to(min(m.leader_commit, self._log.last_index))
         self._msgs.append(
-            HeartbeatResponse(src=self._id, dst=m.src, term=self._term, context=m.context)
+            HeartbeatResponse(src=self._id, dst=m.src, term=self._term, context=m.context,
+                              tick=m.tick)
         )
+
+    def _transfer_is_current(self, m: TimeoutNow) -> bool:
+        """A TimeoutNow is for the transfer under way only if our log still ends where the
+        leader's did when it sent it: the leader appends nothing during a transfer and a
+        NOOP when it aborts one (§3.10)."""
+        log = self._log
+        return log.last_index == m.last_log_index and log.last_term == m.last_log_term
 
     def _handle_snapshot(self, m: InstallSnapshot) -> None:
         """§7, Figure 13: see :mod:`agree.raft.snapshot`."""
@@ -711,7 +791,10 @@ class RaftNode:
         snapshot = self._log.snapshot
         if snapshot is None:
             return False
-        pr.become_snapshot(snapshot)
+        cached = self._snap_sum
+        if cached is None or cached[0] is not snapshot:  # once per snapshot, not per follower
+            cached = self._snap_sum = (snapshot, snapshot_checksum(snapshot.data))
+        pr.become_snapshot(snapshot, cached[1])
         self._send_snapshot_chunk(to, pr)
         return True
 
@@ -729,6 +812,7 @@ class RaftNode:
                 last_included_index=meta.index,
                 last_included_term=meta.term,
                 conf=meta.conf,
+                checksum=pr.snap_checksum,
                 offset=offset,
                 data=bytes(view[offset:end]),  # copies one chunk, never the whole snapshot
                 done=end >= len(view),
@@ -737,7 +821,7 @@ class RaftNode:
 
     def _broadcast_heartbeat(self) -> None:
         context = self._readonly.round_context
-        commit = self._commit
+        commit, now = self._commit, self._ticks
         for peer, pr in self._prs.items():
             if peer != self._id:
                 self._msgs.append(
@@ -747,6 +831,7 @@ class RaftNode:
                         term=self._term,
                         leader_commit=min(pr.match, commit),
                         context=context,
+                        tick=now,
                     )
                 )
 
@@ -781,7 +866,6 @@ class RaftNode:
         pr = self._prs.get(m.src)
         if pr is None:
             return
-        pr.recent_active = True
         if not m.success:
             hint = m.reject_hint_index
             if m.reject_hint_term > 0:
@@ -817,8 +901,9 @@ class RaftNode:
         pr = self._prs.get(m.src)
         if pr is None:
             return
-        pr.recent_active = True
         pr.paused = False
+        if m.tick > pr.lease_tick:
+            pr.lease_tick = m.tick  # it heard from us at or after this round began
         if pr.state is ProgressState.SNAPSHOT:
             self._send_snapshot_chunk(m.src, pr)  # resume after a lost chunk
         else:
@@ -836,7 +921,6 @@ class RaftNode:
         pr = self._prs.get(m.src)
         if pr is None:
             return
-        pr.recent_active = True
         if m.done:
             if pr.state is ProgressState.SNAPSHOT and (
                 m.last_included_index == pr.pending_snapshot or m.match_index >= pr.pending_snapshot
@@ -868,19 +952,25 @@ class RaftNode:
             # The leader's commit index may be stale until it commits in its term.
             self._readonly.defer(context, origin)
             return
-        if self._cfg.lease_read and self._cfg.check_quorum:
+        if self._cfg.lease_read and self._lease_valid():
             self._release_reads([PendingRead(context, origin, self._commit)])
             return
         self._readonly.add(context, origin, self._commit)
         self._confirm_reads()
 
+    def _lease_valid(self) -> bool:
+        """§6.4.1: no other leader can exist while a quorum's promise not to vote lasts.
+        Each voter promised it when it heard a heartbeat round (§4.2.3 stickiness holds
+        for an election timeout of its clock), so the lease runs from the START of the
+        latest round a quorum answered, for _lease_ticks; it ends when a transfer begins,
+        whose election ignores those promises."""
+        if self._lease_void:
+            return False
+        return self._ticks - self._quorum_tick(lambda pr: pr.lease_tick) < self._lease_ticks
+
     def _confirm_reads(self) -> None:
         """Start a heartbeat round for waiting reads, if none is outstanding."""
         ro = self._readonly
-        if self._cfg.lease_read and self._cfg.check_quorum:
-            ro.start_round()
-            self._release_reads(ro.ack(ro.round_context, self._id, 1))
-            return
         while ro.start_round():
             voters = self._conf.voters
             confirmed: list[PendingRead] = []
@@ -960,14 +1050,16 @@ class RaftNode:
         if self._role is not Role.LEADER:
             raise NotLeaderError(leader_id=self._leader_id)
         if target == self._id:
-            self._lead_transferee = None
+            self._abort_transfer()
             return
         if target not in self._conf.voters:
             raise ProposalRejectedError(f"{target!r} is not a voter; cannot transfer to it")
         if self._lead_transferee == target:
             return
+        self._abort_transfer()
         self._lead_transferee = target
         self._transfer_elapsed = 0  # the transfer is aborted after an election timeout
+        self._lease_void = True  # the target's election will ignore followers' promises
         pr = self._prs[target]
         if pr.match == self._log.last_index:
             self._send_timeout_now(target)
@@ -975,7 +1067,20 @@ class RaftNode:
             self._send_append(target, pr, True)
 
     def _send_timeout_now(self, to: str) -> None:
-        self._msgs.append(TimeoutNow(src=self._id, dst=to, term=self._term))
+        log = self._log
+        self._msgs.append(
+            TimeoutNow(src=self._id, dst=to, term=self._term, last_log_index=log.last_index,
+                       last_log_term=log.last_term)
+        )
+
+    def _abort_transfer(self) -> None:
+        """End a transfer that did not finish.  The NOOP moves the log past the position
+        any TimeoutNow already sent names, so the target ignores one that arrives late."""
+        if self._lead_transferee is None:
+            return
+        self._lead_transferee = None
+        self._append(EntryType.NOOP, b"")
+        self._append_due = True
 
     # ------------------------------------------------------------------ snapshots
 

@@ -8,6 +8,8 @@ from collections import deque
 
 from agree.raft.entries import Snapshot
 
+NEVER = -(1 << 62)  # a clock reading before any tick
+
 
 class ProgressState(enum.Enum):
     PROBE = "probe"  # next is a guess: one AppendEntries per heartbeat until one matches
@@ -54,28 +56,40 @@ class Progress:
     """
 
     __slots__ = (
+        "heard",
         "inflights",
+        "lease_tick",
         "match",
         "next",
         "paused",
         "pending_snapshot",
         "recent_active",
+        "snap_checksum",
         "snap_offset",
         "snap_view",
         "snapshot",
         "state",
     )
 
-    def __init__(self, next_index: int, max_inflight: int, match: int = 0) -> None:
+    def __init__(
+        self, next_index: int, max_inflight: int, match: int = 0, *, heard: int = 0
+    ) -> None:
         self.match = match  # highest index known to be replicated on the follower
         self.next = next_index  # index of the next entry to send
         self.state = ProgressState.PROBE
         self.paused = False  # PROBE only: a probe is outstanding
         self.inflights = Inflights(max_inflight)  # REPLICATE only
         self.recent_active = False  # heard from within the last election timeout (§6.2)
+        # The leader's clock (ticks) when it last heard from the follower in its term; a new
+        # leader starts it at its election, which a quorum just granted (§4.2.3 stickiness).
+        self.heard = heard
+        # The leader's clock when the latest heartbeat round the follower answered began: the
+        # follower heard from the leader at or after it (the lease of §6.4.1).
+        self.lease_tick = NEVER
         self.pending_snapshot = 0  # SNAPSHOT only: the snapshot's last included index
         self.snapshot: Snapshot | None = None  # SNAPSHOT only: the snapshot being sent
         self.snap_view: memoryview | None = None  # its data, sliced without copying
+        self.snap_checksum = b""  # its checksum, sent with every chunk
         self.snap_offset = 0  # the byte the follower said it expects next
 
     def is_paused(self) -> bool:
@@ -93,6 +107,7 @@ class Progress:
         self.pending_snapshot = 0
         self.snapshot = None
         self.snap_view = None
+        self.snap_checksum = b""
         self.snap_offset = 0
 
     def become_probe(self) -> None:
@@ -108,11 +123,12 @@ class Progress:
         self._reset_state(ProgressState.REPLICATE)
         self.next = self.match + 1
 
-    def become_snapshot(self, snapshot: Snapshot) -> None:
+    def become_snapshot(self, snapshot: Snapshot, checksum: bytes) -> None:
         self._reset_state(ProgressState.SNAPSHOT)
         self.pending_snapshot = snapshot.meta.index
         self.snapshot = snapshot
         self.snap_view = memoryview(snapshot.data)
+        self.snap_checksum = checksum
 
     def maybe_update(self, index: int) -> bool:
         """The follower acknowledged ``index``; False if that is old news."""

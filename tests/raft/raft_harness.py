@@ -105,7 +105,7 @@ class Cluster:
     def _start(self, node_id: str, storage: MemoryStorage, bootstrap: ConfState | None) -> Peer:
         node = RaftNode(
             self.make_config(node_id),
-            rng=random.Random(self.rng.random()),
+            rng=random.Random(self.rng.getrandbits(64)),
             persisted=storage.persisted(),
             bootstrap=bootstrap,
         )

@@ -243,7 +243,9 @@ def test_non_members_never_campaign() -> None:
 def test_timeout_now_starts_a_real_election_at_once() -> None:
     c = Cluster(["a", "b", "c"])
     c.elect("a")
-    c["b"].step(TimeoutNow(src="a", dst="b", term=c["b"].term))
+    b = c["b"]
+    b.step(TimeoutNow(src="a", dst="b", term=b.term, last_log_index=b.last_index,
+                      last_log_term=b._log.last_term))
     assert c["b"].role is Role.CANDIDATE
     reqs = [m for m in c["b"].ready().messages if isinstance(m, RequestVote)]
     assert reqs and all(m.transfer and not m.pre_vote for m in reqs)
@@ -263,3 +265,99 @@ def test_empty_persisted_state_with_bootstrap_writes_the_configuration() -> None
     rd = node.ready()
     assert rd.hard_state is not None and rd.hard_state.commit == len(rd.entries) == 4
     assert node.conf.voters == {"a", "b"}
+
+
+def test_learning_a_higher_term_does_not_restart_the_election_timer() -> None:
+    """Figure 2 resets the election timer only on AppendEntries from the current leader and
+    on granting a vote.  Without pre-vote, c (a shorter log, a clock twice as fast) keeps
+    campaigning; b refuses it, and if adopting c's term restarted b's timer, b would never
+    campaign and the cluster would never elect a leader again."""
+    c = Cluster(["a", "b", "c"], pre_vote=False)
+    c.elect("a")
+    c.isolate("c")
+    c.propose("a", b"x")
+    c.stabilize()
+    c.crash("a")
+    c.heal()
+    for _ in range(30 * c.make_config("b").election_tick):
+        c.tick("c", 2)
+        c.tick("b")
+        c.stabilize()
+        if c.leader() is not None:
+            break
+    assert c.leader() == "b"
+    assert c["c"].term == c["b"].term and c["c"].leader_id == "b"
+
+
+def test_a_current_leader_ignores_vote_requests_without_check_quorum() -> None:
+    """§4.2.3 stickiness does not depend on check-quorum: a leader that heard from a quorum
+    within the minimum election timeout ignores a higher-term RequestVote."""
+    c = Cluster(["a", "b", "c"], pre_vote=False, check_quorum=False)
+    c.elect("a")
+    term = c["a"].term
+    c["a"].step(RequestVote(src="c", dst="a", term=term + 5, last_log_index=99,
+                            last_log_term=99))
+    assert c["a"].role is Role.LEADER and c["a"].term == term
+
+
+def test_a_leader_that_stopped_hearing_from_a_quorum_hears_vote_requests() -> None:
+    c = Cluster(["a", "b", "c"], pre_vote=False, check_quorum=False)
+    c.elect("a")
+    c.isolate("a")
+    c.tick("a", c.make_config("a").election_tick)
+    term = c["a"].term
+    c["a"].step(RequestVote(src="c", dst="a", term=term + 1, last_log_index=99,
+                            last_log_term=99))
+    assert c["a"].role is Role.FOLLOWER and c["a"].status().vote == "c"
+
+
+def test_a_timeout_now_from_an_aborted_transfer_is_ignored() -> None:
+    """§3.10: a transfer not done within an election timeout is aborted; a TimeoutNow that
+    arrives later (delayed, or duplicated) must not force an election."""
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c["a"].transfer_leader("b")
+    c.process()
+    (late,) = c.take(is_msg(TimeoutNow))
+    c.tick_all(c.make_config("a").election_tick)
+    assert c["a"].role is Role.LEADER and c["a"].status().lead_transferee is None
+    term = c["a"].term
+    c.send(late)
+    assert c["b"].role is Role.FOLLOWER and c["b"].term == term
+    c.stabilize()
+    assert c.leader() == "a" and c["a"].term == term
+
+
+def test_a_timeout_now_for_an_earlier_target_is_ignored() -> None:
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    c["a"].transfer_leader("b")
+    c.process()
+    (late,) = c.take(is_msg(TimeoutNow))
+    c["a"].transfer_leader("c")  # changed its mind
+    c.process()
+    c.deliver(is_msg(AppendEntries, dst="b"))
+    c.send(late)
+    assert c["b"].role is Role.FOLLOWER
+    c.stabilize()
+    assert c.leader() == "c"
+
+
+def test_pre_vote_grants_count_only_in_their_round() -> None:
+    """A pre-candidate's rounds share a term; a grant from an earlier round must not help
+    the current one to a quorum."""
+    c = Cluster(["s1", "s2", "s3", "s4", "s5"])
+    c.campaign("s1")
+    c.process()
+    first = c.take(is_msg(RequestVote))
+    c.send(*[m for m in first if m.dst == "s2"])
+    (old_grant,) = c.take(is_msg(RequestVoteResponse))
+    assert old_grant.vote_granted
+    while not c.net:  # the round gets no quorum; s1 tries again
+        c.tick("s1")
+    assert c["s1"].role is Role.PRE_CANDIDATE
+    second = c.take(is_msg(RequestVote))
+    c.send(*[m for m in second if m.dst == "s3"])
+    c.send(old_grant)
+    c.deliver(is_msg(RequestVoteResponse))
+    assert c["s1"].role is Role.PRE_CANDIDATE  # s1 and s3: two of five

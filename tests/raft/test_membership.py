@@ -120,6 +120,22 @@ def test_removing_a_follower_stops_replication_to_it() -> None:
     assert c.leader() == "a" and c["c"].term == term == c["a"].term
 
 
+@pytest.mark.parametrize("check_quorum", [False, True])
+def test_a_removed_server_cannot_depose_the_leader_without_pre_vote(check_quorum: bool) -> None:
+    """§4.2.3: without pre-vote, c campaigns with ever higher terms; b and the leader have
+    heard from a leader (the leader from a quorum) within the minimum election timeout, so
+    they ignore it, whether or not check-quorum is on."""
+    c = Cluster(["a", "b", "c"], pre_vote=False, check_quorum=check_quorum)
+    c.elect("a")
+    c.isolate("c")
+    change(c, "a", REMOVE, "c")  # c never learns it was removed
+    c.heal()
+    term = c["a"].term
+    c.tick_all(100)
+    assert c["c"].term > term + 3  # it kept campaigning
+    assert c.leader() == "a" and c["a"].term == c["b"].term == term
+
+
 def test_removed_leader_steps_down_once_the_removal_commits() -> None:
     """§4.2.2: the leader manages the change without counting itself, then steps down."""
     c = running()

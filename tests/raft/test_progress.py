@@ -51,7 +51,7 @@ def test_maybe_decr_to_in_replicate_falls_back_to_match() -> None:
 def test_snapshot_state_then_probe_after_it() -> None:
     s = Snapshot(SnapshotMeta(20, 3, ConfState(frozenset({"a"}))), b"0123456789")
     pr = Progress(5, max_inflight=4, match=2)
-    pr.become_snapshot(s)
+    pr.become_snapshot(s, b"sum")
     assert pr.is_paused() and pr.pending_snapshot == 20
     assert pr.snap_view is not None and bytes(pr.snap_view[2:4]) == b"23"
     pr.become_probe()

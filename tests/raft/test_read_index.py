@@ -122,10 +122,3 @@ def test_single_voter_confirms_at_once() -> None:
     c["solo"].read_index(b"r")
     c.process()
     assert c.peers["solo"].read_states == [ReadState(b"r", c["solo"].commit_index)]
-
-
-def test_lease_read_when_enabled_skips_the_round() -> None:
-    c = running(lease_read=True)
-    c["a"].read_index(b"lease")
-    c.process()
-    assert not c.net and c.peers["a"].read_states == [ReadState(b"lease", c["a"].commit_index)]

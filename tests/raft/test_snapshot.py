@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import random
+from dataclasses import replace
 
 import pytest
 from raft_harness import Cluster, is_msg
 
 from agree.raft import Config, InstallSnapshot, InstallSnapshotResponse, RaftNode
+from agree.raft.snapshot import snapshot_checksum
 
 
 def lagging(n: int = 8, **config: object) -> Cluster:
@@ -80,7 +83,8 @@ def test_a_snapshot_whose_last_entry_we_hold_keeps_the_log() -> None:
     last = c_node.last_index
     msg = InstallSnapshot(src="a", dst="c", term=c["a"].term,
                           last_included_index=snap.meta.index, last_included_term=snap.meta.term,
-                          conf=snap.meta.conf, offset=0, data=snap.data, done=True)
+                          conf=snap.meta.conf, checksum=snapshot_checksum(snap.data), offset=0,
+                          data=snap.data, done=True)
     # c already committed it: acknowledged, nothing changes.
     c.send(msg)
     assert c_node.last_index == last and not c.peers["c"].restored
@@ -106,3 +110,63 @@ def test_a_follower_restarted_mid_transfer_starts_over() -> None:
     c.tick_all(3)
     c.stabilize()
     assert c.peers["c"].state == c.peers["a"].state
+
+
+def _encode_spaced(state: list[bytes]) -> bytes:
+    """The same state as encode_state, other bytes (as another process's pickle may be)."""
+    return json.dumps([d.hex() for d in state], indent=1).encode()
+
+
+def test_a_transfer_cut_short_by_a_new_leader_is_not_resumed_with_its_bytes() -> None:
+    """Figure 13: a chunk at offset 0 starts a new file.  Leaders a and b hold snapshots of
+    the same (index, term) with different bytes; c got the head of a's when a was deposed.
+    It must install b's whole, never a's head glued to b's tail."""
+    c = Cluster(["a", "b", "c"], snapshot_chunk_bytes=8)
+    c.elect("a")
+    c.isolate("c")
+    for k in range(8):
+        c.propose("a", f"v{k}".encode())
+    c.tick("a")  # b learns the commit index
+    c.stabilize()
+    c.compact("a")
+    b = c.peers["b"]
+    assert b.node.applied_index == c["a"].applied_index
+    snap_b = b.node.compact(b.node.applied_index, _encode_spaced(b.state))
+    b.storage.compact(snap_b)
+    c.heal()
+    c.tick("a")
+    while not any(isinstance(m, InstallSnapshot) and m.offset >= 24 for m in c.net):
+        assert c.deliver()
+    c.drop()
+    c.isolate("a")
+    c.forget_leader("b", "c")
+    c.elect_until("b")
+    c.tick_all(3)
+    assert c.peers["c"].storage.snapshot == snap_b
+    assert c.peers["c"].state == b.state
+
+
+def test_a_snapshot_that_fails_its_checksum_is_asked_again_never_installed() -> None:
+    c = lagging(snapshot_chunk_bytes=8)
+    c.tick("a")
+    while not any(isinstance(m, InstallSnapshot) for m in c.net):
+        assert c.deliver()
+    (first,) = c.take(is_msg(InstallSnapshot))
+    assert first.offset == 0
+    # Every chunk of this transfer claims a checksum its bytes do not have.
+    bad = replace(first, checksum=snapshot_checksum(b"something else"))
+    c.send(bad)
+    while True:
+        (ack,) = c.take(is_msg(InstallSnapshotResponse))
+        if ack.next_offset == 0:
+            break
+        snap = c.peers["a"].storage.snapshot
+        assert snap is not None
+        end = ack.next_offset + 8
+        c.send(replace(bad, offset=ack.next_offset, data=snap.data[ack.next_offset:end],
+                       done=end >= len(snap.data)))
+    assert not c.peers["c"].restored and c["c"].snapshot_index == 0
+    # The leader starts over from offset 0 and the transfer then succeeds.
+    c.send(ack)
+    c.tick_all(3)
+    assert c.peers["c"].storage.snapshot == c.peers["a"].storage.snapshot

@@ -11,7 +11,7 @@ from agree.errors import MembershipChangeError, NotLeaderError, ProposalRejected
 from agree.raft import ConfChange, ConfChangeType, ConfState, EntryType, InstallSnapshot
 from agree.raft.membership import apply_change, bootstrap_entries, check_change
 from agree.raft.readonly import ReadOnly
-from agree.raft.snapshot import SnapshotAssembler
+from agree.raft.snapshot import SnapshotAssembler, snapshot_checksum
 
 ADD, PROMOTE, REMOVE = ConfChangeType.ADD_LEARNER, ConfChangeType.PROMOTE, ConfChangeType.REMOVE
 CONF = ConfState(voters=frozenset({"a", "b"}), learners=frozenset({"l"}))
@@ -91,9 +91,11 @@ def test_same_seed_same_run() -> None:
     assert first.sent == second.sent
 
 
-def _chunk(offset: int, data: bytes, done: bool = False, index: int = 9) -> InstallSnapshot:
-    return InstallSnapshot(src="a", dst="b", term=2, last_included_index=index,
-                           last_included_term=2, conf=CONF, offset=offset, data=data, done=done)
+def _chunk(offset: int, data: bytes, done: bool = False, index: int = 9, *,
+           whole: bytes = b"abcdefghi", src: str = "a", term: int = 2) -> InstallSnapshot:
+    return InstallSnapshot(src=src, dst="b", term=term, last_included_index=index,
+                           last_included_term=2, conf=CONF, checksum=snapshot_checksum(whole),
+                           offset=offset, data=data, done=done)
 
 
 def test_snapshot_assembler_accepts_chunks_in_order_only() -> None:
@@ -110,8 +112,8 @@ def test_snapshot_assembler_accepts_chunks_in_order_only() -> None:
 def test_snapshot_assembler_switches_to_a_newer_snapshot() -> None:
     asm = SnapshotAssembler()
     asm.offer(_chunk(0, b"old"))
-    assert asm.offer(_chunk(0, b"new", index=12)) == (3, None)
-    assert asm.offer(_chunk(3, b"!", done=True, index=12)) == (4, b"new!")
+    assert asm.offer(_chunk(0, b"new", index=12, whole=b"new!")) == (3, None)
+    assert asm.offer(_chunk(3, b"!", done=True, index=12, whole=b"new!")) == (4, b"new!")
 
 
 def test_transfers_do_not_postpone_the_check_quorum() -> None:

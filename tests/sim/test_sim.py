@@ -127,7 +127,12 @@ def test_stale_reads_are_caught_by_the_history_check(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(Simulation, "_serve_reads", serve_now)
     cfg = replace(SimConfig(), keys=1)
-    found = _violations(cfg, range(16))
+    # A read must race a lagging follower's apply: a few seeds in a hundred; stop at one.
+    found: list[str] = []
+    for seed in range(100):
+        found = _violations(cfg, range(seed, seed + 1))
+        if found:
+            break
     assert found, "stale reads went unnoticed"
     assert all("history not linearizable" in v for v in found), found
     assert "key 'k0'" in found[0]
