@@ -88,7 +88,9 @@ class RaftNode:
         # timeout, which a lease (§6.4.1) relies on.  With leases on, a server that starts
         # assumes it heard from a leader just before it stopped.
         self._leader_contact = 0 if config.lease_read else NEVER
-        self._round_id = 0  # numbers this server's (pre-)vote rounds
+        # Numbers this server's (pre-)vote rounds; starts at random so that a round after a
+        # restart (same term: pre-votes do not change it) does not reuse an earlier id.
+        self._round_id = rng.getrandbits(32)
         self._votes: dict[str, bool] = {}  # the answers to round _round_id
         self._prs: dict[str, Progress] = {}  # leader only, every member including itself
         self._lead_transferee: str | None = None

@@ -3,7 +3,8 @@
 Commands (``node`` is a node id; message filters are ``type=`` ``from=`` ``to=``):
 
 - ``cluster a b c [learners=(l)] [seed=0] [pre_vote=false] [check_quorum=false]
-  [lease_read=true] [lease_clock_drift=0.0] [election_tick=10] [snapshot_chunk_bytes=8]``
+  [lease_read=true] [lease_clock_drift=0.0] [election_tick=10] [snapshot_chunk_bytes=8]
+  [rounds=true]`` (``rounds``: print vote round ids, which start at random)
 - ``tick node [n=1] [quiet=true]``, ``tick-all [n=1]`` (every node once per step, the
   network settling in between), ``tick-until node role`` (lockstep until it has ``role``),
   ``clocks node=rate... [n=100] [until=leader]`` (per-node clock rates; prints every
@@ -71,10 +72,11 @@ def _value(v: object) -> str:
     return str(v)
 
 
-def fmt(m: Message) -> str:
+def fmt(m: Message, *, rounds: bool = False) -> str:
+    """One line; vote round ids (random per server start) only if ``rounds``."""
     parts = [f"{m.src}->{m.dst} {type(m).__name__} term={m.term}"]
     for f in dataclasses.fields(m):
-        if f.name in ("src", "dst", "term"):
+        if f.name in ("src", "dst", "term") or (f.name == "round_id" and not rounds):
             continue
         v = getattr(m, f.name)
         if f.default is not dataclasses.MISSING and v == f.default:
@@ -97,6 +99,7 @@ class Env:
     def __init__(self) -> None:
         self.c: Cluster | None = None
         self.held: dict[str, list[Message]] = {}
+        self.rounds = False
 
     @property
     def cluster(self) -> Cluster:
@@ -106,7 +109,7 @@ class Env:
     def _line(self, m: Message) -> str:
         c = self.cluster
         lost = not c.linked(m.src, m.dst) or m.dst in c.down or m.src in c.down
-        return fmt(m) + (" (lost)" if lost else "")
+        return fmt(m, rounds=self.rounds) + (" (lost)" if lost else "")
 
     def _sent_by(self, action: Callable[[], object], case: Case) -> str:
         c = self.cluster
@@ -173,6 +176,7 @@ class Env:
             self.c = Cluster(args, learners=[n for n in learners if n],
                              seed=case.int("seed", 0), **config)
             self.held = {}
+            self.rounds = case.flag("rounds", False)
             return ""
         c = self.cluster
         if cmd == "tick":
@@ -201,7 +205,7 @@ class Env:
             return self._delivered(c.take(_filter(case)), case)
         if cmd == "drop":
             dropped = c.take(_filter(case))
-            return "" if case.flag("quiet", False) else "\n".join(fmt(m) for m in dropped)
+            return "" if case.flag("quiet", False) else "\n".join(self._line(m) for m in dropped)
         if cmd == "stabilize":
             lines = []
             for _ in range(2000):
@@ -212,7 +216,7 @@ class Env:
             return "\n".join(line for line in lines if line)
         if cmd == "hold":
             self.held.setdefault(args[0], []).extend(c.take(_filter(case)))
-            return "\n".join(fmt(m) for m in self.held[args[0]])
+            return "\n".join(self._line(m) for m in self.held[args[0]])
         if cmd == "release":
             return self._delivered(self.held.pop(args[0]), case)
         if cmd == "isolate":
@@ -277,6 +281,7 @@ def test_the_format_checks_and_rewrites(tmp_path: Path, monkeypatch: pytest.Monk
     def echo(case: Case) -> str:
         return " ".join([*case.args, *(f"{k}:{v}" for k, v in case.kwargs.items())])
 
+    monkeypatch.setattr(datadriven, "REWRITE", False)
     with pytest.raises(AssertionError, match=re.escape("t.txt:2: echo a b=1")):
         run_file(path, echo)
     monkeypatch.setattr(datadriven, "REWRITE", True)

@@ -361,3 +361,21 @@ def test_pre_vote_grants_count_only_in_their_round() -> None:
     c.send(old_grant)
     c.deliver(is_msg(RequestVoteResponse))
     assert c["s1"].role is Role.PRE_CANDIDATE  # s1 and s3: two of five
+
+
+def test_pre_vote_grants_from_before_a_restart_do_not_count() -> None:
+    """A restart keeps the term, so pre-vote rounds before and after it share one; their
+    ids differ all the same."""
+    c = Cluster(["s1", "s2", "s3"])
+    c.campaign("s1")
+    c.process()
+    c.send(*c.take(lambda m: isinstance(m, RequestVote) and m.dst == "s2"))
+    (old_grant,) = c.take(is_msg(RequestVoteResponse))
+    c.drop()
+    c.crash("s1")
+    c.restart("s1")
+    c.campaign("s1")
+    c.process()
+    c.drop()
+    c.send(old_grant)
+    assert c["s1"].role is Role.PRE_CANDIDATE  # with s2's old grant it would campaign
