@@ -168,3 +168,57 @@ def test_the_promise_survives_learning_a_higher_term() -> None:
     assert b.term == term + 1 and b.leader_id is None
     b.step(RequestVote(src="c", dst="b", term=term + 1, last_log_index=99, last_log_term=99))
     assert b.status().vote is None
+
+
+def _race(follower_period: int, drift: float, offset: int, seed: int) -> tuple[int, int]:
+    """Real time is counted in 60ths of the leader's tick; b and c tick every
+    ``follower_period`` of them (30: twice as fast), messages arrive at once (the earliest
+    a follower can start its promise).  a is cut off at ``offset`` and tries a read at
+    every instant.  Returns (the last instant a served a read from its lease, the first
+    instant b or c led)."""
+    c = Cluster(["a", "b", "c"], seed=seed, lease_read=True, lease_clock_drift=drift,
+                check_quorum=False)  # a never steps down: the whole lease is exposed
+    for node_id in "bc":
+        c.tick(node_id, c.make_config(node_id).election_tick)
+    c.drop()
+    c.elect("a")
+    period = {"a": 60, "b": follower_period, "c": follower_period}
+    phase = {"a": 0, "b": offset % follower_period, "c": (7 * offset) % follower_period}
+    last_lease_read, new_leader = -1, -1
+    for now in range(60 * 60):
+        if now == 60 * 20 + offset:
+            c.isolate("a")
+        for node_id in "abc":
+            if now % period[node_id] == phase[node_id]:
+                c[node_id].tick()
+        c.process()
+        c.stabilize()
+        a = c.peers["a"]
+        before = len(a.read_states)
+        a.node.read_index(str(now).encode())
+        c.process()
+        c.drop(lambda m: m.src == "a")
+        if len(a.read_states) > before:
+            last_lease_read = now
+        if any(c[n].role is Role.LEADER for n in "bc"):
+            new_leader = now
+            break
+    assert new_leader > 0, "b and c never elected a leader"
+    return last_lease_read, new_leader
+
+
+@pytest.mark.parametrize(("follower_period", "drift"), [(60, 0.0), (40, 0.5), (30, 1.0)])
+def test_no_lease_read_once_another_leader_can_exist(follower_period: int, drift: float) -> None:
+    """The bound of _lease_valid, checked by racing it: followers whose clocks run up to
+    1 + drift times as fast as the leader's, every phase between their ticks and the
+    leader's, and the cut-off leader reading at every instant."""
+    for offset in range(0, 60, 7):
+        for seed in range(3):
+            last_read, new_leader = _race(follower_period, drift, offset, seed)
+            assert last_read < new_leader, (offset, seed, last_read, new_leader)
+
+
+def test_a_drift_bound_too_small_is_unsafe() -> None:
+    """The race above can fail: followers twice as fast, a lease computed for equal clocks."""
+    races = [_race(30, 0.0, offset, seed) for offset in range(0, 60, 7) for seed in range(3)]
+    assert any(last_read >= new_leader for last_read, new_leader in races)
