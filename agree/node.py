@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import random
 import time
@@ -83,6 +84,26 @@ def bootstrap_state(nodes: Mapping[str, str]) -> PersistedState:
     return PersistedState(hard_state=HardState(term=1), entries=tuple(entries))
 
 
+def _initial_copies(objects: Mapping[str, Replicated]) -> dict[str, Replicated]:
+    """Private copies of the objects given to a node: TypeError for anything not Replicated."""
+    copies: dict[str, Replicated] = {}
+    for name, obj in objects.items():
+        if not isinstance(obj, Replicated):
+            what = f"the class {obj.__qualname__}" if isinstance(obj, type) else repr(obj)
+            raise TypeError(
+                f"object {name!r} must be an instance of an agree.Replicated subclass, got"
+                f" {what}; derive its class from Replicated and pass an instance"
+            )
+        try:
+            copies[name] = copy.deepcopy(obj)
+        except Exception as exc:
+            raise TypeError(
+                f"object {name!r} ({type(obj).__qualname__}) cannot be copied ({exc}); its state"
+                " must be plain data, since it is copied at start and snapshotted"
+            ) from exc
+    return copies
+
+
 class Node:
     """One member of an agree cluster.  Use ``async with Node(settings) as node:``."""
 
@@ -101,7 +122,11 @@ class Node:
         else:
             self.settings = load_settings(settings, **values)
         self.id = self.settings.NODE_ID
-        self._given_objects = dict(objects or {})
+        # The given objects are the initial state, copied now: every start() builds the state
+        # machine afresh from a copy of them plus what storage holds (snapshot + log), so a
+        # restart never replays the log onto state that already applied it, and the caller's
+        # own objects are never mutated behind its back.
+        self._initial_objects = _initial_copies(objects or {})
         self._transport = transport
         self._join = join
         self._rng = rng or random.Random()
@@ -196,7 +221,7 @@ class Node:
         objects: dict[str, Replicated] = {}
         for name, cls in self.settings.resolve_objects().items():
             objects[name] = create_initial(cls)
-        objects.update(self._given_objects)
+        objects.update(copy.deepcopy(self._initial_objects))
         if not objects:
             raise ConfigurationError(
                 "this node hosts no objects: name them in OBJECTS, e.g."
