@@ -71,9 +71,13 @@ def _invoke(obj: Replicated, op: Operation, bound: BoundCall, name: str, index: 
     """Run a user's method; whatever it raises or returns becomes the outcome, never a crash."""
     try:
         value = getattr(obj, op.attr)(*bound.args, **bound.kwargs)
-    except KeyboardInterrupt:
-        raise
     except BaseException as exc:
+        # Every BaseException too (KeyboardInterrupt, SystemExit, CancelledError...): the method
+        # raised it, so every replica and every replay raises it again, and letting it through
+        # would stop the node at each start.  The runtime's own cancellation cannot be among
+        # them: a method runs synchronously, and Task.cancel() only lands at an ``await``.
+        # (A SIGINT is not delivered here either: asyncio.run turns it into cancelling the
+        # main task, and an embedded node's loop runs in a thread that gets no signals.)
         return Outcome(error=encode_error(exc), index=index)
     try:
         return Outcome(result=op.dump_result(value), index=index)
