@@ -5,10 +5,12 @@ values checked against the operation schema; nothing here is ever unpickled."""
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from agree.codec import ErrorInfo
+from agree.errors import ValidationError
 from agree.replicated import Consistency
 
 
@@ -44,3 +46,21 @@ class Outcome:
     result: Any = None
     error: ErrorInfo | None = None
     index: int = 0  # the log index a command applied at, or the index a read was served at
+
+
+def check_timeout(timeout: object) -> float | None:
+    """``timeout`` as seconds, or None for the default; ValidationError unless it is a finite
+    number greater than 0 (NaN would never expire, and a bool is a mistake)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise ValidationError(
+            f"timeout must be a number of seconds greater than 0, or None for the default;"
+            f" got {type(timeout).__name__} {timeout!r}"
+        )
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ValidationError(
+            f"timeout must be a finite number of seconds greater than 0, or None for the"
+            f" default; got {timeout!r}"
+        )
+    return float(timeout)

@@ -234,11 +234,14 @@ class Driver:
             self._deferred_hs = None
         if rd.messages:
             self.transport.send(rd.messages)
-        if rd.snapshot is not None:
-            self.host.restore(rd.snapshot.data)
-            self._snapshot_jumped(rd.snapshot.meta.index)
-        for entry in rd.committed_entries:
-            self._apply(entry)
+        if rd.snapshot is not None or rd.committed_entries:
+            # Waits (without blocking the loop) while a read_lock() holds the state.
+            async with self.host.lock.held():
+                if rd.snapshot is not None:
+                    self.host.restore(rd.snapshot.data)
+                    self._snapshot_jumped(rd.snapshot.meta.index)
+                for entry in rd.committed_entries:
+                    self._apply(entry)
         for rs in rd.read_states:
             for fut in self._reads.pop(rs.context, ()):
                 if not fut.done():
@@ -376,7 +379,8 @@ class Driver:
             return
         # Pickling happens here, on the loop, because the state must be captured at exactly
         # `index`; writing the (possibly large) blob happens on the storage thread.
-        data = self.host.snapshot()
+        async with self.host.lock.held():
+            data = self.host.snapshot()
         snapshot = self.raft.compact(index, data)
         await self.store.compact(snapshot)
         self._since_snapshot_entries = 0

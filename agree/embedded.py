@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from agree.errors import ConfigurationError, DeadlockError, UnavailableError
 from agree.mutation import Mutation
 from agree.node import Node
 from agree.proxy import Proxy, ThreadLoop
@@ -33,12 +34,30 @@ class Wrapped(Proxy):
         self, node: Node, name: str, loop: asyncio.AbstractEventLoop, thread: threading.Thread
     ) -> None:
         runner = ThreadLoop(loop)
-        super().__init__(runner, runner.run(_proxy(node, name)))
+        self._closed = False
         self._node = node
         self._object_name = name
         self._loop = loop
         self._thread = thread
-        self._closed = False
+        super().__init__(
+            runner,
+            runner.run(_proxy(node, name)),
+            check=self._check_call,
+            default_timeout=node.settings.REQUEST_TIMEOUT,
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise UnavailableError(f"the handle on {self._object_name!r} is closed")
+
+    def _check_call(self) -> None:
+        self._check_open()
+        if self._node.holds_read_lock():
+            raise DeadlockError(
+                f"a call on {self._object_name!r} from inside its read_lock() would wait for"
+                " the lock this thread holds (the node cannot apply or read until the block"
+                " ends); make the call after the with block"
+            )
 
     @property
     def node(self) -> Node:
@@ -49,6 +68,8 @@ class Wrapped(Proxy):
     ) -> Subscription:
         """Call ``callback(mutation)`` (in a worker thread) for each applied command."""
 
+        self._check_open()
+
         async def go() -> Subscription:
             return self._node.subscribe(callback, self._object_name, method)
 
@@ -56,7 +77,10 @@ class Wrapped(Proxy):
 
     @contextmanager
     def read_lock(self) -> Iterator[Any]:
-        """The local object itself; commands wait until the block ends.  Do not mutate it."""
+        """The local object itself; commands and queries wait until the block ends, so keep
+        it short, do not mutate the object, and make no call on this handle inside it (that
+        is refused with DeadlockError)."""
+        self._check_open()
         with self._node.read_lock(self._object_name) as obj:
             yield obj
 
@@ -98,9 +122,21 @@ def wrap(
 
     ``settings`` override any setting (e.g. ``SNAPSHOT_ENTRIES=1000``).
     """
+    if not isinstance(obj, Replicated):
+        what = f"the class {obj.__qualname__}" if isinstance(obj, type) else repr(obj)
+        raise TypeError(
+            f"wrap() needs an instance of an agree.Replicated subclass, got {what}; derive its"
+            " class from Replicated, mark its methods @command/@query, and pass an instance"
+        )
     values: dict[str, Any] = {"TICK_INTERVAL": EMBEDDED_TICK_INTERVAL, **settings}
     node_settings = Settings.single_node(path, **values)
-    Path(path).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigurationError(
+            f"path {str(path)!r} is not a directory (a file is in the way); wrap() keeps its"
+            " database in that directory: pass the path of a directory, or of one to create"
+        ) from None
     node = Node(node_settings, objects={name: obj})
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="agree-embedded", daemon=True)

@@ -12,10 +12,12 @@ the sans-I/O Raft core (:mod:`agree.raft`) can raise these errors too.
     ├── ValidationError             a call does not match the operation schema; nothing written
     │   ├── UnknownObjectError
     │   └── UnknownMethodError
+    │       └── MethodNotFoundError  (also an AttributeError) a handle has no such operation
     ├── ResultValidationError       the method RAN (a command was applied at ``index``) but its
     │                               result does not match its declared type: do not retry
     ├── SchemaMismatchError         a node's schema is incompatible with the cluster's
     ├── ContextUnavailableError     self.context read outside a command (also a RuntimeError)
+    ├── DeadlockError               a call would wait for its own thread (also a RuntimeError)
     ├── ClusterError                Raft-level refusals
     │   ├── NotLeaderError          carries the leader's id and address when known
     │   ├── UnavailableError        no quorum, node stopping, no leader known
@@ -128,6 +130,14 @@ class ResultValidationError(AgreeError):
         self.applied = applied
 
 
+class MethodNotFoundError(UnknownMethodError, AttributeError):
+    """A handle has no operation of that name: raised when the attribute is looked up on a
+    proxy, so ``hasattr(handle, name)`` and ``getattr(handle, name, default)`` work, while
+    ``except UnknownMethodError`` still catches it."""
+
+    code = "method_not_found"
+
+
 class SchemaMismatchError(AgreeError):
     """The local operation schema is incompatible with the cluster's."""
 
@@ -138,6 +148,14 @@ class ContextUnavailableError(AgreeError, RuntimeError):
     """``Replicated.context`` was read outside the application of a command."""
 
     code = "context_unavailable"
+
+
+class DeadlockError(AgreeError, RuntimeError):
+    """A call would wait for something its own thread holds: a call on a handle from inside
+    that handle's ``read_lock()`` (the node cannot apply or read until the block ends), or a
+    synchronous call from the node's own event loop.  Raised at once instead of hanging."""
+
+    code = "deadlock"
 
 
 class ClusterError(AgreeError):

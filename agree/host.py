@@ -22,7 +22,6 @@ object's state without a word.  A renamed object is hosted under its old name ag
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -55,6 +54,7 @@ from agree.raft.entries import ConfChange, ConfChangeType, Entry
 from agree.replicated import CommandContext, Replicated, applying
 from agree.schema import BoundCall, ObjectSchema, Operation, schema_of
 from agree.sessions import DEFAULT_SESSION_TTL_NS, SessionTable, Verdict
+from agree.statelock import StateLock
 from agree.subscriptions import MutationRecord, SubscriptionHub
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ class Host:
         self.last_ts_ns = 0  # Invariant: never decreases (leader stamps are made monotonic).
         self.hub: SubscriptionHub | None = None
         # Held while the state changes; read_lock() takes it for direct access from other threads.
-        self.lock = threading.RLock()
+        # The event loop takes it only through StateLock.held, never blocking on a reader.
+        self.lock = StateLock()
 
     # -- lookup ----------------------------------------------------------------------------------
     def schema(self, name: str) -> ObjectSchema:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agree.calls import Call, CallKind, Outcome
+from agree.calls import Call, CallKind, Outcome, check_timeout
 from agree.cluster_schema import encode_schema_record
 from agree.codec import CommandRecord, encode_command
 from agree.driver import Driver
@@ -273,7 +273,10 @@ class Node:
     async def handle_call(self, call: Call, timeout: float) -> Outcome:
         """A call forwarded by a peer: served here or refused, never forwarded again (no loops)."""
         # The entry node validated it; the leader validates again when it applies.
-        return await self._call(call, self._deadline(timeout), may_forward=False, validated=True)
+        # The peer sent what was left of its caller's checked timeout (it may have run out on
+        # the way): a deadline as it is, not a user's value to validate.
+        deadline = asyncio.get_running_loop().time() + timeout
+        return await self._call(call, deadline, may_forward=False, validated=True)
 
     # -- calls ----------------------------------------------------------------------------------
     def next_call_ids(self) -> tuple[str, int, int]:
@@ -297,8 +300,9 @@ class Node:
         )
 
     def _deadline(self, timeout: float | None) -> float:
+        seconds = check_timeout(timeout)
         return asyncio.get_running_loop().time() + (
-            self.settings.REQUEST_TIMEOUT if timeout is None else timeout
+            self.settings.REQUEST_TIMEOUT if seconds is None else seconds
         )
 
     async def _call(
@@ -382,15 +386,15 @@ class Node:
         self, call: Call, consistency: Consistency, deadline: float, may_forward: bool
     ) -> Outcome:
         if consistency is Consistency.ANY:
-            return self.host.query(call.object, call.method, call.args, call.kwargs)
+            return await self._local_query(call, deadline)
         if consistency is Consistency.LINEARIZABLE:
             await self._linearizable_index(deadline)
-            return self.host.query(call.object, call.method, call.args, call.kwargs)
+            return await self._local_query(call, deadline)
         loop = asyncio.get_running_loop()
         while True:  # LEADER: the node that believes it leads answers, without a check
             soft = self.driver.soft_state
             if soft.role is Role.LEADER:
-                return self.host.query(call.object, call.method, call.args, call.kwargs)
+                return await self._local_query(call, deadline)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise AgreeTimeoutError(f"{call.object}.{call.method}: no leader answered in time")
@@ -404,6 +408,11 @@ class Node:
                     await self._wait_leader_change(deadline, at_most=self._election_timeout())
                 continue
             await self._wait_leader_change(deadline)
+
+    async def _local_query(self, call: Call, deadline: float) -> Outcome:
+        host = self.host
+        async with host.lock.held(deadline):  # never blocks the loop on a read_lock()
+            return host.query(call.object, call.method, call.args, call.kwargs)
 
     async def _linearizable_index(self, deadline: float) -> int:
         """ReadIndex (§6.4): a read index confirmed by the leader and applied here."""
@@ -461,8 +470,14 @@ class Node:
     def read_lock(self, name: str) -> Iterator[Any]:
         """Direct access to the local object, with applying held off meanwhile."""
         host = self.host
-        with host.lock:
+        with host.lock.reading():
             yield host.object(name)
+
+    def holds_read_lock(self) -> bool:
+        """Whether the current thread is inside :meth:`read_lock` of this node: a call from
+        there would wait for the state this thread holds."""
+        host = self._host
+        return host is not None and host.lock.read_by_this_thread()
 
     # -- status and membership ------------------------------------------------------------------
     @property

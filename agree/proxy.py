@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from agree.calls import Call, CallKind, Outcome
+from agree.calls import Call, CallKind, Outcome, check_timeout
 from agree.codec import decode_error
-from agree.errors import AgreeTimeoutError, ValidationError
+from agree.errors import (
+    AgreeTimeoutError,
+    DeadlockError,
+    MethodNotFoundError,
+    OutcomeUnknownError,
+    UnavailableError,
+    UnknownMethodError,
+    ValidationError,
+)
 from agree.replicated import Consistency
 from agree.schema import ObjectSchema, Operation
 
@@ -78,7 +86,7 @@ class AsyncProxy:
         self._name = name
         self._schema = schema
         self._consistency = consistency
-        self._timeout = timeout
+        self._timeout = check_timeout(timeout)  # None: the node's REQUEST_TIMEOUT
 
     @property
     def name(self) -> str:
@@ -96,13 +104,23 @@ class AsyncProxy:
             self._name,
             self._schema,
             consistency=_consistency(consistency) or self._consistency,
-            timeout=self._timeout if timeout is None else timeout,
+            timeout=self._timeout if timeout is None else check_timeout(timeout),
         )
 
-    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
+    def __getattr__(self, method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
         if method.startswith("_"):
             raise AttributeError(method)
-        op = self._schema.operation(method)
+        return self._method(self._operation(method))
+
+    def _operation(self, method: str) -> Operation:
+        try:
+            return self._schema.operation(method)
+        except UnknownMethodError as exc:
+            # Also an AttributeError, so that hasattr() and getattr(..., default) work.
+            raise MethodNotFoundError(str(exc)) from None
+
+    def _method(self, op: Operation) -> Callable[..., Coroutine[Any, Any, Any]]:
+        method = op.name
 
         async def invoke(*args: Any, **kwargs: Any) -> Any:
             return await self._invoke(op, args, kwargs, self._consistency)
@@ -169,7 +187,19 @@ class AsyncProxy:
 class LoopRunner(Protocol):
     """Runs coroutines on an event loop that lives in another thread."""
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T: ...
+    def run(
+        self,
+        coro: Coroutine[Any, Any, T],
+        timeout: float | None = None,
+        *,
+        on_timeout: Callable[[], BaseException] | None = None,
+    ) -> T: ...
+
+
+#: How long past a call's own deadline a synchronous caller still waits for the loop's answer
+#: (which says precisely what happened) before it gives up on the loop itself (e.g. blocked by
+#: a method that never returns).
+LOOP_GRACE = 2.0
 
 
 class ThreadLoop:
@@ -178,21 +208,64 @@ class ThreadLoop:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
 
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    def run(
+        self,
+        coro: Coroutine[Any, Any, T],
+        timeout: float | None = None,
+        *,
+        on_timeout: Callable[[], BaseException] | None = None,
+    ) -> T:
+        """Run ``coro`` on the loop and wait at most ``timeout`` seconds for it; then cancel it
+        and raise ``on_timeout()`` (default AgreeTimeoutError).  Refused at once where waiting
+        could never end: on a loop that is not running, or from the loop's own thread."""
+        try:
+            self._check()
+        except BaseException:
+            coro.close()
+            raise
         future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
+            if on_timeout is not None:
+                raise on_timeout() from None
             raise AgreeTimeoutError("the call did not finish in time") from None
+
+    def _check(self) -> None:
+        if self.loop.is_closed() or not self.loop.is_running():
+            raise UnavailableError("the event loop of this handle is not running (closed?)")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if running is self.loop:
+            raise DeadlockError(
+                "a synchronous handle was called from its own event loop, which would wait for"
+                " itself; on the loop, use the async proxy (node.proxy(name)) and await it"
+            )
 
 
 class Proxy:
-    """The synchronous twin of :class:`AsyncProxy`: ``proxy.method(*args)`` blocks."""
+    """The synchronous twin of :class:`AsyncProxy`: ``proxy.method(*args)`` blocks.
 
-    def __init__(self, runner: LoopRunner, inner: AsyncProxy) -> None:
+    ``check`` runs before every call and may refuse it (e.g. a closed handle).  Every call
+    waits at most its timeout (``default_timeout`` when the handle has none) plus
+    :data:`LOOP_GRACE`, however stuck the loop is.
+    """
+
+    def __init__(
+        self,
+        runner: LoopRunner,
+        inner: AsyncProxy,
+        *,
+        check: Callable[[], None] | None = None,
+        default_timeout: float | None = None,
+    ) -> None:
         self._runner = runner
         self._inner = inner
+        self._check = check
+        self._default_timeout = default_timeout
 
     @property
     def name(self) -> str:
@@ -205,26 +278,55 @@ class Proxy:
     def options(
         self, *, consistency: Consistency | str | None = None, timeout: float | None = None
     ) -> Proxy:
-        return Proxy(self._runner, self._inner.options(consistency=consistency, timeout=timeout))
+        return Proxy(
+            self._runner,
+            self._inner.options(consistency=consistency, timeout=timeout),
+            check=self._check,
+            default_timeout=self._default_timeout,
+        )
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):
             raise AttributeError(method)
-        async_method = getattr(self._inner, method)
+        op = self._inner._operation(method)
+        async_method = self._inner._method(op)
 
         def invoke(*args: Any, **kwargs: Any) -> Any:
-            return self._runner.run(async_method(*args, **kwargs))
+            return self._run(async_method(*args, **kwargs), op.kind == "command")
 
         invoke.__name__ = method
+        invoke.__doc__ = getattr(op, "doc", None)
         return invoke
 
     def mutate(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._runner.run(self._inner.mutate(method, *args, **kwargs))
+        return self._run(self._inner.mutate(method, *args, **kwargs), True)
 
     def read(
         self, method: str, consistency: Consistency | str | None = None, *args: Any, **kwargs: Any
     ) -> Any:
-        return self._runner.run(self._inner.read(method, consistency, *args, **kwargs))
+        return self._run(self._inner.read(method, consistency, *args, **kwargs), False)
+
+    def _run(self, coro: Coroutine[Any, Any, T], command: bool) -> T:
+        if self._check is not None:
+            try:
+                self._check()
+            except BaseException:
+                coro.close()
+                raise
+        # Private attributes of the twin: a public name would hide an operation of that name.
+        timeout = self._inner._timeout or self._default_timeout
+        name = self._inner.name
+
+        def gave_up() -> AgreeTimeoutError:
+            if command:
+                return OutcomeUnknownError(
+                    f"a command on {name!r} got no answer from its node in time; it may or may"
+                    " not have been applied"
+                )
+            return AgreeTimeoutError(f"a query on {name!r} got no answer from its node in time")
+
+        bound = None if timeout is None else timeout + LOOP_GRACE
+        return self._runner.run(coro, bound, on_timeout=gave_up)
 
 
 __all__ = ["AsyncProxy", "Backend", "LoopRunner", "NodeBackend", "Proxy", "ThreadLoop"]

@@ -1,0 +1,85 @@
+"""The lock on a node's replicated state, shared by its event loop and by reader threads.
+
+The loop holds it while it restores a snapshot, applies entries, takes a snapshot or runs a
+query; ``read_lock()`` holds it, from any thread, to look at the objects directly.
+
+The loop must never *block* on it.  A reader in another thread may hold it as long as it
+likes, and a reader that then calls the node and waits for the answer would wait forever for a
+loop that waits for it.  So the loop takes it with :meth:`StateLock.held`, which polls between
+awaits: timers, heartbeats and the deadlines of other calls go on meanwhile, and a caller
+whose deadline passes gets its timeout.  Reader threads may block: they are not the loop.
+Each thread's read holds are counted, so a call made from inside a read can be refused at once
+(:meth:`StateLock.read_by_this_thread`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+
+from agree.errors import AgreeTimeoutError
+
+# Polling backs off from the first delay to the last: a short read costs the loop little
+# latency, a long one little CPU.
+_FIRST_POLL = 0.0005
+_LAST_POLL = 0.02
+
+
+class StateLock:
+    def __init__(self) -> None:
+        # Re-entrant: host methods take it again under the loop's own hold.
+        self._lock = threading.RLock()
+        self._reads = threading.local()  # .depth: read holds of the current thread
+
+    def __enter__(self) -> None:
+        """A blocking hold, for code that already holds the lock or runs before anyone else
+        can see the state (e.g. the host's own methods under :meth:`held`)."""
+        self._lock.acquire()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the lock for a direct read, from any thread (it may block)."""
+        with self._lock:
+            self._reads.depth = getattr(self._reads, "depth", 0) + 1
+            try:
+                yield
+            finally:
+                self._reads.depth -= 1
+
+    def read_by_this_thread(self) -> bool:
+        """Whether the current thread is inside :meth:`reading`."""
+        return getattr(self._reads, "depth", 0) > 0
+
+    @contextlib.asynccontextmanager
+    async def held(self, deadline: float | None = None) -> AsyncIterator[None]:
+        """Hold the lock on the event loop without blocking it; the body must not await.
+
+        With ``deadline`` (the loop's clock), AgreeTimeoutError once it passes.
+        """
+        loop = asyncio.get_running_loop()
+        delay = _FIRST_POLL
+        while not self._lock.acquire(blocking=False):
+            if deadline is not None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise AgreeTimeoutError(
+                        "the replicated state stayed locked by a read_lock() until the deadline"
+                    )
+                delay = min(delay, remaining)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _LAST_POLL)
+        try:
+            yield
+        finally:
+            self._lock.release()
