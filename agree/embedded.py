@@ -123,7 +123,11 @@ def wrap(
     ``settings`` override any setting (e.g. ``SNAPSHOT_ENTRIES=1000``).
     """
     if not isinstance(obj, Replicated):
-        what = f"the class {obj.__qualname__}" if isinstance(obj, type) else repr(obj)
+        what = (
+            f"the class {obj.__qualname__}"
+            if isinstance(obj, type)
+            else f"an instance of {type(obj).__qualname__}"
+        )
         raise TypeError(
             f"wrap() needs an instance of an agree.Replicated subclass, got {what}; derive its"
             " class from Replicated, mark its methods @command/@query, and pass an instance"

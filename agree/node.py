@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import logging
 import random
 import time
@@ -34,6 +35,8 @@ from agree.errors import (
     ProposalLost,
     ProposalRejectedError,
     UnavailableError,
+    UnknownMethodError,
+    ValidationError,
 )
 from agree.host import Host
 from agree.raft.entries import (
@@ -56,6 +59,9 @@ from agree.transport.base import Transport
 from agree.transport.memory import MemoryNetwork
 
 log = logging.getLogger(__name__)
+
+# As the codec writes commands: compact, UTF-8.
+_SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +95,11 @@ def _initial_copies(objects: Mapping[str, Replicated]) -> dict[str, Replicated]:
     copies: dict[str, Replicated] = {}
     for name, obj in objects.items():
         if not isinstance(obj, Replicated):
-            what = f"the class {obj.__qualname__}" if isinstance(obj, type) else repr(obj)
+            what = (
+                f"the class {obj.__qualname__}"
+                if isinstance(obj, type)
+                else f"an instance of {type(obj).__qualname__}"
+            )
             raise TypeError(
                 f"object {name!r} must be an instance of an agree.Replicated subclass, got"
                 f" {what}; derive its class from Replicated and pass an instance"
@@ -311,12 +321,27 @@ class Node:
         host = self.host
         kind = "command" if call.kind is CallKind.COMMAND else "query"
         op = host.operation(call.object, call.method, kind)
+        self._check_size(call)
         if not validated:  # before anything is proposed or read
             op.bind_json(call.args, call.kwargs)
         if call.kind is CallKind.COMMAND:
             return await self._command(call, deadline, may_forward)
         consistency = call.consistency or op.consistency or Consistency.LINEARIZABLE
         return await self._query(call, Consistency(consistency), deadline, may_forward)
+
+    def _check_size(self, call: Call) -> None:
+        """Refuse arguments over MAX_CALL_BYTES, measured as they are encoded (compact UTF-8
+        JSON), so that a call in-process meets the same limit as one over HTTP."""
+        limit = self.settings.MAX_CALL_BYTES
+        try:
+            size = len(_SIZE_ENCODER.encode([call.args, call.kwargs]).encode())
+        except (TypeError, ValueError):
+            return  # not JSON: refused with its own error when it is bound or encoded
+        if size > limit:
+            raise ValidationError(
+                f"{call.object}.{call.method}: its arguments take {size} bytes encoded, more"
+                f" than MAX_CALL_BYTES ({limit}); pass less per call, or raise MAX_CALL_BYTES"
+            )
 
     def _stamp(self) -> int:
         # The leader's clock, made strictly increasing; replicas apply max(previous, stamp).
@@ -455,16 +480,40 @@ class Node:
         self, object: str | None = None, method: str | None = None, *, from_index: int | None = None
     ) -> MutationStream:
         """An async iterator of the mutations applied here, optionally from a past index."""
-        self.driver  # noqa: B018
+        self._check_filter(object, method)
         assert self._hub is not None
         return self._hub.stream(object, method, from_index=from_index)
 
     def subscribe(
         self, callback: Any, object: str | None = None, method: str | None = None
     ) -> Subscription:
-        self.driver  # noqa: B018
+        self._check_filter(object, method)
         assert self._hub is not None
         return self._hub.subscribe(callback, object, method, in_thread=True)
+
+    def _check_filter(self, object: str | None, method: str | None) -> None:
+        """Refuse a filter that can never match: an unknown object, or a method that is not a
+        command of it (of any hosted object, without ``object``).  Only commands mutate."""
+        host = self.host
+        if object is not None:
+            host.object(object)  # UnknownObjectError if it is not hosted here
+        if method is None:
+            return
+        names = sorted(host.objects) if object is None else [object]
+        schemas = {name: host.schema(name) for name in names}
+        if any(method in schema.commands for schema in schemas.values()):
+            return
+        if any(method in schema.queries for schema in schemas.values()):
+            of = "" if object is None else f" of {object!r}"
+            raise UnknownMethodError(
+                f"{method!r} is a query{of}, not a command: only commands are published as"
+                " mutations"
+            )
+        commands = sorted({c for schema in schemas.values() for c in schema.commands})
+        who = "no hosted object has" if object is None else f"{object!r} has no"
+        raise UnknownMethodError(
+            f"{who} command {method!r} to subscribe to; commands: {', '.join(commands) or 'none'}"
+        )
 
     @contextlib.contextmanager
     def read_lock(self, name: str) -> Iterator[Any]:

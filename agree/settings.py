@@ -81,6 +81,7 @@ _EXPECTED: Final[Mapping[str, str]] = {
     "SNAPSHOT_ENTRIES": "a whole number of entries greater than 0, e.g. 10000",
     "SNAPSHOT_BYTES": "a whole number of bytes greater than 0, e.g. 67108864",
     "MAX_BODY_BYTES": "a whole number of bytes greater than 0, e.g. 16777216",
+    "MAX_CALL_BYTES": "a whole number of bytes greater than 0, e.g. 1048576",
     "REQUEST_TIMEOUT": "a number of seconds greater than 0, e.g. 5.0",
     "AUTO_MIGRATE": "True or False (true or false with -s)",
     "SQLITE_SYNCHRONOUS": "'FULL' (durable) or 'NORMAL' (faster, unsafe under power loss)",
@@ -116,6 +117,7 @@ class Settings(BaseModel):
     SNAPSHOT_ENTRIES: int = defaults.SNAPSHOT_ENTRIES
     SNAPSHOT_BYTES: int = defaults.SNAPSHOT_BYTES
     MAX_BODY_BYTES: int = defaults.MAX_BODY_BYTES
+    MAX_CALL_BYTES: int = defaults.MAX_CALL_BYTES
     REQUEST_TIMEOUT: float = defaults.REQUEST_TIMEOUT
     AUTO_MIGRATE: bool = defaults.AUTO_MIGRATE
     SQLITE_SYNCHRONOUS: SqliteSynchronous = defaults.SQLITE_SYNCHRONOUS
@@ -233,7 +235,12 @@ class Settings(BaseModel):
         return _positive(info.field_name, value)
 
     @field_validator(
-        "ELECTION_TICKS", "HEARTBEAT_TICKS", "SNAPSHOT_ENTRIES", "SNAPSHOT_BYTES", "MAX_BODY_BYTES"
+        "ELECTION_TICKS",
+        "HEARTBEAT_TICKS",
+        "SNAPSHOT_ENTRIES",
+        "SNAPSHOT_BYTES",
+        "MAX_BODY_BYTES",
+        "MAX_CALL_BYTES",
     )
     @classmethod
     def _check_count(cls, value: int, info: pydantic.ValidationInfo) -> int:

@@ -54,6 +54,10 @@ SNAPSHOT_BYTES: int = 64 * 1024 * 1024
 # Largest HTTP request body accepted from a client or peer.
 MAX_BODY_BYTES: int = 16 * 1024 * 1024
 
+# Largest encoded size of one call's arguments, refused before anything is
+# proposed; the same for a call made in-process and one that came over HTTP.
+MAX_CALL_BYTES: int = 1024 * 1024
+
 # Seconds a client call or peer request may take before it times out.
 REQUEST_TIMEOUT: float = 5.0
 

@@ -146,6 +146,10 @@ class SubscriptionHub:
         # Mutations at or below this index were never published here (the state arrived in a
         # snapshot): nobody can be served from before it.
         self._floor = 0
+        # Invariant: every mutation at or above this index that was published is still in
+        # _history.  Indexes that were never mutations (configuration entries, no-ops) do not
+        # count as lost: resuming from before the first mutation is fine.
+        self._complete_from = 1
 
     @property
     def active(self) -> bool:
@@ -153,8 +157,12 @@ class SubscriptionHub:
         return bool(self._subs) or self._history.maxlen != 0
 
     def publish(self, rec: MutationRecord) -> None:
-        if self._history.maxlen != 0:
-            self._history.append(rec)
+        history = self._history
+        if len(history) == history.maxlen:  # the oldest record (or this one) is dropped
+            dropped = history[0] if history else rec
+            self._complete_from = dropped.index + 1
+        if history.maxlen != 0:
+            history.append(rec)
         for sub in self._subs:
             if sub.matches(rec):
                 sub.offer(rec)
@@ -165,6 +173,7 @@ class SubscriptionHub:
         between.  Live subscribers would silently miss them: they are cut off instead, and
         resuming from an index at or below ``index`` is refused from now on."""
         self._floor = max(self._floor, index)
+        self._complete_from = max(self._complete_from, self._floor + 1)
         self._history.clear()
         for sub in self._subs:
             sub.cut_off(
@@ -189,16 +198,10 @@ class SubscriptionHub:
                     f" snapshot at index {self._floor}",
                     last_index=from_index - 1,
                 )
-            oldest = self.oldest_index()
-            newest = self._history[-1].index if self._history else None
-            if (
-                newest is not None
-                and from_index <= newest
-                and (oldest is None or from_index < oldest)
-            ):
+            if from_index < self._complete_from:
                 raise SubscriptionOverflowError(
-                    f"cannot resume from index {from_index}: the oldest mutation still kept is"
-                    f" at index {oldest}",
+                    f"cannot resume from index {from_index}: mutations before index"
+                    f" {self._complete_from} are no longer kept here",
                     last_index=from_index - 1,
                 )
             for rec in self._history:

@@ -48,6 +48,7 @@ def test_load_settings_without_a_module_gives_the_framework_defaults() -> None:
     assert s.SNAPSHOT_ENTRIES == 10_000
     assert s.SNAPSHOT_BYTES == 64 * 1024 * 1024
     assert s.MAX_BODY_BYTES == 16 * 1024 * 1024
+    assert s.MAX_CALL_BYTES == 1024 * 1024
     assert s.REQUEST_TIMEOUT == 5.0
     assert s.AUTO_MIGRATE is False
     assert s.SQLITE_SYNCHRONOUS == "FULL"

@@ -68,6 +68,7 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"SNAPSHOT_ENTRIES": 0}, "SNAPSHOT_ENTRIES", "greater than 0"),
     ({"SNAPSHOT_BYTES": -1}, "SNAPSHOT_BYTES", "greater than 0"),
     ({"MAX_BODY_BYTES": 0}, "MAX_BODY_BYTES", "greater than 0"),
+    ({"MAX_CALL_BYTES": 0}, "MAX_CALL_BYTES", "greater than 0"),
     # DATABASE_URL
     ({"DATABASE_URL": "data/{nodeid}.db"}, "DATABASE_URL", "the only placeholder is {node_id}"),
     ({"DATABASE_URL": "sqlite:///{0}.db"}, "DATABASE_URL", "the only placeholder is {node_id}"),
