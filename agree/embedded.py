@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from agree.calls import check_timeout
 from agree.errors import ConfigurationError, DeadlockError, UnavailableError
 from agree.mutation import Mutation
 from agree.node import Node
@@ -25,6 +26,9 @@ from agree.subscriptions import Subscription
 
 #: Ticks of a one-node cluster only drive its first election, so they can be short.
 EMBEDDED_TICK_INTERVAL = 0.01
+
+#: Seconds wrap() waits for the node to start and be ready, unless told otherwise.
+EMBEDDED_START_TIMEOUT = 30.0
 
 
 class Wrapped(Proxy):
@@ -115,12 +119,13 @@ def wrap(
     path: str | Path = "agree-data",
     *,
     name: str = "default",
-    timeout: float = 30.0,
+    timeout: float = EMBEDDED_START_TIMEOUT,
     **settings: Any,
 ) -> Wrapped:
     """Replicate ``obj`` on a one-node cluster stored under ``path``; block until it is ready.
 
-    ``settings`` override any setting (e.g. ``SNAPSHOT_ENTRIES=1000``).
+    ``settings`` override any setting (e.g. ``SNAPSHOT_ENTRIES=1000``).  ``timeout`` bounds
+    the start, in seconds.
     """
     if not isinstance(obj, Replicated):
         what = (
@@ -132,6 +137,8 @@ def wrap(
             f"wrap() needs an instance of an agree.Replicated subclass, got {what}; derive its"
             " class from Replicated, mark its methods @command/@query, and pass an instance"
         )
+    seconds = check_timeout(timeout)
+    timeout = EMBEDDED_START_TIMEOUT if seconds is None else seconds
     values: dict[str, Any] = {"TICK_INTERVAL": EMBEDDED_TICK_INTERVAL, **settings}
     node_settings = Settings.single_node(path, **values)
     try:
@@ -143,8 +150,12 @@ def wrap(
         ) from None
     node = Node(node_settings, objects={name: obj})
     loop = asyncio.new_event_loop()
+    running = threading.Event()
+    loop.call_soon(running.set)
     thread = threading.Thread(target=loop.run_forever, name="agree-embedded", daemon=True)
     thread.start()
+    # A handle refuses calls on a loop that is not running: wait until this one is.
+    running.wait(timeout)
     runner = ThreadLoop(loop)
     try:
         runner.run(_start(node, timeout), timeout=timeout + 5)

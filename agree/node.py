@@ -29,6 +29,7 @@ from agree.errors import (
     AgreeError,
     AgreeTimeoutError,
     ConfigurationError,
+    DeadlockError,
     MembershipChangeError,
     NotLeaderError,
     OutcomeUnknownError,
@@ -115,7 +116,12 @@ def _initial_copies(objects: Mapping[str, Replicated]) -> dict[str, Replicated]:
 
 
 class Node:
-    """One member of an agree cluster.  Use ``async with Node(settings) as node:``."""
+    """One member of an agree cluster.  Use ``async with Node(settings) as node:``.
+
+    ``objects`` (added to those named in OBJECTS) are initial states: the node copies them and
+    works on its own copies.  Every :meth:`start` rebuilds the state from those copies and
+    what storage holds, so stopping and starting again resumes exactly where it stopped.
+    """
 
     def __init__(
         self,
@@ -305,6 +311,11 @@ class Node:
         self, call: Call, timeout: float | None = None, *, validated: bool = False
     ) -> Outcome:
         """Run a call anywhere in the cluster; ``timeout`` defaults to REQUEST_TIMEOUT."""
+        if self.holds_read_lock():
+            raise DeadlockError(
+                f"{call.object}.{call.method} called from inside read_lock() would wait for the"
+                " state that read holds; make the call after the with block"
+            )
         return await self._call(
             call, self._deadline(timeout), may_forward=True, validated=validated
         )
@@ -517,7 +528,9 @@ class Node:
 
     @contextlib.contextmanager
     def read_lock(self, name: str) -> Iterator[Any]:
-        """Direct access to the local object, with applying held off meanwhile."""
+        """Direct access to the local object, with applying and queries held off meanwhile
+        (the event loop goes on).  Keep it short; a call on this node from inside it, in the
+        same thread, would wait for itself (a wrapped handle refuses it with DeadlockError)."""
         host = self.host
         with host.lock.reading():
             yield host.object(name)

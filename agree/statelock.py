@@ -69,7 +69,9 @@ class StateLock:
         """
         loop = asyncio.get_running_loop()
         delay = _FIRST_POLL
-        while not self._lock.acquire(blocking=False):
+        # A read held by the loop's own thread (across an await) counts as held by another:
+        # the lock being re-entrant, it would otherwise be taken straight from under it.
+        while self.read_by_this_thread() or not self._lock.acquire(blocking=False):
             if deadline is not None:
                 remaining = deadline - loop.time()
                 if remaining <= 0:

@@ -111,6 +111,9 @@ def test_bad_timeouts_are_refused_by_a_sync_handle(tmp_path: Path) -> None:
         for timeout in BAD_TIMEOUTS:
             with pytest.raises(ValidationError, match="timeout must be"):
                 c.options(timeout=timeout)  # type: ignore[arg-type]
+    for timeout in BAD_TIMEOUTS:
+        with pytest.raises(ValidationError, match="timeout must be"):
+            agree.wrap(Counter(), path=tmp_path / "other", timeout=timeout)  # type: ignore[arg-type]
 
 
 async def test_over_size_arguments_are_refused_before_proposing(tmp_path: Path) -> None:

@@ -167,3 +167,18 @@ def test_a_sync_handle_called_on_its_own_loop_is_refused(tmp_path: Path) -> None
         assert done.wait(WAIT)
         assert c.add(1) == 2
     assert seen and all(isinstance(exc, DeadlockError) for exc in seen)
+
+
+async def test_an_async_call_inside_read_lock_on_the_loop_is_refused(tmp_path: Path) -> None:
+    settings = agree.Settings.single_node(tmp_path, TICK_INTERVAL=0.01)
+    async with agree.Node(settings, objects={"counter": Counter()}) as node:
+        await node.wait_ready(WAIT)
+        c = node.proxy("counter")
+        await c.add(1)
+        with node.read_lock("counter") as obj:
+            with pytest.raises(DeadlockError, match="read_lock"):
+                await c.add(1)
+            with pytest.raises(DeadlockError, match="read_lock"):
+                await c.get()
+            assert obj.value == 1
+        assert await c.add(1) == 2
