@@ -91,6 +91,11 @@ class Wrapped(Proxy):
     def close(self) -> None:
         if self._closed:
             return
+        if self._node.holds_read_lock():  # the closing snapshot would wait for this thread
+            raise DeadlockError(
+                f"the handle on {self._object_name!r} cannot be closed from inside its"
+                " read_lock(); close it after the with block"
+            )
         self._closed = True
         try:
             self._runner.run(self._node.stop(), timeout=30)

@@ -226,6 +226,8 @@ class Node:
         the storage as a crash would (the next start replays the log)."""
         if not self._started:
             return
+        if self.holds_read_lock():  # the stop's snapshot would wait for this very thread
+            raise DeadlockError("stop() called from inside read_lock(); stop after the with block")
         self._started = False
         assert self._driver and self._store and self._hub and self._transport
         await self._transport.close()

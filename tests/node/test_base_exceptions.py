@@ -63,7 +63,7 @@ async def test_base_exceptions_are_outcomes_on_every_replica_and_on_replay(
         }
 
         for node_id in cluster.ids:  # no snapshot: the whole log is replayed
-            await cluster.restart_node(node_id)
+            await cluster.restart_node(node_id, crash=True)
         leader = await cluster.wait_leader(WAIT)
         for node in cluster.nodes.values():
             await node.wait_ready(WAIT)

@@ -62,6 +62,9 @@ def test_a_call_inside_read_lock_is_refused_at_once(tmp_path: Path) -> None:
                     with pytest.raises(DeadlockError, match="read_lock"):
                         call()
 
+            with c.read_lock(), pytest.raises(DeadlockError, match="closed from inside"):
+                c.close()
+
         _bounded(inside)
         assert c.add(1) == 2  # nothing was proposed, and the node goes on
 
@@ -180,5 +183,7 @@ async def test_an_async_call_inside_read_lock_on_the_loop_is_refused(tmp_path: P
                 await c.add(1)
             with pytest.raises(DeadlockError, match="read_lock"):
                 await c.get()
+            with pytest.raises(DeadlockError, match="read_lock"):
+                await node.stop()
             assert obj.value == 1
         assert await c.add(1) == 2
