@@ -19,7 +19,7 @@ from agree.calls import check_timeout
 from agree.errors import ConfigurationError, DeadlockError, UnavailableError
 from agree.mutation import Mutation
 from agree.node import Node
-from agree.proxy import Proxy, ThreadLoop
+from agree.proxy import LOOP_GRACE, Proxy, ThreadLoop
 from agree.replicated import Replicated
 from agree.settings import Settings
 from agree.subscriptions import Subscription
@@ -77,7 +77,7 @@ class Wrapped(Proxy):
         async def go() -> Subscription:
             return self._node.subscribe(callback, self._object_name, method)
 
-        return self._runner.run(go())
+        return self._runner.run(go(), self._node.settings.REQUEST_TIMEOUT + LOOP_GRACE)
 
     @contextmanager
     def read_lock(self) -> Iterator[Any]:
