@@ -193,7 +193,10 @@ class Host:
             obj = self.object(record.object)
             op = self.operation(record.object, record.method, "command")
             bound = op.bind_json(record.args, record.kwargs)
-        except AgreeError as exc:
+        except BaseException as exc:
+            # Binding runs user code too (e.g. a dataclass's __post_init__), and the node that
+            # validated the call may run other code: whatever it raises is the outcome, as in
+            # _invoke, or replaying this entry would stop the node at every start.
             return _error(exc)
         ctx = CommandContext(
             index=entry.index, term=entry.term, timestamp=datetime.fromtimestamp(ts_ns / 1e9, UTC)
@@ -252,7 +255,12 @@ class Host:
     def query(self, name: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Outcome:
         """Run a query on the local copy; a user's exception comes back as the outcome's error."""
         op = self.operation(name, method, "query")
-        bound = op.bind_json(args, kwargs)
+        try:
+            bound = op.bind_json(args, kwargs)
+        except AgreeError:
+            raise
+        except BaseException as exc:  # user code while binding, e.g. a __post_init__
+            return _error(exc)
         with self.lock:
             return _invoke(self.objects[name], op, bound, name, self.applied_index)
 

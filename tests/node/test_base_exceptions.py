@@ -5,10 +5,12 @@ caller, and the node goes on."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import pytest
 
+from agree.calls import Call, CallKind
 from agree.errors import RemoteError
 from agree.replicated import Replicated, command, query
 from agree.testing.cluster import MemoryCluster
@@ -74,3 +76,58 @@ async def test_base_exceptions_are_outcomes_on_every_replica_and_on_replay(
         assert cluster.local_state("t", lambda o: list(o.calls)) == {
             n: expected for n in cluster.ids
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class Fussy:
+    """An argument whose construction raises a BaseException for some values."""
+
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            raise KeyboardInterrupt(f"refused {self.n} while binding")
+
+
+class Sink(Replicated):
+    def __init__(self) -> None:
+        self.got: list[int] = []
+
+    @command
+    def put(self, item: Fussy) -> int:
+        self.got.append(item.n)
+        return len(self.got)
+
+    @query
+    def has(self, item: Fussy) -> bool:
+        return item.n in self.got
+
+
+async def test_a_base_exception_while_binding_in_the_log_is_an_outcome(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, {"sink": Sink}) as cluster:
+        leader = await cluster.wait_leader(WAIT)
+        # As if the node that validated the call ran other code: it reaches the log unbound.
+        client_id, seq, ack = leader.next_call_ids()
+        call = Call("sink", "put", CallKind.COMMAND, [{"n": -1}], {}, None, client_id, seq, ack)
+        outcome = await leader.call(call, WAIT, validated=True)
+        leader.call_done(seq)
+        assert outcome.error is not None
+        assert (outcome.error.type, outcome.error.message) == (
+            "builtins:KeyboardInterrupt",
+            "refused -1 while binding",
+        )
+        query = Call("sink", "has", CallKind.QUERY, [{"n": -2}])
+        outcome = await leader.call(query, WAIT, validated=True)
+        assert outcome.error is not None
+        assert outcome.error.message == "refused -2 while binding"
+        sink = leader.proxy("sink")
+        assert await sink.put(Fussy(3)) == 1
+        for node_id in cluster.ids:  # the entry is replayed
+            await cluster.restart_node(node_id, crash=True)
+        leader = await cluster.wait_leader(WAIT)
+        assert await leader.proxy("sink").put(Fussy(4)) == 2
+        await cluster.wait_applied(leader.host.applied_index, WAIT)
+        assert cluster.local_state("sink", lambda o: list(o.got)) == {
+            n: [3, 4] for n in cluster.ids
+        }
+        assert all(node.failure is None for node in cluster.nodes.values())
