@@ -102,6 +102,8 @@ class Wrapped(Proxy):
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=30)
+            if not self._thread.is_alive():  # else still stuck in a method: leave it be
+                self._loop.close()
 
     def __enter__(self) -> Wrapped:
         return self
@@ -167,6 +169,8 @@ def wrap(
     except BaseException:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)
+        if not thread.is_alive():
+            loop.close()
         raise
     return Wrapped(node, name, loop, thread)
 

@@ -122,7 +122,9 @@ def test_a_call_honours_its_deadline_even_when_the_loop_is_stuck(tmp_path: Path)
     Gate.opened.clear()
     with agree.wrap(Gate(), path=tmp_path) as g:
         g.bump()
-        stuck = threading.Thread(target=g.wait_open, daemon=True)
+        # Blocks the loop until the gate opens (it may come after the calls below: either
+        # way the loop is stuck for them).
+        stuck = threading.Thread(target=g.options(timeout=WAIT).wait_open, daemon=True)
         stuck.start()
         try:
             with pytest.raises(AgreeTimeoutError, match="no answer"):
