@@ -448,6 +448,8 @@ class Node:
             await self._wait_leader_change(deadline)
 
     async def _local_query(self, call: Call, deadline: float) -> Outcome:
+        if not self._started:  # its state is no longer kept up to date
+            raise UnavailableError(f"node {self.id!r} is stopped")
         host = self.host
         async with host.lock.held(deadline):  # never blocks the loop on a read_lock()
             return host.query(call.object, call.method, call.args, call.kwargs)

@@ -4,6 +4,7 @@ while the state is locked or the loop is stuck."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -189,3 +190,18 @@ async def test_an_async_call_inside_read_lock_on_the_loop_is_refused(tmp_path: P
                 await node.stop()
             assert obj.value == 1
         assert await c.add(1) == 2
+
+
+async def test_calls_on_a_stopped_node_fail_at_once(tmp_path: Path) -> None:
+    settings = agree.Settings.single_node(tmp_path, TICK_INTERVAL=0.01)
+    node = agree.Node(settings, objects={"counter": Counter()})
+    await node.start()
+    await node.wait_ready(WAIT)
+    c = node.proxy("counter")
+    await c.add(1)
+    await node.stop()
+    for consistency in Consistency:
+        with pytest.raises(UnavailableError):
+            await asyncio.wait_for(c.options(consistency=consistency).get(), WAIT)
+    with pytest.raises(UnavailableError):
+        await asyncio.wait_for(c.add(1), WAIT)
