@@ -345,6 +345,8 @@ class Node:
     def _check_size(self, call: Call) -> None:
         """Refuse arguments over MAX_CALL_BYTES, measured as they are encoded (compact UTF-8
         JSON), so that a call in-process meets the same limit as one over HTTP."""
+        if not call.args and not call.kwargs:
+            return
         limit = self.settings.MAX_CALL_BYTES
         try:
             size = len(_SIZE_ENCODER.encode([call.args, call.kwargs]).encode())
@@ -451,7 +453,13 @@ class Node:
         if not self._started:  # its state is no longer kept up to date
             raise UnavailableError(f"node {self.id!r} is stopped")
         host = self.host
-        async with host.lock.held(deadline):  # never blocks the loop on a read_lock()
+        lock = host.lock
+        if lock.try_acquire():  # the usual case, without a wait
+            try:
+                return host.query(call.object, call.method, call.args, call.kwargs)
+            finally:
+                lock.release()
+        async with lock.held(deadline):  # never blocks the loop on a read_lock()
             return host.query(call.object, call.method, call.args, call.kwargs)
 
     async def _linearizable_index(self, deadline: float) -> int:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from types import TracebackType
 
 from agree.errors import AgreeTimeoutError
@@ -61,17 +61,40 @@ class StateLock:
         """Whether the current thread is inside :meth:`reading`."""
         return getattr(self._reads, "depth", 0) > 0
 
-    @contextlib.asynccontextmanager
-    async def held(self, deadline: float | None = None) -> AsyncIterator[None]:
-        """Hold the lock on the event loop without blocking it; the body must not await.
+    def held(self, deadline: float | None = None) -> _Held:
+        """``async with lock.held():`` holds the lock on the event loop without blocking it;
+        the body must not await.  With ``deadline`` (the loop's clock), AgreeTimeoutError once
+        it passes."""
+        return _Held(self, deadline)
 
-        With ``deadline`` (the loop's clock), AgreeTimeoutError once it passes.
-        """
-        loop = asyncio.get_running_loop()
-        delay = _FIRST_POLL
+    def try_acquire(self) -> bool:
+        """Take the lock on the event loop if it is free now (then :meth:`release` it)."""
         # A read held by the loop's own thread (across an await) counts as held by another:
         # the lock being re-entrant, it would otherwise be taken straight from under it.
-        while self.read_by_this_thread() or not self._lock.acquire(blocking=False):
+        return not self.read_by_this_thread() and self._lock.acquire(blocking=False)
+
+    def release(self) -> None:
+        self._lock.release()
+
+
+class _Held:
+    """The async context manager of :meth:`StateLock.held`: a class rather than a generator,
+    as it is on the path of every apply and every query."""
+
+    __slots__ = ("_deadline", "_lock")
+
+    def __init__(self, lock: StateLock, deadline: float | None) -> None:
+        self._lock = lock
+        self._deadline = deadline
+
+    async def __aenter__(self) -> None:
+        lock = self._lock
+        if lock.try_acquire():
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self._deadline
+        delay = _FIRST_POLL
+        while True:
             if deadline is not None:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -81,7 +104,13 @@ class StateLock:
                 delay = min(delay, remaining)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _LAST_POLL)
-        try:
-            yield
-        finally:
-            self._lock.release()
+            if lock.try_acquire():
+                return
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
