@@ -272,7 +272,12 @@ def frame_kind(data: bytes) -> FrameKind:
         raise ProtocolError(f"unknown peer frame kind {kind}") from None
 
 
+_HEADS: Final = {kind: _head(kind) for kind in FrameKind}
+
+
 def _body(data: bytes, expected: FrameKind) -> bytes:
+    if type(data) is bytes and data[:_HEAD_LEN] == _HEADS[expected]:
+        return data  # the common case, without building the enum
     if not isinstance(data, bytes):
         if isinstance(data, bytearray | memoryview):
             data = bytes(data)
