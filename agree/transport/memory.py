@@ -1,7 +1,10 @@
 """An in-process network joining several nodes on one event loop, for tests and benchmarks.
 
-Messages are handed over by reference (they are frozen values) on the next loop iteration, as a
-real network would deliver them later.  Tests can cut links to model partitions.
+It carries bytes, exactly what the aiohttp transport carries: each ``send`` encodes one
+:class:`~agree.wire.peer.PeerBatch` frame per destination and delivery decodes it, and a
+forwarded call and its outcome (or the error it raised) cross as CALL and OUTCOME frames; so
+every in-memory test exercises the real wire formats.  Frames are delivered on the next loop
+iteration, as a real network would deliver them later.  Tests can cut links to model partitions.
 """
 
 from __future__ import annotations
@@ -13,6 +16,16 @@ from agree.calls import Call, Outcome
 from agree.errors import UnavailableError
 from agree.raft.messages import Message
 from agree.transport.base import TransportHandler
+from agree.wire.peer import (
+    DEFAULT_GROUP,
+    PeerBatch,
+    decode_call_request,
+    decode_call_response,
+    decode_peer_batch,
+    encode_call_request,
+    encode_call_response,
+    encode_peer_batch,
+)
 
 
 class MemoryNetwork:
@@ -55,10 +68,12 @@ class MemoryNetwork:
     def _detach(self, node_id: str) -> None:
         self._handlers.pop(node_id, None)
 
-    def _deliver(self, messages: Sequence[Message]) -> None:
-        for msg in messages:
-            if self.reachable(msg.src, msg.dst):
-                self._handlers[msg.dst].receive(msg)
+    def _deliver(self, dst: str, frame: bytes) -> None:
+        batch = decode_peer_batch(frame)
+        if self.reachable(batch.src, dst):
+            handler = self._handlers[dst]
+            for msg in batch.messages:
+                handler.receive(msg)
 
 
 class MemoryTransport:
@@ -73,15 +88,30 @@ class MemoryTransport:
         self._network._detach(self._id)
 
     def send(self, messages: Sequence[Message]) -> None:
-        if messages:
-            asyncio.get_running_loop().call_soon(self._network._deliver, tuple(messages))
+        if not messages:
+            return
+        by_dst: dict[str, list[Message]] = {}
+        for msg in messages:
+            by_dst.setdefault(msg.dst, []).append(msg)
+        loop = asyncio.get_running_loop()
+        for dst, msgs in by_dst.items():
+            frame = encode_peer_batch(PeerBatch(DEFAULT_GROUP, self._id, tuple(msgs)))
+            loop.call_soon(self._network._deliver, dst, frame)
 
     async def forward(self, peer: str, call: Call, timeout: float) -> Outcome:
-        if not self._network.reachable(self._id, peer) or not self._network.reachable(
-            peer, self._id
-        ):
+        network = self._network
+        if not network.reachable(self._id, peer) or not network.reachable(peer, self._id):
             raise UnavailableError(f"node {peer!r} is unreachable from {self._id!r}")
-        return await self._network._handlers[peer].handle_call(call, timeout)
+        request_id, call, timeout = decode_call_request(encode_call_request(1, call, timeout))
+        result: Outcome | BaseException
+        try:
+            result = await network._handlers[peer].handle_call(call, timeout)
+        except Exception as exc:
+            result = exc
+        _, answer = decode_call_response(encode_call_response(request_id, result))
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     def update_peers(self, addresses: Mapping[str, str]) -> None:
         """Addresses mean nothing in one process: nodes are found by id."""
