@@ -1,0 +1,433 @@
+"""The aiohttp peer transport: real servers on free loopback ports, in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from agree.calls import Call, CallKind, Outcome
+from agree.errors import AuthenticationError, NotLeaderError, UnavailableError
+from agree.raft.entries import ConfState, Entry
+from agree.raft.messages import AppendEntries, Heartbeat, InstallSnapshot, Message
+from agree.server import peer as server_peer
+from agree.server.peer import PEER_PATH, add_peer_routes
+from agree.transport.aiohttp import AiohttpTransport, dial
+from agree.wire.handshake import (
+    CLOSE_AUTHENTICATION,
+    CLOSE_PROTOCOL,
+    CLOSE_UNKNOWN_GROUP,
+    Hello,
+    decode_challenge,
+    decode_hello,
+    encode_challenge,
+    encode_hello,
+    encode_welcome,
+    new_nonce,
+)
+from agree.wire.peer import PeerBatch, encode_peer_batch
+
+SECRET = "a-cluster-secret-long-enough"
+
+
+class Recorder:
+    """A node stand-in: records what the transport delivers."""
+
+    def __init__(self) -> None:
+        self.received: list[Message] = []
+        self.calls: list[Call] = []
+        self.answer: Outcome | Exception = Outcome(result={"ok": [1, 2]}, index=9)
+
+    def receive(self, message: Message) -> None:
+        self.received.append(message)
+
+    async def handle_call(self, call: Call, timeout: float) -> Outcome:
+        self.calls.append(call)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def free_socket(port: int = 0) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+class Peer:
+    """One node's transport behind its own aiohttp server."""
+
+    def __init__(self, node_id: str, sock: socket.socket, secret: str = SECRET, **kw: object):
+        self.id = node_id
+        self.sock = sock
+        self.port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.transport = AiohttpTransport(node_id, secret, **kw)  # type: ignore[arg-type]
+        self.recorder = Recorder()
+        self.runner: web.AppRunner | None = None
+
+    async def start(self, addresses: dict[str, str]) -> Peer:
+        app = web.Application()
+        add_peer_routes(app, self.transport)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.SockSite(self.runner, self.sock).start()
+        self.transport.update_peers(addresses)
+        await self.transport.start(self.recorder)
+        return self
+
+    async def stop(self) -> None:
+        await self.transport.close()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"not reached in time: {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def pair() -> AsyncIterator[tuple[Peer, Peer]]:
+    sa, sb = free_socket(), free_socket()
+    a, b = Peer("a", sa), Peer("b", sb)
+    book = {"a": a.url, "b": b.url}
+    await a.start(book)
+    await b.start(book)
+    yield a, b
+    await a.stop()
+    await b.stop()
+
+
+def beat(src: str, dst: str, n: int = 1) -> Heartbeat:
+    return Heartbeat(src=src, dst=dst, term=n, leader_commit=n, context=b"ctx")
+
+
+async def raw_session_dial(
+    session: aiohttp.ClientSession, peer: Peer, *, node_id: str = "a", secret: str = SECRET
+) -> aiohttp.ClientWebSocketResponse:
+    return await dial(
+        session, peer.url + PEER_PATH, node_id=node_id, peer_id=peer.id, secret=secret
+    )
+
+
+async def test_frames_flow_both_ways(pair: tuple[Peer, Peer]) -> None:
+    a, b = pair
+    append = AppendEntries(
+        src="a",
+        dst="b",
+        term=2,
+        prev_log_index=1,
+        prev_log_term=1,
+        entries=tuple(Entry(2, 2 + i, data=b"x" * 64) for i in range(64)),
+        leader_commit=1,
+    )
+    a.transport.send([append, beat("a", "b")])
+    b.transport.send([beat("b", "a", 5)])
+    await eventually(lambda: len(b.recorder.received) == 2, "a's batch reaches b")
+    await eventually(lambda: len(a.recorder.received) == 1, "b's batch reaches a")
+    assert b.recorder.received == [append, beat("a", "b")]
+    assert a.recorder.received == [beat("b", "a", 5)]
+
+
+async def test_forwarded_calls_answer_and_raise_over_the_socket(pair: tuple[Peer, Peer]) -> None:
+    a, b = pair
+    call = Call("counter", "add", CallKind.COMMAND, args=[3], client_id="c1", seq=4, ack=3)
+    assert await a.transport.forward("b", call, 5.0) == Outcome(result={"ok": [1, 2]}, index=9)
+    assert b.recorder.calls == [call]
+    b.recorder.answer = NotLeaderError("b is not the leader")
+    with pytest.raises(NotLeaderError, match="b is not the leader"):
+        await a.transport.forward("b", call, 5.0)
+
+
+async def test_forward_to_an_unreachable_peer_is_unavailable() -> None:
+    sa, dead = free_socket(), free_socket()
+    a = Peer("a", sa, connect_wait=0.2)
+    await a.start({"a": a.url, "b": f"http://127.0.0.1:{dead.getsockname()[1]}"})
+    try:
+        with pytest.raises(UnavailableError, match="unreachable"):
+            await a.transport.forward("b", Call("o", "m", CallKind.COMMAND), 2.0)
+    finally:
+        await a.stop()
+        dead.close()
+
+
+async def test_wrong_secret_is_refused_before_any_frame_is_decoded(
+    pair: tuple[Peer, Peer], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, b = pair
+    decoded: list[bytes] = []
+    real = server_peer.decode_peer_batch
+
+    def spy(data: bytes) -> PeerBatch:
+        decoded.append(data)
+        return real(data)
+
+    monkeypatch.setattr(server_peer, "decode_peer_batch", spy)
+    caplog.set_level(logging.WARNING)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(AuthenticationError, match="does not know the cluster secret"):
+            await raw_session_dial(session, b, secret="not-the-cluster-secret")
+    assert "does not know the cluster secret" in caplog.text
+    # A whole transport with the wrong secret: its frames never reach b.
+    sm = free_socket()
+    mallory = Peer("a", sm, secret="not-the-cluster-secret")
+    await mallory.start({"a": mallory.url, "b": b.url})
+    try:
+        mallory.transport.send([beat("a", "b")])
+        link = mallory.transport._links["b"]
+        await eventually(
+            lambda: isinstance(link.last_error, AuthenticationError), "the dialer learns why"
+        )
+    finally:
+        await mallory.stop()
+    assert decoded == [] and b.recorder.received == []
+
+
+async def test_an_acceptor_without_the_secret_is_refused_by_the_dialer() -> None:
+    """A server that accepts any proof but cannot prove itself: the dialer refuses it."""
+
+    async def impostor(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        decode_hello((await ws.receive()).data)
+        await ws.send_str(encode_challenge(new_nonce()))
+        await ws.receive()  # the dialer's proof, unchecked
+        await ws.send_str(encode_welcome(b"\x00" * 32))
+        msg = await ws.receive()
+        impostor.close_code = msg.data  # type: ignore[attr-defined]
+        return ws
+
+    app = web.Application()
+    app.router.add_get(PEER_PATH, impostor)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = free_socket()
+    await web.SockSite(runner, sock).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(AuthenticationError, match="failed to prove"):
+                await dial(
+                    session,
+                    f"http://127.0.0.1:{sock.getsockname()[1]}{PEER_PATH}",
+                    node_id="a",
+                    peer_id="b",
+                    secret=SECRET,
+                )
+        await eventually(lambda: hasattr(impostor, "close_code"), "the impostor sees the close")
+        assert impostor.close_code == CLOSE_AUTHENTICATION  # type: ignore[attr-defined]
+    finally:
+        await runner.cleanup()
+
+
+async def test_unknown_or_wrong_peer_ids_are_refused(pair: tuple[Peer, Peer]) -> None:
+    _, b = pair
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(AuthenticationError, match="'mallory' is not a member"):
+            await raw_session_dial(session, b, node_id="mallory")
+        with pytest.raises(AuthenticationError, match="'b' is not a member"):
+            await raw_session_dial(session, b, node_id="b")  # claims to be b itself
+        with pytest.raises(AuthenticationError, match="this is node 'b', not 'c'"):
+            await dial(session, b.url + PEER_PATH, node_id="a", peer_id="c", secret=SECRET)
+    assert b.recorder.received == []
+
+
+async def expect_close(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, str]:
+    msg = await asyncio.wait_for(ws.receive(), 5.0)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
+    return ws.close_code, msg.extra or ""
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"garbage that is no frame",
+        encode_peer_batch(PeerBatch("default", "a", (beat("a", "b"),)))[:-3],  # truncated
+        encode_peer_batch(PeerBatch("default", "a", (beat("a", "b"),))) + b"\x00",
+        encode_peer_batch(PeerBatch("default", "c", (beat("c", "b"),))),  # spoofed src
+        encode_peer_batch(PeerBatch("default", "a", (beat("a", "c"),))),  # not for b
+    ],
+    ids=["garbage", "truncated", "trailing", "spoofed-src", "wrong-dst"],
+)
+async def test_a_bad_frame_after_auth_closes_that_connection_only(
+    pair: tuple[Peer, Peer], frame: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, b = pair
+    caplog.set_level(logging.WARNING)
+    async with aiohttp.ClientSession() as session:
+        ws = await raw_session_dial(session, b)
+        await ws.send_bytes(frame)
+        code, reason = await expect_close(ws)
+        assert code == CLOSE_PROTOCOL
+        assert reason
+        assert "closing peer a" in caplog.text
+        # The server goes on: a new connection works.
+        ws = await raw_session_dial(session, b)
+        await ws.send_bytes(encode_peer_batch(PeerBatch("default", "a", (beat("a", "b"),))))
+        await eventually(lambda: b.recorder.received == [beat("a", "b")], "a good frame")
+        await ws.close()
+
+
+async def test_a_text_frame_after_auth_is_refused(pair: tuple[Peer, Peer]) -> None:
+    _, b = pair
+    async with aiohttp.ClientSession() as session:
+        ws = await raw_session_dial(session, b)
+        await ws.send_str("{}")
+        code, reason = await expect_close(ws)
+    assert code == CLOSE_PROTOCOL and "TEXT" in reason
+
+
+async def test_a_frame_for_an_unknown_group_is_refused(
+    pair: tuple[Peer, Peer], caplog: pytest.LogCaptureFixture
+) -> None:
+    _, b = pair
+    caplog.set_level(logging.WARNING)
+    async with aiohttp.ClientSession() as session:
+        ws = await raw_session_dial(session, b)
+        await ws.send_bytes(encode_peer_batch(PeerBatch("other", "a", (beat("a", "b"),))))
+        code, reason = await expect_close(ws)
+    assert code == CLOSE_UNKNOWN_GROUP
+    assert reason == "node 'b' hosts no Raft group 'other'"
+    assert "hosts no Raft group 'other'" in caplog.text
+    assert b.recorder.received == []
+
+
+async def test_a_peer_restart_reconnects() -> None:
+    sa, sb = free_socket(), free_socket()
+    port = sb.getsockname()[1]
+    a, b = Peer("a", sa, backoff_max=0.2), Peer("b", sb)
+    book = {"a": a.url, "b": b.url}
+    await a.start(book)
+    await b.start(book)
+    try:
+        a.transport.send([beat("a", "b", 1)])
+        await eventually(lambda: bool(b.recorder.received), "first frame")
+        await b.stop()
+        b2 = Peer("b", free_socket(port))
+        await b2.start(book)
+        b = b2
+
+        def resend_and_check() -> bool:
+            a.transport.send([beat("a", "b", 2)])
+            return beat("a", "b", 2) in b2.recorder.received
+
+        await eventually(resend_and_check, "a frame reaches the restarted b")
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_full_queue_drops_rather_than_grows() -> None:
+    sa, dead = free_socket(), free_socket()  # nothing listens on dead: a never connects
+    a = Peer("a", sa, queue_frames=4, bulk_queue_frames=1)
+    await a.start({"a": a.url, "b": f"http://127.0.0.1:{dead.getsockname()[1]}"})
+    try:
+        for n in range(10):
+            a.transport.send([beat("a", "b", n)])
+        snap = InstallSnapshot(
+            src="a",
+            dst="b",
+            term=1,
+            last_included_index=5,
+            last_included_term=1,
+            conf=ConfState(voters=frozenset({"a", "b"})),
+            offset=0,
+            data=b"s",
+            done=True,
+        )
+        a.transport.send([snap, snap])
+        link = a.transport._links["b"]
+        assert len(link.main) == 4 and len(link.bulk) == 1
+        assert a.transport.dropped("b") == 6 + 1
+    finally:
+        await a.stop()
+        dead.close()
+
+
+async def test_heartbeats_pass_a_snapshot_being_sent() -> None:
+    sa, sb = free_socket(), free_socket()
+    a, b = Peer("a", sa, fragment_bytes=1024), Peer("b", sb)
+    book = {"a": a.url, "b": b.url}
+    await a.start(book)
+    await b.start(book)
+    try:
+        a.transport.send([beat("a", "b", 1)])
+        await eventually(lambda: len(b.recorder.received) == 1, "connected")
+        snap = InstallSnapshot(
+            src="a",
+            dst="b",
+            term=1,
+            last_included_index=5,
+            last_included_term=1,
+            conf=ConfState(voters=frozenset({"a", "b"})),
+            offset=0,
+            data=os.urandom(512 << 10),
+            done=True,
+        )
+        a.transport.send([snap])
+        link = a.transport._links["b"]
+        await eventually(lambda: bool(link.fragments), "the snapshot is being sent")
+        a.transport.send([beat("a", "b", 2)])
+        await eventually(lambda: len(b.recorder.received) == 3, "both arrive")
+        assert b.recorder.received[1:] == [beat("a", "b", 2), snap]
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+class _CreatesFile:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.path), "w"))
+
+
+async def test_pickles_never_run_before_or_after_authentication(
+    pair: tuple[Peer, Peer], tmp_path: Path
+) -> None:
+    _, b = pair
+    target = tmp_path / "pwned"
+    payloads = [pickle.dumps(_CreatesFile(target), protocol=p) for p in (0, 2, 5)]
+    async with aiohttp.ClientSession() as session:
+        # Unauthenticated: as the first message, binary and text, and as a plain POST body.
+        for payload in payloads:
+            for as_text in (False, True):
+                ws = await session.ws_connect(b.url + PEER_PATH)
+                if as_text:
+                    await ws.send_str(payload.decode("latin-1"))
+                else:
+                    await ws.send_bytes(payload)
+                code, _ = await expect_close(ws)
+                assert code == CLOSE_PROTOCOL
+            async with session.post(b.url + PEER_PATH, data=payload) as response:
+                assert response.status >= 400
+        # Mid-handshake, in place of the proof.
+        for payload in payloads:
+            ws = await session.ws_connect(b.url + PEER_PATH)
+            await ws.send_str(encode_hello(Hello("a", "b", new_nonce())))
+            decode_challenge((await ws.receive()).data)
+            await ws.send_bytes(payload)
+            code, _ = await expect_close(ws)
+            assert code == CLOSE_PROTOCOL
+        # Authenticated: as a frame.
+        for payload in payloads:
+            ws = await raw_session_dial(session, b)
+            await ws.send_bytes(payload)
+            code, _ = await expect_close(ws)
+            assert code == CLOSE_PROTOCOL
+    assert not target.exists()
+    assert b.recorder.received == []
