@@ -1,6 +1,15 @@
-"""agree: turn a plain Python class into a consistent, replicated object."""
+"""agree: turn a plain Python class into a consistent, replicated object.
 
-from agree.embedded import wrap
+``import agree`` stays light: the names whose modules load the runtime (SQLAlchemy, Alembic,
+aiohttp) are imported on first use (PEP 562), so a client or a tool that never runs a node
+never pays for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from agree.errors import (
     AgreeError,
     AgreeTimeoutError,
@@ -29,11 +38,31 @@ from agree.errors import (
     ValidationError,
 )
 from agree.mutation import Mutation
-from agree.node import Node
 from agree.replicated import CommandContext, Consistency, Replicated, command, query
 from agree.settings import Settings
 
+if TYPE_CHECKING:
+    from agree.embedded import wrap
+    from agree.node import Node
+
 __version__ = "0.1.0"
+
+# Name -> the module that defines it, imported when the name is first looked up.
+_LAZY: dict[str, str] = {"Node": "agree.node", "wrap": "agree.embedded"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agree' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups do not come here again
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AgreeError",

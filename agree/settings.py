@@ -36,8 +36,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from agree import settings_defaults as defaults
 from agree.errors import ConfigurationError
@@ -295,6 +293,10 @@ class Settings(BaseModel):
                 setting="DATABASE_URL",
             )
         url = self.database_url_for_node()
+        # Imported here, not at the top: ``import agree`` must not load SQLAlchemy.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -364,6 +366,8 @@ class Settings(BaseModel):
         SQLITE_SYNCHRONOUS as ``?synchronous=`` for SQLite (the form
         :func:`agree.storage.engine.create_store_engine` reads); other URLs unchanged.
         """
+        from sqlalchemy.engine import make_url
+
         url = self.database_url_for_node(node_id)
         parsed = make_url(url)
         if parsed.get_backend_name() != "sqlite" or self.SQLITE_SYNCHRONOUS == "FULL":
@@ -376,6 +380,8 @@ class Settings(BaseModel):
 
         Whoever opens the database creates its directory; SQLite will not.
         """
+        from sqlalchemy.engine import make_url
+
         parsed = make_url(self.database_url_for_node())
         if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
             return None
