@@ -83,6 +83,7 @@ class PeerAcceptor:
         max_frame_bytes: int,
         handshake_timeout: float,
         ping_interval: float | None,
+        max_unauthenticated: int = 64,
     ) -> None:
         self.node_id = node_id
         self._secret = secret
@@ -91,6 +92,7 @@ class PeerAcceptor:
         self._max_frame_bytes = max_frame_bytes
         self._handshake_timeout = handshake_timeout
         self._ping_interval = ping_interval
+        self._max_unauthenticated = max_unauthenticated
         self.handler: TransportHandler | None = None
         # The open, authenticated connection of each peer (a reconnecting peer replaces it).
         self._inbound: dict[str, web.WebSocketResponse] = {}
@@ -112,6 +114,13 @@ class PeerAcceptor:
         )
         await ws.prepare(request)
         remote = request.remote or "?"
+        if len(self._unauthenticated) >= self._max_unauthenticated:
+            # Before authentication a connection may still send one large message; bound how
+            # many strangers can hold that much memory at once.
+            await self._refuse(
+                ws, remote, None, _Refused(CLOSE_NOT_READY, "too many connections handshaking")
+            )
+            return ws
         self._unauthenticated.add(ws)
         try:
             async with asyncio.timeout(self._handshake_timeout):

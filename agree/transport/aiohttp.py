@@ -427,17 +427,37 @@ class AiohttpTransport:
             small = [m for m in msgs if not isinstance(m, InstallSnapshot)]
             try:
                 if small:
-                    link.enqueue(self._encode(small))
+                    for frame in self._frames(small):
+                        link.enqueue(frame)
                 for chunk in msgs:
                     if isinstance(chunk, InstallSnapshot):
-                        link.enqueue(self._encode([chunk]), bulk=True)
+                        for frame in self._frames([chunk]):
+                            link.enqueue(frame, bulk=True)
             except (ValueError, TypeError):
                 # A message this format cannot carry is a bug, but never the sender's crash:
                 # like a lost message, Raft will retry or time out.
                 log.exception("node %s: cannot encode a batch for %s", self.node_id, dst)
 
-    def _encode(self, messages: list[Message]) -> bytes:
-        return encode_peer_batch(PeerBatch(self.group_id, self.node_id, tuple(messages)))
+    def _frames(self, messages: list[Message]) -> list[bytes]:
+        """One frame, or one per message if together they exceed what a peer accepts."""
+        frame = encode_peer_batch(PeerBatch(self.group_id, self.node_id, tuple(messages)))
+        if len(frame) <= self.max_frame_bytes:
+            return [frame]
+        frames = []
+        for msg in messages:
+            frame = encode_peer_batch(PeerBatch(self.group_id, self.node_id, (msg,)))
+            if len(frame) <= self.max_frame_bytes:
+                frames.append(frame)
+            else:
+                log.error(
+                    "node %s: a %s to %s is %d bytes, over the peer frame limit of %d; dropped",
+                    self.node_id,
+                    type(msg).__name__,
+                    msg.dst,
+                    len(frame),
+                    self.max_frame_bytes,
+                )
+        return frames
 
     async def forward(self, peer: str, call: Call, timeout: float) -> Outcome:
         link = self._link(peer)

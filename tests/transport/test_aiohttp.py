@@ -6,7 +6,10 @@ import asyncio
 import logging
 import os
 import pickle
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -431,3 +434,148 @@ async def test_pickles_never_run_before_or_after_authentication(
             assert code == CLOSE_PROTOCOL
     assert not target.exists()
     assert b.recorder.received == []
+
+
+def test_backoff_grows_exponentially_to_a_cap_with_jitter() -> None:
+    transport = AiohttpTransport("a", SECRET, backoff_base=0.1, backoff_max=2.0)
+    for attempt, ceiling in [(0, 0.1), (1, 0.2), (2, 0.4), (4, 1.6), (5, 2.0), (60, 2.0)]:
+        delays = {transport.backoff(attempt) for _ in range(50)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays), (attempt, delays)
+        assert len(delays) > 1  # jittered: peers that lost each other do not redial in step
+
+
+async def test_a_forward_in_flight_when_the_connection_drops_is_unavailable(
+    pair: tuple[Peer, Peer],
+) -> None:
+    a, b = pair
+    started = asyncio.Event()
+
+    async def hang(call: Call, timeout: float) -> Outcome:
+        started.set()
+        await asyncio.sleep(60)
+        raise AssertionError("not reached")
+
+    b.recorder.handle_call = hang  # type: ignore[method-assign]
+    forward = asyncio.create_task(a.transport.forward("b", Call("o", "m", CallKind.COMMAND), 30))
+    await asyncio.wait_for(started.wait(), 5)
+    await b.transport.close()
+    with pytest.raises(UnavailableError, match="lost before it answered"):
+        await asyncio.wait_for(forward, 5)
+
+
+async def test_a_batch_over_the_frame_limit_is_split_per_message() -> None:
+    sa, sb = free_socket(), free_socket()
+    a, b = Peer("a", sa, max_frame_bytes=4096), Peer("b", sb, max_frame_bytes=4096)
+    book = {"a": a.url, "b": b.url}
+    await a.start(book)
+    await b.start(book)
+    try:
+        appends = [
+            AppendEntries(
+                src="a",
+                dst="b",
+                term=1,
+                prev_log_index=i,
+                prev_log_term=1,
+                entries=(Entry(1, i + 1, data=b"x" * 1500),),
+                leader_commit=0,
+            )
+            for i in range(4)
+        ]
+        too_big = AppendEntries(
+            src="a",
+            dst="b",
+            term=1,
+            prev_log_index=9,
+            prev_log_term=1,
+            entries=(Entry(1, 10, data=b"x" * 5000),),
+            leader_commit=0,
+        )
+        a.transport.send([*appends, too_big, beat("a", "b")])
+        await eventually(lambda: len(b.recorder.received) == 5, "the split batch arrives")
+        assert b.recorder.received == [*appends, beat("a", "b")]
+        # The connection survived: nothing over the receiver's limit was sent.
+        assert a.transport._links["b"].ws is not None
+    finally:
+        await a.stop()
+        await b.stop()
+
+
+def make_certificate(directory: Path, name: str) -> tuple[Path, Path]:
+    cert, key = directory / f"{name}.pem", directory / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_mutual_tls(tmp_path: Path) -> None:
+    """Peers over https with self-signed certificates; each side requires the other's."""
+    cert, key = make_certificate(tmp_path, "cluster")
+    stranger_cert, stranger_key = make_certificate(tmp_path, "stranger")
+
+    def server_context() -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(cert))
+        ctx.load_cert_chain(cert, key)
+        ctx.verify_mode = ssl.CERT_REQUIRED  # mutual: a peer must show a cluster certificate
+        return ctx
+
+    def client_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cert))
+        ctx.load_cert_chain(cert_file, key_file)
+        return ctx
+
+    peers = []
+    for node_id, client in (
+        ("a", client_context(cert, key)),
+        ("b", client_context(cert, key)),
+        ("c", client_context(stranger_cert, stranger_key)),  # knows the secret, wrong cert
+    ):
+        peers.append(Peer(node_id, free_socket(), ssl=client))
+    a, b, c = peers
+    book = {p.id: f"https://127.0.0.1:{p.port}" for p in peers}
+    runners = []
+    try:
+        for p in peers:
+            app = web.Application()
+            add_peer_routes(app, p.transport)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            await web.SockSite(runner, p.sock, ssl_context=server_context()).start()
+            runners.append(runner)
+            p.transport.update_peers(book)
+            await p.transport.start(p.recorder)
+        a.transport.send([beat("a", "b")])
+        b.transport.send([beat("b", "a")])
+        await eventually(lambda: b.recorder.received == [beat("a", "b")], "a -> b over TLS")
+        await eventually(lambda: a.recorder.received == [beat("b", "a")], "b -> a over TLS")
+        c.transport.send([beat("c", "b")])
+        link = c.transport._links["b"]
+        await eventually(lambda: link.last_error is not None, "c's handshake fails")
+        assert not isinstance(link.last_error, AuthenticationError)  # refused by TLS first
+        assert b.recorder.received == [beat("a", "b")]
+    finally:
+        for p in peers:
+            await p.transport.close()
+        for runner in runners:
+            await runner.cleanup()
