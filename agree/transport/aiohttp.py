@@ -460,6 +460,8 @@ class AiohttpTransport:
         return frames
 
     async def forward(self, peer: str, call: Call, timeout: float) -> Outcome:
+        if self._session is None:
+            raise UnavailableError(f"the transport of node {self.node_id!r} is closed")
         link = self._link(peer)
         if link is None:
             raise UnavailableError(f"node {self.node_id!r} knows no address for node {peer!r}")

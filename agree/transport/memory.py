@@ -80,15 +80,18 @@ class MemoryTransport:
     def __init__(self, network: MemoryNetwork, node_id: str) -> None:
         self._network = network
         self._id = node_id
+        self._open = False  # between start and close: a closed node sends nothing
 
     async def start(self, handler: TransportHandler) -> None:
         self._network._attach(self._id, handler)
+        self._open = True
 
     async def close(self) -> None:
+        self._open = False
         self._network._detach(self._id)
 
     def send(self, messages: Sequence[Message]) -> None:
-        if not messages:
+        if not messages or not self._open:
             return
         by_dst: dict[str, list[Message]] = {}
         for msg in messages:
@@ -100,6 +103,8 @@ class MemoryTransport:
 
     async def forward(self, peer: str, call: Call, timeout: float) -> Outcome:
         network = self._network
+        if not self._open:
+            raise UnavailableError(f"the transport of node {self._id!r} is closed")
         if not network.reachable(self._id, peer) or not network.reachable(peer, self._id):
             raise UnavailableError(f"node {peer!r} is unreachable from {self._id!r}")
         request_id, call, timeout = decode_call_request(encode_call_request(1, call, timeout))

@@ -7,20 +7,20 @@ import logging
 import os
 import pickle
 import shutil
-import socket
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
+from peer_harness import SECRET, Peer, beat, eventually, free_socket
 
 from agree.calls import Call, CallKind, Outcome
 from agree.errors import AuthenticationError, NotLeaderError, UnavailableError
 from agree.raft.entries import ConfState, Entry
-from agree.raft.messages import AppendEntries, Heartbeat, InstallSnapshot, Message
+from agree.raft.messages import AppendEntries, InstallSnapshot
 from agree.server import peer as server_peer
 from agree.server.peer import PEER_PATH, add_peer_routes
 from agree.transport.aiohttp import AiohttpTransport, dial
@@ -38,70 +38,6 @@ from agree.wire.handshake import (
 )
 from agree.wire.peer import PeerBatch, encode_peer_batch
 
-SECRET = "a-cluster-secret-long-enough"
-
-
-class Recorder:
-    """A node stand-in: records what the transport delivers."""
-
-    def __init__(self) -> None:
-        self.received: list[Message] = []
-        self.calls: list[Call] = []
-        self.answer: Outcome | Exception = Outcome(result={"ok": [1, 2]}, index=9)
-
-    def receive(self, message: Message) -> None:
-        self.received.append(message)
-
-    async def handle_call(self, call: Call, timeout: float) -> Outcome:
-        self.calls.append(call)
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-
-def free_socket(port: int = 0) -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    return sock
-
-
-class Peer:
-    """One node's transport behind its own aiohttp server."""
-
-    def __init__(self, node_id: str, sock: socket.socket, secret: str = SECRET, **kw: object):
-        self.id = node_id
-        self.sock = sock
-        self.port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.transport = AiohttpTransport(node_id, secret, **kw)  # type: ignore[arg-type]
-        self.recorder = Recorder()
-        self.runner: web.AppRunner | None = None
-
-    async def start(self, addresses: dict[str, str]) -> Peer:
-        app = web.Application()
-        add_peer_routes(app, self.transport)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.SockSite(self.runner, self.sock).start()
-        self.transport.update_peers(addresses)
-        await self.transport.start(self.recorder)
-        return self
-
-    async def stop(self) -> None:
-        await self.transport.close()
-        if self.runner is not None:
-            await self.runner.cleanup()
-
-
-async def eventually(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        await asyncio.sleep(0.01)
-
 
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[Peer, Peer]]:
@@ -113,10 +49,6 @@ async def pair() -> AsyncIterator[tuple[Peer, Peer]]:
     yield a, b
     await a.stop()
     await b.stop()
-
-
-def beat(src: str, dst: str, n: int = 1) -> Heartbeat:
-    return Heartbeat(src=src, dst=dst, term=n, leader_commit=n, context=b"ctx")
 
 
 async def raw_session_dial(
