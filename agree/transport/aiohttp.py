@@ -43,6 +43,7 @@ from agree.wire.handshake import (
     CLOSE_AUTHENTICATION,
     CLOSE_NOT_READY,
     CLOSE_PROTOCOL,
+    CLOSE_REPLACED,
     Hello,
     decode_challenge,
     decode_welcome,
@@ -288,7 +289,11 @@ class _Link:
                 if msg.type in _CLOSED or msg.type is WSMsgType.ERROR:
                     code = ws.close_code
                     if code not in (None, 1000, 1001):
-                        log.warning(
+                        # A peer stopping or replacing the connection is routine; anything
+                        # else (a refused frame) is worth a warning.
+                        routine = code in (CLOSE_NOT_READY, CLOSE_REPLACED)
+                        log.log(
+                            logging.INFO if routine else logging.WARNING,
                             "node %s: peer %s closed the connection (%s): %s",
                             self.transport.node_id,
                             self.peer_id,
