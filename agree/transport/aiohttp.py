@@ -28,6 +28,7 @@ import collections
 import contextlib
 import logging
 import random
+import secrets
 import ssl as ssl_module
 from collections.abc import Collection, Coroutine, Mapping, Sequence
 from typing import Any, Final
@@ -38,6 +39,7 @@ from agree.calls import Call, Outcome
 from agree.errors import AgreeTimeoutError, AuthenticationError, ProtocolError, UnavailableError
 from agree.raft.messages import InstallSnapshot, Message
 from agree.server.peer import PEER_PATH, PeerAcceptor
+from agree.settings import Settings
 from agree.transport.base import TransportHandler
 from agree.wire.handshake import (
     CLOSE_AUTHENTICATION,
@@ -377,6 +379,18 @@ class AiohttpTransport:
             handshake_timeout=handshake_timeout,
             ping_interval=ping_interval,
         )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, ssl: ssl_module.SSLContext | None = None, **options: Any
+    ) -> AiohttpTransport:
+        """The transport of the node ``settings`` describe (NODE_ID, CLUSTER_SECRET).
+
+        Without a CLUSTER_SECRET (allowed for a single node only) the secret is a random one
+        nobody else knows: such a node has no peers, and no connection can authenticate.
+        """
+        secret = settings.CLUSTER_SECRET or secrets.token_hex(32)
+        return cls(settings.NODE_ID, secret, ssl=ssl, **options)
 
     def background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` without waiting for it (a reference is kept until it is done)."""

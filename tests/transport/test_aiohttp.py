@@ -23,6 +23,7 @@ from agree.raft.entries import ConfState, Entry
 from agree.raft.messages import AppendEntries, InstallSnapshot
 from agree.server import peer as server_peer
 from agree.server.peer import PEER_PATH, add_peer_routes
+from agree.settings import Settings
 from agree.transport.aiohttp import AiohttpTransport, dial
 from agree.wire.handshake import (
     CLOSE_AUTHENTICATION,
@@ -511,3 +512,20 @@ async def test_mutual_tls(tmp_path: Path) -> None:
             await p.transport.close()
         for runner in runners:
             await runner.cleanup()
+
+
+async def test_from_settings_takes_the_node_id_and_the_cluster_secret() -> None:
+    settings = Settings(
+        NODE_ID="n2",
+        NODES={"n1": "http://127.0.0.1:1", "n2": "http://127.0.0.1:2"},
+        CLUSTER_SECRET=SECRET,
+    )
+    transport = AiohttpTransport.from_settings(settings, queue_frames=7)
+    assert (transport.node_id, transport.secret, transport.queue_frames) == (
+        "n2",
+        SECRET.encode(),
+        7,
+    )
+    single = Settings(NODE_ID="n1", NODES={"n1": "http://127.0.0.1:1"}, CLUSTER_SECRET=None)
+    one, two = AiohttpTransport.from_settings(single), AiohttpTransport.from_settings(single)
+    assert len(one.secret) >= 32 and one.secret != two.secret  # nobody can guess it
