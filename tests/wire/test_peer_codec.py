@@ -318,3 +318,23 @@ def test_truncated_call_frames_are_refused() -> None:
         for cut in range(len(frame)):
             with pytest.raises(ProtocolError):
                 decode(frame[:cut])
+
+
+def test_fuzz_call_frames() -> None:
+    rng = random.Random(99)
+    frames = [
+        encode_call_request(3, Call("o", "m", CallKind.QUERY, args=[1, {"a": None}]), 1.5),
+        encode_call_response(3, Outcome(result={"x": [1.5, "y"]}, index=4)),
+        encode_call_response(4, NotLeaderError("no")),
+    ]
+    for frame in frames:
+        decode = (
+            decode_call_request if frame_kind(frame) is FrameKind.CALL else decode_call_response
+        )
+        for _ in range(2000):
+            flipped = bytearray(frame)
+            for _ in range(rng.randrange(1, 4)):
+                i = rng.randrange(len(flipped))
+                flipped[i] ^= 1 << rng.randrange(8)
+            with contextlib.suppress(ProtocolError):
+                decode(bytes(flipped))
