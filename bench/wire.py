@@ -8,13 +8,21 @@ Two frames, the ones that dominate a cluster's peer traffic:
 For each, the time to encode and to decode one frame, in µs per frame and per message (per entry
 for the AppendEntries), with the codec of :mod:`agree.wire.peer` (struct) and, when ``msgpack``
 is importable, a msgpack codec producing the same objects, so the two can be compared on the
-same machine.  Run by hand: ``.venv/bin/python bench/wire.py [--seconds 1]``.
+same machine.
+
+``--transport`` also sends each frame through the aiohttp peer transport, node to node over a
+loopback WebSocket in this process (authenticated, one frame per send), and prints the process
+CPU time per frame, both sides together.
+
+Run by hand: ``.venv/bin/python bench/wire.py [--seconds 1] [--transport]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -85,22 +93,86 @@ def msgpack_codec() -> tuple[Callable[[PeerBatch], bytes], Callable[[bytes], Pee
 
 
 def per_call(fn: Callable[[], object], seconds: float) -> float:
-    """Mean µs per call of ``fn``, over about ``seconds``."""
-    n, start = 0, time.perf_counter()
+    """Mean CPU µs per call of ``fn``, over about ``seconds`` of CPU time."""
+    n, start = 0, time.process_time()
     batch = 1
     while True:
         for _ in range(batch):
             fn()
         n += batch
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         if elapsed >= seconds:
             return elapsed / n * 1e6
         batch *= 2
 
 
+class _Sink:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def receive(self, message: Message) -> None:
+        self.count += 1
+
+    async def handle_call(self, call: Any, timeout: float) -> Any:
+        raise NotImplementedError
+
+
+async def transport_cpu(batch: PeerBatch, frames: int) -> float:
+    """Process CPU µs per frame sent from one AiohttpTransport to another over loopback."""
+    from aiohttp import web
+
+    from agree.server.peer import add_peer_routes
+    from agree.transport.aiohttp import AiohttpTransport
+
+    secret = "bench-secret-of-some-length"
+    socks = {nid: socket.socket() for nid in ("n1", "n2")}
+    for sock in socks.values():
+        sock.bind(("127.0.0.1", 0))
+    book = {nid: f"http://127.0.0.1:{s.getsockname()[1]}" for nid, s in socks.items()}
+    sinks = {nid: _Sink() for nid in socks}
+    transports, runners = {}, []
+    for nid, sock in socks.items():
+        t = AiohttpTransport(nid, secret, queue_frames=1 << 20)
+        app = web.Application()
+        add_peer_routes(app, t)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        runners.append(runner)
+        t.update_peers(book)
+        await t.start(sinks[nid])
+        transports[nid] = t
+    per_frame = len(batch.messages)
+    sink = sinks["n2"]
+
+    async def wait_for(count: int) -> None:
+        while sink.count < count:
+            await asyncio.sleep(0.001)
+
+    try:
+        transports["n1"].send(batch.messages)  # connect and warm up
+        await asyncio.wait_for(wait_for(per_frame), 10)
+        start, sent = time.process_time(), 0
+        while sent < frames:
+            for _ in range(100):  # a hundred Readys' worth, then let the receiver catch up
+                transports["n1"].send(batch.messages)
+            sent += 100
+            await wait_for((sent + 1) * per_frame)
+        return (time.process_time() - start) / sent * 1e6
+    finally:
+        for t in transports.values():
+            await t.close()
+        for runner in runners:
+            await runner.cleanup()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="time per measurement")
+    parser.add_argument(
+        "--transport", action="store_true", help="also measure CPU per frame over the transport"
+    )
+    parser.add_argument("--frames", type=int, default=20000, help="frames sent with --transport")
     args = parser.parse_args()
     codecs: dict[str, tuple[Callable[[PeerBatch], bytes], Callable[[bytes], PeerBatch]]] = {
         "struct": (encode_peer_batch, decode_peer_batch)
@@ -128,6 +200,11 @@ def main() -> None:
             )
     if mp is None:
         print("(msgpack is not installed: only the struct codec was measured)")
+    if args.transport:
+        print("\nthrough the aiohttp peer transport, loopback, both sides in this process:")
+        for label, (batch, items) in frames.items():
+            cpu = asyncio.run(transport_cpu(batch, args.frames))
+            print(f"{label:18} {cpu:8.1f} µs CPU/frame {cpu / items:8.2f} µs CPU/item")
 
 
 if __name__ == "__main__":

@@ -225,8 +225,12 @@ class _Link:
             except AuthenticationError as exc:
                 self.last_error = exc
                 log.error("node %s: %s", t.node_id, exc)
+            except ProtocolError as exc:  # e.g. another agree version: never routine
+                self.last_error = exc
+                log.warning(
+                    "node %s: handshake with peer %s failed: %s", t.node_id, self.peer_id, exc
+                )
             except (
-                ProtocolError,
                 UnavailableError,
                 aiohttp.ClientError,
                 OSError,

@@ -4,10 +4,13 @@ The node that dials (D) and the node that accepts (A) each prove that they know 
 secret, over a fresh random nonce from each side, so that neither proof can be replayed on
 another connection or in the other direction::
 
-    D -> A   HELLO      {"hello": 1, "from": D, "to": A, "nonce": nD}
+    D -> A   HELLO      {"hello": 1, "from": D, "to": A, "nonce": nD, "layout": digest}
     A -> D   CHALLENGE  {"nonce": nA}
     D -> A   PROOF      {"proof": HMAC(secret, "dialer" | nD | nA | D | A)}
     A -> D   WELCOME    {"proof": HMAC(secret, "acceptor" | nD | nA | D | A)}
+
+``layout`` is the dialer's :data:`~agree.wire.peer.LAYOUT_DIGEST`; an acceptor with another
+refuses it by name (the two run different agree versions).
 
 The dialer proves itself first, so a stranger who connects learns nothing computed from the
 secret.  HMAC is HMAC-SHA256; each part of its message is length-prefixed, so no two different
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from agree.errors import ProtocolError
+from agree.wire.peer import LAYOUT_DIGEST
 
 HANDSHAKE_VERSION: Final = 1
 NONCE_BYTES: Final = 32
@@ -78,6 +82,7 @@ class Hello:
     src: str
     dst: str
     nonce: bytes
+    layout: str = LAYOUT_DIGEST
 
 
 def _load(text: str | bytes, what: str) -> dict[str, Any]:
@@ -112,7 +117,13 @@ def _hex(obj: dict[str, Any], key: str, size: int, what: str) -> bytes:
 
 def encode_hello(hello: Hello) -> str:
     return json.dumps(
-        {"hello": HANDSHAKE_VERSION, "from": hello.src, "to": hello.dst, "nonce": hello.nonce.hex()}
+        {
+            "hello": HANDSHAKE_VERSION,
+            "from": hello.src,
+            "to": hello.dst,
+            "nonce": hello.nonce.hex(),
+            "layout": hello.layout,
+        }
     )
 
 
@@ -123,11 +134,18 @@ def decode_hello(text: str | bytes) -> Hello:
         raise ProtocolError(
             f"peer handshake version {version!r}; this node speaks version {HANDSHAKE_VERSION}"
         )
-    return Hello(
+    hello = Hello(
         _str(obj, "from", "hello"),
         _str(obj, "to", "hello"),
         _hex(obj, "nonce", NONCE_BYTES, "hello"),
+        _str(obj, "layout", "hello"),
     )
+    if hello.layout != LAYOUT_DIGEST:
+        raise ProtocolError(
+            f"node {hello.src!r} speaks peer wire layout {hello.layout}, this node "
+            f"{LAYOUT_DIGEST}: every node must run the same agree version"
+        )
+    return hello
 
 
 def encode_challenge(nonce: bytes) -> str:

@@ -529,3 +529,15 @@ async def test_from_settings_takes_the_node_id_and_the_cluster_secret() -> None:
     single = Settings(NODE_ID="n1", NODES={"n1": "http://127.0.0.1:1"}, CLUSTER_SECRET=None)
     one, two = AiohttpTransport.from_settings(single), AiohttpTransport.from_settings(single)
     assert len(one.secret) >= 32 and one.secret != two.secret  # nobody can guess it
+
+
+async def test_a_peer_with_another_wire_layout_is_refused_by_name(
+    pair: tuple[Peer, Peer],
+) -> None:
+    _, b = pair
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(b.url + PEER_PATH)
+        await ws.send_str(encode_hello(Hello("a", "b", new_nonce(), layout="0" * 16)))
+        code, reason = await expect_close(ws)
+    assert code == CLOSE_PROTOCOL
+    assert "speaks peer wire layout 0000000000000000" in reason

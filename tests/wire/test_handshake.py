@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from agree.errors import ProtocolError
@@ -76,3 +78,28 @@ def test_malformed_replies_are_refused() -> None:
         decode_proof('{"proof": "00"}')
     with pytest.raises(ProtocolError, match="welcome"):
         decode_welcome('{"proof": "' + "00" * 32 + '"}')
+
+
+def test_a_hello_from_another_wire_layout_is_refused_by_name() -> None:
+    other = Hello("a", "b", new_nonce(), layout="0123456789abcdef")
+    with pytest.raises(ProtocolError, match=r"node 'a' speaks peer wire layout 0123456789abcdef"):
+        decode_hello(encode_hello(other))
+
+
+def test_the_layout_digest_follows_the_message_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agree.raft import messages
+    from agree.wire import peer
+
+    assert peer._layout_digest() == peer.LAYOUT_DIGEST
+
+    # A message type with one more field (as a newer core might send) has another digest.
+    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+    class Heartbeat(messages.Message):
+        leader_commit: int
+        context: bytes = b""
+        lease: int = 0
+
+    tags = dict(peer.MESSAGE_TAGS)
+    tags[Heartbeat] = tags.pop(messages.Heartbeat)
+    monkeypatch.setattr(peer, "MESSAGE_TAGS", tags)
+    assert peer._layout_digest() != peer.LAYOUT_DIGEST
