@@ -351,6 +351,7 @@ class AiohttpTransport:
         backoff_base: float = 0.05,
         backoff_max: float = 2.0,
         connect_wait: float = 1.0,
+        max_unauthenticated: int = 64,
         rng: random.Random | None = None,
     ) -> None:
         if not secret:
@@ -382,6 +383,7 @@ class AiohttpTransport:
             max_frame_bytes=max_frame_bytes,
             handshake_timeout=handshake_timeout,
             ping_interval=ping_interval,
+            max_unauthenticated=max_unauthenticated,
         )
 
     @classmethod

@@ -27,7 +27,9 @@ from agree.settings import Settings
 from agree.transport.aiohttp import AiohttpTransport, dial
 from agree.wire.handshake import (
     CLOSE_AUTHENTICATION,
+    CLOSE_NOT_READY,
     CLOSE_PROTOCOL,
+    CLOSE_REPLACED,
     CLOSE_UNKNOWN_GROUP,
     Hello,
     decode_challenge,
@@ -541,3 +543,43 @@ async def test_a_peer_with_another_wire_layout_is_refused_by_name(
         code, reason = await expect_close(ws)
     assert code == CLOSE_PROTOCOL
     assert "speaks peer wire layout 0000000000000000" in reason
+
+
+async def test_a_reconnecting_peer_replaces_its_older_connection(pair: tuple[Peer, Peer]) -> None:
+    _, b = pair
+    async with aiohttp.ClientSession() as session:
+        first = await raw_session_dial(session, b)
+        second = await raw_session_dial(session, b)
+        code, _ = await expect_close(first)
+        assert code == CLOSE_REPLACED
+        await second.send_bytes(encode_peer_batch(PeerBatch("default", "a", (beat("a", "b"),))))
+        await eventually(lambda: b.recorder.received == [beat("a", "b")], "the newer one works")
+        await second.close()
+
+
+async def test_a_silent_connection_is_closed_after_the_handshake_timeout() -> None:
+    b = Peer("b", free_socket(), handshake_timeout=0.2)
+    await b.start({"a": "http://127.0.0.1:1", "b": b.url})
+    try:
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(b.url + PEER_PATH)
+            code, reason = await expect_close(ws)
+        assert (code, reason) == (CLOSE_PROTOCOL, "handshake timed out")
+    finally:
+        await b.stop()
+
+
+async def test_strangers_handshaking_at_once_are_bounded() -> None:
+    b = Peer("b", free_socket(), max_unauthenticated=2)
+    await b.start({"a": "http://127.0.0.1:1", "b": b.url})
+    try:
+        async with aiohttp.ClientSession() as session:
+            idle = [await session.ws_connect(b.url + PEER_PATH) for _ in range(2)]
+            await eventually(lambda: len(b.transport.acceptor._unauthenticated) == 2, "2 idle")
+            third = await session.ws_connect(b.url + PEER_PATH)
+            code, reason = await expect_close(third)
+            assert (code, reason) == (CLOSE_NOT_READY, "too many connections handshaking")
+            for ws in idle:
+                await ws.close()
+    finally:
+        await b.stop()
