@@ -317,7 +317,12 @@ async def test_heartbeats_pass_a_snapshot_being_sent() -> None:
         )
         a.transport.send([snap])
         link = a.transport._links["b"]
-        await eventually(lambda: bool(link.fragments), "the snapshot is being sent")
+        # Polled every loop iteration: the writer yields after each fragment.
+        for _ in range(100_000):
+            if link.fragments:
+                break
+            await asyncio.sleep(0)
+        assert link.fragments, "the snapshot is being sent"
         a.transport.send([beat("a", "b", 2)])
         await eventually(lambda: len(b.recorder.received) == 3, "both arrive")
         assert b.recorder.received[1:] == [beat("a", "b", 2), snap]
