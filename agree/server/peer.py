@@ -31,6 +31,7 @@ from agree.wire.handshake import (
     CLOSE_PROTOCOL,
     CLOSE_REPLACED,
     CLOSE_UNKNOWN_GROUP,
+    close_reason,
     decode_hello,
     decode_proof,
     encode_challenge,
@@ -52,8 +53,6 @@ log = logging.getLogger(__name__)
 
 #: Where peers dial, on the node's one port.
 PEER_PATH: Final = "/v1/peer"
-#: A WebSocket close reason is at most 123 bytes.
-_MAX_REASON: Final = 123
 
 
 class _Refused(Exception):
@@ -150,8 +149,7 @@ class PeerAcceptor:
     ) -> None:
         who = f"peer {peer_id} ({remote})" if peer_id else f"a connection from {remote}"
         log.warning("node %s: closing %s: %s", self.node_id, who, exc.reason)
-        reason = exc.reason.encode()[:_MAX_REASON]
-        await ws.close(code=exc.code, message=reason)
+        await ws.close(code=exc.code, message=close_reason(exc.reason))
 
     async def _text(self, ws: web.WebSocketResponse, what: str) -> str:
         msg = await ws.receive()

@@ -47,6 +47,7 @@ from agree.wire.handshake import (
     CLOSE_PROTOCOL,
     CLOSE_REPLACED,
     Hello,
+    close_reason,
     decode_challenge,
     decode_welcome,
     encode_hello,
@@ -134,7 +135,7 @@ async def dial(
     except BaseException as exc:
         code = CLOSE_AUTHENTICATION if isinstance(exc, AuthenticationError) else CLOSE_PROTOCOL
         with contextlib.suppress(Exception):
-            await ws.close(code=code, message=str(exc).encode()[:123])
+            await ws.close(code=code, message=close_reason(str(exc)))
         raise
     return ws
 
@@ -318,7 +319,7 @@ class _Link:
                         self.peer_id,
                         exc,
                     )
-                    await ws.close(code=CLOSE_PROTOCOL, message=str(exc).encode()[:123])
+                    await ws.close(code=CLOSE_PROTOCOL, message=close_reason(str(exc)))
                     return
                 fut = self.pending.pop(request_id, None)
                 if fut is not None and not fut.done():

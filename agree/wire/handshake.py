@@ -44,6 +44,15 @@ CLOSE_UNKNOWN_GROUP: Final = 4003  # a batch for a Raft group this node does not
 CLOSE_NOT_READY: Final = 4004  # the node is not started (or stopping): try again later
 CLOSE_REPLACED: Final = 4005  # the same peer connected again; the older connection goes
 
+#: A WebSocket close reason is at most 123 bytes of UTF-8.
+MAX_CLOSE_REASON: Final = 123
+
+
+def close_reason(text: str) -> bytes:
+    """``text`` cut to fit a close frame, never in the middle of a character."""
+    return text.encode()[:MAX_CLOSE_REASON].decode(errors="ignore").encode()
+
+
 _LABEL: Final = b"agree-peer-handshake-v1"
 _LEN: Final = struct.Struct("<H")
 

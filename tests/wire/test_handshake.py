@@ -10,6 +10,7 @@ from agree.errors import ProtocolError
 from agree.wire.handshake import (
     MAX_HANDSHAKE_BYTES,
     Hello,
+    close_reason,
     decode_challenge,
     decode_hello,
     decode_proof,
@@ -103,3 +104,9 @@ def test_the_layout_digest_follows_the_message_fields(monkeypatch: pytest.Monkey
     tags[Heartbeat] = tags.pop(messages.Heartbeat)
     monkeypatch.setattr(peer, "MESSAGE_TAGS", tags)
     assert peer._layout_digest() != peer.LAYOUT_DIGEST
+
+
+def test_a_close_reason_is_cut_between_characters() -> None:
+    reason = close_reason("é" * 100)
+    assert len(reason) <= 123
+    assert reason.decode() == "é" * 61
