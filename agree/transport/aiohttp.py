@@ -9,11 +9,12 @@ Outbound (this module): for each peer, a link that dials ``{url}/v1/peer``, auth
   of ``fragment_bytes``; a main frame is written between any two fragments, so heartbeats and
   votes are never stuck behind a snapshot.  Writes await the socket's drain (backpressure).
 
-Both queues drop a new frame when full rather than grow: Raft tolerates lost messages (the
-leader retries appends and snapshots, heartbeats recur).  A lost connection is redialled
-with exponential backoff and jitter.  Forwarded calls go over the same socket with a request
-id: it is already authenticated and open, so a forward costs one frame each way instead of an
-HTTP request and a handshake; its answer comes back on the same socket.
+Both queues drop a new frame when full rather than grow (the main one is bounded in frames and
+in bytes, the bulk one takes nothing while the peer is not connected): Raft tolerates lost
+messages (the leader retries appends and snapshots, heartbeats recur).  A lost connection is
+redialled with exponential backoff and jitter.  Forwarded calls go over the same socket with a
+request id: it is already authenticated and open, so a forward costs one frame each way
+instead of an HTTP request and a handshake; its answer comes back on the same socket.
 
 Inbound (:mod:`agree.server.peer`): ``start(handler)`` registers the node with this
 transport's :class:`~agree.server.peer.PeerAcceptor`, which the node's aiohttp application
@@ -148,6 +149,7 @@ class _Link:
         self.peer_id = peer_id
         self.url = url
         self.main: collections.deque[bytes] = collections.deque()
+        self.main_bytes = 0  # the bytes in ``main``
         self.bulk: collections.deque[bytes] = collections.deque()
         self.fragments: collections.deque[bytes] = collections.deque()
         self.wake = asyncio.Event()
@@ -161,24 +163,35 @@ class _Link:
 
     def enqueue(self, frame: bytes, *, bulk: bool = False) -> bool:
         """Queue ``frame``; False (and the frame dropped) when its queue is full."""
-        queue, limit = (
-            (self.bulk, self.transport.bulk_queue_frames)
-            if bulk
-            else (self.main, self.transport.queue_frames)
-        )
-        if len(queue) >= limit:
+        t = self.transport
+        if bulk:
+            # A snapshot chunk for a peer that is not connected would only be sent late, after
+            # the core has sent it again: drop it now (and bound the queue while connected).
+            full = not self.connected.is_set() or len(self.bulk) >= t.bulk_queue_frames
+        else:
+            # Bounded in frames and in bytes; one frame always fits an empty queue.
+            full = len(self.main) >= t.queue_frames or (
+                bool(self.main) and self.main_bytes + len(frame) > t.queue_bytes
+            )
+        if full:
             self.dropped += 1
             log.debug(
                 "peer %s: %s queue full, frame dropped", self.peer_id, "bulk" if bulk else "main"
             )
             return False
-        queue.append(frame)
+        if bulk:
+            self.bulk.append(frame)
+        else:
+            self.main.append(frame)
+            self.main_bytes += len(frame)
         self.wake.set()
         return True
 
     def _next_frame(self) -> bytes | None:
         if self.main:
-            return self.main.popleft()
+            frame = self.main.popleft()
+            self.main_bytes -= len(frame)
+            return frame
         if self.fragments:
             return self.fragments.popleft()
         if self.bulk:
@@ -279,6 +292,7 @@ class _Link:
         finally:
             self.connected.clear()
             self.ws = None
+            self.bulk.clear()  # see enqueue: the core sends snapshot chunks again
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
@@ -344,6 +358,7 @@ class AiohttpTransport:
         groups: Collection[str] = (DEFAULT_GROUP,),
         path: str = PEER_PATH,
         queue_frames: int = 1024,
+        queue_bytes: int = 16 << 20,
         bulk_queue_frames: int = 4,
         fragment_bytes: int = 64 << 10,
         max_frame_bytes: int = 64 << 20,
@@ -363,6 +378,7 @@ class AiohttpTransport:
         self.group_id = DEFAULT_GROUP
         self.path = path
         self.queue_frames = queue_frames
+        self.queue_bytes = queue_bytes
         self.bulk_queue_frames = bulk_queue_frames
         self.fragment_bytes = fragment_bytes
         self.max_frame_bytes = max_frame_bytes

@@ -148,7 +148,10 @@ async def test_a_restarted_follower_catches_up_from_a_snapshot_sent_in_fragments
     monkeypatch.setattr(server_peer, "decode_fragment", counting)
     net = NetCluster(tmp_path, {"kv": KVStore}, SNAPSHOT_ENTRIES=10)
     try:
-        await asyncio.gather(*(net.start_node(nid, fragment_bytes=512) for nid in net.urls))
+        # A queue of 16 frames cannot hold the 40 commands' appends the stopped follower
+        # misses (one frame per command at least), so it cannot catch up from queued frames.
+        options = {"fragment_bytes": 512, "queue_frames": 16}
+        await asyncio.gather(*(net.start_node(nid, **options) for nid in net.urls))
         leader = await wait_leader(net.running())
         kv = leader.proxy("kv")
         lagging = next(nid for nid in net.nodes if nid != leader.id)
@@ -161,7 +164,7 @@ async def test_a_restarted_follower_catches_up_from_a_snapshot_sent_in_fragments
         # The leader's log no longer holds what the follower misses: only a snapshot can help.
         assert snap is not None and snap.meta.index > lag_last + 1
         assert len(snap.data) > 20_000
-        node = await net.start_node(lagging, fragment_bytes=512)
+        node = await net.start_node(lagging, **options)
         index = leader.host.applied_index
         await asyncio.wait_for(node.driver.wait_applied(index), 20)
         with node.read_lock("kv") as store:
