@@ -150,3 +150,12 @@ async def test_a_closed_transport_does_not_forward(net: Net) -> None:
     await net.transports["a"].close()
     with pytest.raises(UnavailableError, match="closed"):
         await net.transports["a"].forward("b", Call("o", "m", CallKind.QUERY), 1.0)
+
+
+async def test_forwarded_errors_keep_their_attributes(net: Net) -> None:
+    net.recorders["b"].answer = NotLeaderError(
+        "n2 is not the leader", leader_id="n3", leader_url="http://127.0.0.1:7003"
+    )
+    with pytest.raises(NotLeaderError) as info:
+        await net.transports["a"].forward("b", Call("o", "m", CallKind.COMMAND), 5.0)
+    assert (info.value.leader_id, info.value.leader_url) == ("n3", "http://127.0.0.1:7003")
