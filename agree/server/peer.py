@@ -9,7 +9,15 @@ node), fragments of large batches (snapshot chunks, reassembled here), and forwa
 from another node than the one authenticated, or a batch for a group this node does not host
 closes that connection with a close code and a reason, and a log line; the server goes on.
 
-:func:`add_peer_routes` mounts the route on the node's one aiohttp application.
+:func:`add_peer_routes` mounts the route on the node's one aiohttp application::
+
+    transport = AiohttpTransport.from_settings(settings, ssl=client_context)  # outbound TLS
+    app = web.Application()
+    add_peer_routes(app, transport)  # at PEER_PATH; peers dial {their NODES url}/v1/peer
+    node = Node(settings, transport=transport)  # node.start() registers it with the route
+
+The server's own TLS (and mutual TLS: ``verify_mode = CERT_REQUIRED``) is the site's
+``ssl_context``; until the node has started, peers are refused with CLOSE_NOT_READY and retry.
 """
 
 from __future__ import annotations
