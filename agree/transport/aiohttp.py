@@ -492,7 +492,7 @@ class AiohttpTransport:
                 frames.append(frame)
             else:
                 log.error(
-                    "node %s: a %s to %s is %d bytes, over the peer frame limit of %d; dropped",
+                    "node %s: %s to %s is %d bytes, over the peer frame limit of %d; dropped",
                     self.node_id,
                     type(msg).__name__,
                     msg.dst,
