@@ -15,12 +15,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from peer_harness import SECRET, Peer, beat, eventually, free_socket
+from peer_harness import SECRET, Peer, beat, eventually, free_socket, snapshot_chunk
 
 from agree.calls import Call, CallKind, Outcome
 from agree.errors import AuthenticationError, NotLeaderError, UnavailableError
 from agree.raft.entries import ConfState, Entry
-from agree.raft.messages import AppendEntries, InstallSnapshot
+from agree.raft.messages import AppendEntries
 from agree.server import peer as server_peer
 from agree.server.peer import PEER_PATH, add_peer_routes
 from agree.settings import Settings
@@ -275,7 +275,7 @@ async def test_a_full_queue_drops_rather_than_grows() -> None:
     try:
         for n in range(10):
             a.transport.send([beat("a", "b", n)])
-        snap = InstallSnapshot(
+        snap = snapshot_chunk(
             src="a",
             dst="b",
             term=1,
@@ -338,7 +338,7 @@ async def test_heartbeats_pass_a_snapshot_being_sent() -> None:
     try:
         a.transport.send([beat("a", "b", 1)])
         await eventually(lambda: len(b.recorder.received) == 1, "connected")
-        snap = InstallSnapshot(
+        snap = snapshot_chunk(
             src="a",
             dst="b",
             term=1,

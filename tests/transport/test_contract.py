@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
-from peer_harness import Peer, Recorder, eventually, free_socket
+from peer_harness import Peer, Recorder, eventually, free_socket, snapshot_chunk
 
 from agree.calls import Call, CallKind, Outcome
 from agree.codec import ErrorInfo
 from agree.errors import NotLeaderError, OutcomeUnknownError, UnavailableError, ValidationError
 from agree.raft.entries import ConfState, Entry, EntryType
-from agree.raft.messages import AppendEntries, Heartbeat, InstallSnapshot, RequestVote
+from agree.raft.messages import AppendEntries, Heartbeat, RequestVote
 from agree.transport.base import Transport
 from agree.transport.memory import MemoryNetwork
 
@@ -71,7 +71,7 @@ async def test_send_delivers_every_message_in_order(net: Net) -> None:
     )
     for d in "bc":
         net.recorders[d].received.clear()
-    snap = InstallSnapshot(
+    snap = snapshot_chunk(
         src="a",
         dst="c",
         term=3,

@@ -15,7 +15,7 @@ from agree.codec import ErrorInfo
 from agree.errors import NotLeaderError, ProtocolError, ValidationError
 from agree.raft import entries as raft_entries
 from agree.raft.entries import ConfChange, ConfChangeType, ConfState, Entry, EntryType
-from agree.raft.messages import AppendEntries, Heartbeat, InstallSnapshot, Message
+from agree.raft.messages import AppendEntries, Heartbeat, Message
 from agree.replicated import Consistency
 from agree.wire.peer import (
     MESSAGE_TAGS,
@@ -134,21 +134,19 @@ def test_the_sampled_field_types_cover_entries_module() -> None:
     assert raft_entries.Entry is Entry
 
 
-def test_empty_batch_and_empty_snapshot_chunk() -> None:
+def test_empty_batch_and_empty_values() -> None:
     empty = PeerBatch("default", "n1", ())
     assert decode_peer_batch(encode_peer_batch(empty)) == empty
-    snap = InstallSnapshot(
-        src="n1",
-        dst="n2",
-        term=1,
-        last_included_index=0,
-        last_included_term=0,
-        conf=ConfState(),
-        offset=0,
-        data=b"",
-        done=True,
-    )
-    batch = PeerBatch("default", "n1", (snap,))
+    # Every message with empty strings, bytes, entries and configurations, and zeros.
+    zero = {"int": 0, "bool": False, "bytes": b"", "str": "", "tuple[Entry, ...]": ()}
+    msgs = []
+    for cls in message_types():
+        values: dict[str, Any] = {"src": "n1"}
+        for f in dataclasses.fields(cls):
+            if f.name != "src":
+                values[f.name] = zero.get(str(f.type), ConfState())
+        msgs.append(cls(**values))
+    batch = PeerBatch("", "n1", tuple(msgs))
     assert decode_peer_batch(encode_peer_batch(batch)) == batch
 
 
