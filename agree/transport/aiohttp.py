@@ -59,11 +59,13 @@ from agree.wire.handshake import (
 )
 from agree.wire.peer import (
     DEFAULT_GROUP,
+    FrameKind,
     PeerBatch,
     decode_call_response,
     encode_call_request,
     encode_fragments,
     encode_peer_batch,
+    frame_kind,
 )
 
 log = logging.getLogger(__name__)
@@ -208,6 +210,11 @@ class _Link:
             if not fut.done():
                 fut.set_result(UnavailableError(reason))
         self.pending.clear()
+        # Their callers have their answer: a CALL frame still queued must not run later.
+        calls = [f for f in self.main if frame_kind(f) is FrameKind.CALL]
+        for frame in calls:
+            self.main.remove(frame)
+            self.main_bytes -= len(frame)
 
     def reconnect(self) -> None:
         """Drop the current connection (e.g. the peer's address changed); the loop redials."""

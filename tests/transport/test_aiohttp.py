@@ -39,7 +39,13 @@ from agree.wire.handshake import (
     encode_welcome,
     new_nonce,
 )
-from agree.wire.peer import PeerBatch, encode_peer_batch
+from agree.wire.peer import (
+    FrameKind,
+    PeerBatch,
+    encode_call_request,
+    encode_peer_batch,
+    frame_kind,
+)
 
 
 @pytest.fixture
@@ -622,3 +628,24 @@ async def test_strangers_handshaking_at_once_are_bounded() -> None:
                 await ws.close()
     finally:
         await b.stop()
+
+
+async def test_calls_failed_with_a_lost_connection_are_not_sent_later() -> None:
+    sa, dead = free_socket(), free_socket()
+    a = Peer("a", sa)
+    await a.start({"a": a.url, "b": f"http://127.0.0.1:{dead.getsockname()[1]}"})
+    try:
+        a.transport.send([beat("a", "b")])
+        link = a.transport._links["b"]
+        fut: asyncio.Future[Outcome | BaseException] = asyncio.get_running_loop().create_future()
+        link.pending[1] = fut
+        link.enqueue(encode_call_request(1, Call("o", "m", CallKind.COMMAND), 1.0))
+        a.transport.send([beat("a", "b", 2)])
+        link._fail_pending("connection lost")
+        assert isinstance(fut.result(), UnavailableError)
+        kinds = [frame_kind(f) for f in link.main]
+        assert kinds == [FrameKind.BATCH, FrameKind.BATCH]
+        assert link.main_bytes == sum(len(f) for f in link.main)
+    finally:
+        await a.stop()
+        dead.close()
