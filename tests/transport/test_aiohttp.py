@@ -649,3 +649,35 @@ async def test_calls_failed_with_a_lost_connection_are_not_sent_later() -> None:
     finally:
         await a.stop()
         dead.close()
+
+
+async def test_a_changed_address_is_dialled_and_a_removed_peer_is_dropped() -> None:
+    a, b = Peer("a", free_socket(), backoff_max=0.2), Peer("b", free_socket())
+    await a.start({"a": a.url, "b": b.url})
+    await b.start({"a": a.url, "b": b.url})
+    moved = Peer("b", free_socket())
+    try:
+        a.transport.send([beat("a", "b", 1)])
+        await eventually(lambda: b.recorder.received == [beat("a", "b", 1)], "first address")
+        await moved.start({"a": a.url, "b": moved.url})
+        a.transport.update_peers({"a": a.url, "b": moved.url})
+
+        def resend() -> bool:
+            a.transport.send([beat("a", "b", 2)])
+            return beat("a", "b", 2) in moved.recorder.received
+
+        await eventually(resend, "the new address")
+        # (A frame sent while the old connection was closing may still reach the old b.)
+        before = len(b.recorder.received)
+        a.transport.send([beat("a", "b", 4)])
+        await eventually(lambda: beat("a", "b", 4) in moved.recorder.received, "again")
+        assert len(b.recorder.received) == before
+        a.transport.update_peers({"a": a.url})
+        await eventually(lambda: "b" not in a.transport._links, "b's link is gone")
+        a.transport.send([beat("a", "b", 3)])  # no address: dropped, not raised
+        with pytest.raises(UnavailableError, match="no address"):
+            await a.transport.forward("b", Call("o", "m", CallKind.COMMAND), 1.0)
+    finally:
+        await a.stop()
+        await b.stop()
+        await moved.stop()
