@@ -29,7 +29,8 @@ the sans-I/O Raft core (:mod:`agree.raft`) can raise these errors too.
     ├── StorageError
     │   ├── CorruptionError         a checksum or structure check failed
     │   ├── IncompatibleVersionError a blob written by another codec/Python/cloudpickle
-    │   └── MigrationRequiredError  the database is not at the head revision
+    │   ├── MigrationRequiredError  the database is not at the head revision
+    │   └── StorageLockedError      another node process or handle holds the database
     ├── SubscriptionOverflowError   a subscriber fell too far behind and was cut off
     ├── ProtocolError               a malformed message from a peer or client
     ├── AuthenticationError         an unauthenticated peer or client
@@ -243,6 +244,27 @@ class MigrationRequiredError(StorageError):
     """The database schema is not at the head revision."""
 
     code = "migration_required"
+
+
+class StorageLockedError(StorageError):
+    """Another process, or another handle in this process, holds the exclusive claim on the
+    database.  Names the holder as far as it recorded itself: its node id, process id, host and
+    since when (ISO 8601, UTC); a field it did not record is None."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node_id: str | None = None,
+        pid: int | None = None,
+        host: str | None = None,
+        since: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.node_id = node_id
+        self.pid = pid
+        self.host = host
+        self.since = since
 
 
 class SubscriptionOverflowError(AgreeError):

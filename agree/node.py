@@ -172,7 +172,10 @@ class Node:
         objects = self._build_objects()
         store = AsyncLogStore(
             await asyncio.to_thread(
-                open_store, settings.store_url(), auto_migrate=settings.AUTO_MIGRATE
+                open_store,
+                settings.store_url(),
+                auto_migrate=settings.AUTO_MIGRATE,
+                owner=self.id,
             )
         )
         try:

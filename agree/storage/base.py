@@ -1,24 +1,55 @@
-"""The storage seam: the :class:`LogStore` protocol and the rules every implementation shares.
+"""The storage seam: the :class:`LogStore` and :class:`Storage` protocols and the rules every
+implementation shares.
 
 A node persists exactly what its Raft core hands it in a ``Ready`` — hard state, new entries,
 maybe a snapshot received from the leader — in ONE atomic, durable transaction, before any
 message that depends on it is sent (Raft paper Figure 2, "Persistent state on all servers ...
 updated on stable storage before responding to RPCs").  The protocol is synchronous by design:
 the node runtime calls it from one dedicated thread (see :mod:`agree.storage.threaded`).
+
+A process opens one :class:`Storage` per database: it holds the database's exclusive claim and
+its one engine, and hands out a :class:`LogStore` view per Raft group (every table is keyed by
+group id).  :meth:`Storage.save_groups` commits what several groups produced in one loop turn
+in one transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from agree.errors import CorruptionError, StorageError
 from agree.raft.entries import Entry, HardState, PersistedState, Snapshot
 
+# The group a single-group node uses (today's settings make exactly one).
+DEFAULT_GROUP = "default"
+# Group ids are stored in VARCHAR(255) columns.
+MAX_GROUP_ID_LENGTH = 255
+
+
+def check_group_id(group_id: str) -> str:
+    """Refuse a group id the tables cannot hold."""
+    if not isinstance(group_id, str) or not group_id or len(group_id) > MAX_GROUP_ID_LENGTH:
+        raise ValueError(
+            f"a group id is a non-empty string of at most {MAX_GROUP_ID_LENGTH} characters, "
+            f"not {group_id!r}"
+        )
+    return group_id
+
+
+@dataclass(frozen=True, slots=True)
+class GroupWrite:
+    """What one group's Ready asks to persist (the arguments of :meth:`LogStore.save`)."""
+
+    hard_state: HardState | None = None
+    entries: Sequence[Entry] = ()
+    snapshot: Snapshot | None = None
+
 
 @runtime_checkable
 class LogStore(Protocol):
-    """One node's durable log, hard state and latest snapshot."""
+    """One Raft group's durable log, hard state and latest snapshot."""
 
     def load(self) -> PersistedState:
         """Hard state, the last snapshot (with its data) or None, and the log after it."""
@@ -72,6 +103,29 @@ class LogStore(Protocol):
 
     def close(self) -> None:
         """Release connections and files.  Further calls fail."""
+        ...
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """One database, held exclusively by this process for as long as it is open."""
+
+    def group(self, group_id: str) -> LogStore:
+        """The store of one group (the same object for the same id); closing it leaves the
+        storage and the other groups open."""
+        ...
+
+    def group_ids(self) -> list[str]:
+        """The groups that have anything stored, sorted."""
+        ...
+
+    def save_groups(self, writes: Mapping[str, GroupWrite]) -> None:
+        """Persist several groups' writes in ONE atomic, durable transaction: each as
+        :meth:`LogStore.save` would, and if any is refused none is written."""
+        ...
+
+    def close(self) -> None:
+        """Release the claim, connections and files; every group's store is closed too."""
         ...
 
 

@@ -53,6 +53,17 @@ def is_sqlite(url: URL) -> bool:
     return url.get_backend_name() == "sqlite"
 
 
+def sqlite_file(url: URL) -> str | None:
+    """The file of a SQLite database URL, or None for an in-memory database."""
+    database = url.database
+    if not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):  # a URI filename (``?uri=true``)
+        path = database[len("file:") :].split("?", 1)[0]
+        return None if not path or path == ":memory:" else path
+    return database
+
+
 def create_store_engine(url: str | URL) -> Engine:
     """An engine configured for durable Raft storage (see the module docstring)."""
     parsed = normalize_url(url)

@@ -3,16 +3,21 @@
 Used by tests, by the simulator as the model a real store is checked against, and by
 ``open_store("memory://")``.  It keeps its own copies (payloads are frozen to ``bytes``) so that a
 caller mutating a buffer after ``save`` cannot change what was "persisted".
+
+:class:`MemoryStorage` is the twin of :class:`~agree.storage.sql.SqlStorage`: one store per group,
+and :meth:`MemoryStorage.save_groups` applies several groups' writes all or nothing.  A
+:class:`MemoryStore` made on its own is a single group with a storage of its own.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from agree.errors import StorageError
 from agree.raft.entries import Entry, HardState, PersistedState, Snapshot
-from agree.storage.base import check_append
+from agree.storage.base import GroupWrite, check_append, check_group_id
 
 
 def _own(entry: Entry) -> Entry:
@@ -27,11 +32,22 @@ def _own_snapshot(snapshot: Snapshot) -> Snapshot:
     return Snapshot(meta=snapshot.meta, data=bytes(snapshot.data))
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A validated save, not applied yet."""
+
+    snapshot: Snapshot | None
+    log: list[Entry]
+    hard_state: HardState | None
+
+
 class MemoryStore:
     """A :class:`~agree.storage.base.LogStore` held in process memory."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # the contract allows calls from any one thread at a time
+    def __init__(self, *, lock: threading.RLock | None = None) -> None:
+        # The contract allows calls from any one thread at a time; the groups of one
+        # MemoryStorage share its lock so that save_groups sees and changes them all at once.
+        self._lock = lock or threading.RLock()
         self._hard_state = HardState()
         self._snapshot: Snapshot | None = None
         # Invariant: _log[i].index == _snapshot_index() + 1 + i (contiguous after the snapshot).
@@ -49,12 +65,41 @@ class MemoryStore:
     def _last_index(self) -> int:
         return self._log[-1].index if self._log else self._snapshot_index()
 
+    def _is_empty(self) -> bool:
+        return (
+            self._snapshot is None
+            and not self._log
+            and not self._meta
+            and self._hard_state == HardState()
+        )
+
     def load(self) -> PersistedState:
         with self._lock:
             self._check_open()
             return PersistedState(
                 hard_state=self._hard_state, snapshot=self._snapshot, entries=tuple(self._log)
             )
+
+    def _prepare(
+        self, hard_state: HardState | None, entries: Sequence[Entry], snapshot: Snapshot | None
+    ) -> _Pending:
+        """Validate against the would-be state, so that a refused save changes nothing."""
+        self._check_open()
+        new_snapshot = _own_snapshot(snapshot) if snapshot is not None else self._snapshot
+        log = [] if snapshot is not None else self._log
+        if entries:
+            snapshot_index = new_snapshot.meta.index if new_snapshot is not None else 0
+            last = log[-1].index if log else snapshot_index
+            check_append(entries, snapshot_index=snapshot_index, last_index=last)
+            keep = entries[0].index - snapshot_index - 1
+            log = log[:keep] + [_own(e) for e in entries]
+        return _Pending(snapshot=new_snapshot, log=list(log), hard_state=hard_state)
+
+    def _apply(self, pending: _Pending) -> None:
+        self._snapshot = pending.snapshot
+        self._log = pending.log
+        if pending.hard_state is not None:
+            self._hard_state = pending.hard_state
 
     def save(
         self,
@@ -64,20 +109,7 @@ class MemoryStore:
         snapshot: Snapshot | None = None,
     ) -> None:
         with self._lock:
-            self._check_open()
-            # Validate against the would-be state first so that a refused save changes nothing.
-            new_snapshot = _own_snapshot(snapshot) if snapshot is not None else self._snapshot
-            log = [] if snapshot is not None else self._log
-            if entries:
-                snapshot_index = new_snapshot.meta.index if new_snapshot is not None else 0
-                last = log[-1].index if log else snapshot_index
-                check_append(entries, snapshot_index=snapshot_index, last_index=last)
-                keep = entries[0].index - snapshot_index - 1
-                log = log[:keep] + [_own(e) for e in entries]
-            self._snapshot = new_snapshot
-            self._log = list(log)
-            if hard_state is not None:
-                self._hard_state = hard_state
+            self._apply(self._prepare(hard_state, entries, snapshot))
 
     def compact(self, snapshot: Snapshot) -> None:
         with self._lock:
@@ -118,3 +150,47 @@ class MemoryStore:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+
+
+class MemoryStorage:
+    """A :class:`~agree.storage.base.Storage` held in process memory: one store per group."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._groups: dict[str, MemoryStore] = {}
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageError("the storage is closed")
+
+    def group(self, group_id: str) -> MemoryStore:
+        check_group_id(group_id)
+        with self._lock:
+            self._check_open()
+            store = self._groups.get(group_id)
+            if store is None:
+                store = self._groups[group_id] = MemoryStore(lock=self._lock)
+            return store
+
+    def group_ids(self) -> list[str]:
+        with self._lock:
+            self._check_open()
+            return sorted(gid for gid, store in self._groups.items() if not store._is_empty())
+
+    def save_groups(self, writes: Mapping[str, GroupWrite]) -> None:
+        with self._lock:
+            self._check_open()
+            # Every group is validated before any is changed: all or nothing.
+            pending = [
+                (self.group(gid), self.group(gid)._prepare(w.hard_state, w.entries, w.snapshot))
+                for gid, w in writes.items()
+            ]
+            for store, change in pending:
+                store._apply(change)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for store in self._groups.values():
+                store.close()

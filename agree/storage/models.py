@@ -1,6 +1,8 @@
 """The SQL tables of one node's log store (SQLAlchemy 2.0 typed declarative models).
 
-One database belongs to one node.  Tables are prefixed ``agree_`` so they can live beside a
+One database belongs to one node, which holds an exclusive claim on it while it runs
+(:mod:`agree.storage.claim`).  A node may run several Raft groups; every table of Raft state is
+keyed by ``group_id`` first.  Tables are prefixed ``agree_`` so they can live beside a
 project's own tables, and the metadata carries a naming convention so that constraint names are
 stable across databases and Alembic migrations never chase generated names.
 
@@ -23,8 +25,10 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# The singleton rows (hard state, snapshot header) live under this fixed key.
-SINGLETON_ID = 1
+# The one claim row lives under this fixed key.
+CLAIM_ID = 1
+# A group id column: long enough for names like "objects/accounts/17".
+GROUP_ID_LENGTH = 255
 
 
 class Base(DeclarativeBase):
@@ -37,6 +41,7 @@ class LogRow(Base):
 
     __tablename__ = "agree_log"
 
+    group_id: Mapped[str] = mapped_column(String(GROUP_ID_LENGTH), primary_key=True)
     log_index: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     term: Mapped[int] = mapped_column(BigInteger)
     entry_type: Mapped[int] = mapped_column(SmallInteger)
@@ -47,11 +52,11 @@ class LogRow(Base):
 
 
 class HardStateRow(Base):
-    """currentTerm, votedFor and the commit index (Figure 2); at most one row."""
+    """currentTerm, votedFor and the commit index (Figure 2); at most one row per group."""
 
     __tablename__ = "agree_hard_state"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    group_id: Mapped[str] = mapped_column(String(GROUP_ID_LENGTH), primary_key=True)
     term: Mapped[int] = mapped_column(BigInteger)
     vote: Mapped[str | None] = mapped_column(String(255))
     commit_index: Mapped[int] = mapped_column(BigInteger)
@@ -61,12 +66,12 @@ class HardStateRow(Base):
 class SnapshotRow(Base):
     """The header of the current snapshot (§7); its bytes are in ``agree_snapshot_chunk``.
 
-    At most one row: a newer snapshot replaces the older one in the same transaction.
+    At most one row per group: a newer snapshot replaces the older one in the same transaction.
     """
 
     __tablename__ = "agree_snapshot"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    group_id: Mapped[str] = mapped_column(String(GROUP_ID_LENGTH), primary_key=True)
     last_index: Mapped[int] = mapped_column(BigInteger)
     last_term: Mapped[int] = mapped_column(BigInteger)
     conf: Mapped[bytes] = mapped_column(LargeBinary)  # ConfState.encode()
@@ -85,18 +90,34 @@ class SnapshotChunkRow(Base):
 
     __tablename__ = "agree_snapshot_chunk"
 
+    group_id: Mapped[str] = mapped_column(String(GROUP_ID_LENGTH), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     checksum: Mapped[int] = mapped_column(BigInteger)  # crc32 over (seq, data)
 
 
 class MetaRow(Base):
-    """Small key/value facts about this store (e.g. which node owns it)."""
+    """Small key/value facts about a group's store (e.g. which node owns it)."""
 
     __tablename__ = "agree_meta"
 
+    group_id: Mapped[str] = mapped_column(String(GROUP_ID_LENGTH), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     value: Mapped[str] = mapped_column(String(4096))
+
+
+class ClaimRow(Base):
+    """Who holds the database's exclusive claim (PostgreSQL; SQLite keeps this in its lock
+    file).  The claim itself is a session-level advisory lock; this row only names the holder
+    for the error a second opener gets, and may outlive a crashed holder."""
+
+    __tablename__ = "agree_claim"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    node_id: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(BigInteger)
+    host: Mapped[str] = mapped_column(String(255))
+    since: Mapped[str] = mapped_column(String(64))  # ISO 8601, UTC
 
 
 # Core handles for the hot paths (bulk inserts, range deletes) that bypass the ORM.
@@ -106,3 +127,4 @@ hard_state_table: Table = metadata.tables["agree_hard_state"]
 snapshot_table: Table = metadata.tables["agree_snapshot"]
 chunk_table: Table = metadata.tables["agree_snapshot_chunk"]
 meta_table: Table = metadata.tables["agree_meta"]
+claim_table: Table = metadata.tables["agree_claim"]

@@ -20,6 +20,7 @@ from agree.storage.models import metadata
 
 REPO = Path(__file__).resolve().parents[2]
 AGREE_TABLES = {
+    "agree_claim",
     "agree_hard_state",
     "agree_log",
     "agree_meta",
@@ -50,9 +51,9 @@ def test_the_migrations_match_the_models(db_url: str) -> None:
 def test_upgrade_downgrade_upgrade(db_url: str) -> None:
     assert migrate.current(db_url) is None
     assert not migrate.check(db_url)
-    assert [p.revision for p in migrate.plan(db_url)] == ["0001"]
+    assert [p.revision for p in migrate.plan(db_url)] == ["0001", "0002"]
     migrate.upgrade(db_url)
-    assert migrate.current(db_url) == migrate.head() == "0001"
+    assert migrate.current(db_url) == migrate.head() == "0002"
     assert migrate.check(db_url)
     assert migrate.plan(db_url) == []
     assert tables(db_url) >= AGREE_TABLES
