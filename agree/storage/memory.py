@@ -164,6 +164,12 @@ class MemoryStorage:
         if self._closed:
             raise StorageError("the storage is closed")
 
+    def __enter__(self) -> MemoryStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def group(self, group_id: str) -> MemoryStore:
         check_group_id(group_id)
         with self._lock:

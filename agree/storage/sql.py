@@ -172,6 +172,12 @@ class SqlStorage:
     def url(self) -> URL:
         return self._engine.url
 
+    def __enter__(self) -> SqlStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def group(self, group_id: str) -> SqlStore:
         check_group_id(group_id)
         with self._lock:

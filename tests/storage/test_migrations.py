@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
-from agree.storage import migrate
+from agree.errors import MigrationRequiredError
+from agree.raft.entries import ConfState, Entry, HardState, PersistedState, Snapshot, SnapshotMeta
+from agree.storage import DEFAULT_GROUP, SqlStorage, SqlStore, blobs, migrate
 from agree.storage.engine import create_store_engine
 from agree.storage.models import metadata
 
@@ -128,3 +130,107 @@ def test_the_wheel_carries_the_migrations(tmp_path: Path) -> None:
         check=True,
     )
     assert str(venv) in where.stdout
+
+
+def _write_at_0001(url: str) -> tuple[HardState, Snapshot, list[Entry]]:
+    """Rows as agree wrote them at revision 0001 (one group, singleton keys), checksums and all."""
+    hard = HardState(term=5, vote="n2", commit=7)
+    conf = ConfState(voters=frozenset({"n1", "n2", "n3"}))
+    data = bytes(range(256)) * 50
+    snapshot = Snapshot(meta=SnapshotMeta(index=3, term=4, conf=conf), data=data)
+    log = [Entry(term=5, index=i, data=b"entry-%d" % i) for i in range(4, 9)]
+    chunks = [data[:5000], data[5000:10000], data[10000:]]
+    hasher = blobs.snapshot_hasher(
+        index=3,
+        term=4,
+        conf=conf.encode(),
+        size=len(data),
+        chunk_count=len(chunks),
+        codec=blobs.CODEC_VERSION,
+        python_version=blobs.PYTHON_VERSION,
+        cloudpickle_version=blobs.CLOUDPICKLE_VERSION,
+    )
+    for chunk in chunks:
+        hasher.update(chunk)
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO agree_hard_state (id, term, vote, commit_index, checksum) "
+                    "VALUES (1, 5, 'n2', 7, :checksum)"
+                ),
+                {"checksum": blobs.hard_state_checksum(5, "n2", 7)},
+            )
+            for entry in log:
+                connection.execute(
+                    text(
+                        "INSERT INTO agree_log (log_index, term, entry_type, codec, data, "
+                        "checksum) VALUES (:i, :t, :k, 1, :d, :c)"
+                    ),
+                    {
+                        "i": entry.index,
+                        "t": entry.term,
+                        "k": int(entry.type),
+                        "d": entry.data,
+                        "c": blobs.entry_checksum(
+                            entry.index, entry.term, int(entry.type), 1, entry.data
+                        ),
+                    },
+                )
+            for seq, chunk in enumerate(chunks):
+                connection.execute(
+                    text(
+                        "INSERT INTO agree_snapshot_chunk (seq, data, checksum) VALUES (:s, :d, :c)"
+                    ),
+                    {"s": seq, "d": chunk, "c": blobs.chunk_checksum(seq, chunk)},
+                )
+            connection.execute(
+                text(
+                    "INSERT INTO agree_snapshot (id, last_index, last_term, conf, size, "
+                    "chunk_count, codec, python_version, cloudpickle_version, checksum) VALUES "
+                    "(1, 3, 4, :conf, :size, 3, 1, :py, :cp, :checksum)"
+                ),
+                {
+                    "conf": conf.encode(),
+                    "size": len(data),
+                    "py": blobs.PYTHON_VERSION,
+                    "cp": blobs.CLOUDPICKLE_VERSION,
+                    "checksum": hasher.hexdigest(),
+                },
+            )
+            connection.execute(text("INSERT INTO agree_meta (key, value) VALUES ('k', 'v')"))
+    finally:
+        engine.dispose()
+    return hard, snapshot, log
+
+
+def test_migrating_from_0001_keeps_the_data_as_group_default(db_url: str) -> None:
+    migrate.upgrade(db_url, "0001")
+    hard, snapshot, log = _write_at_0001(db_url)
+    with pytest.raises(MigrationRequiredError, match="'0001'"):
+        SqlStore(db_url)
+    migrate.upgrade(db_url)
+    assert migrate.check(db_url)
+    with SqlStorage(db_url) as storage:
+        assert storage.group_ids() == [DEFAULT_GROUP]
+        store = storage.group(DEFAULT_GROUP)
+        assert store.load() == PersistedState(
+            hard_state=hard, snapshot=snapshot, entries=tuple(log)
+        )
+        assert store.get_meta("k") == "v"
+        # The migrated tables take new groups and new entries.
+        store.save(hard_state=None, entries=[Entry(term=5, index=9)])
+        storage.group("other").save(hard_state=HardState(term=1), entries=log[:0])
+        assert storage.group_ids() == [DEFAULT_GROUP, "other"]
+    # Down again: group 'default' is what 0001 can hold; the other groups go.
+    migrate.downgrade(db_url, "0001")
+    engine = create_store_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, term FROM agree_hard_state")).all()
+            assert [tuple(row) for row in rows] == [(1, 5)]
+            count = connection.execute(text("SELECT count(*) FROM agree_log")).scalar_one()
+            assert count == len(log) + 1
+    finally:
+        engine.dispose()
