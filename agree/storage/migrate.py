@@ -6,7 +6,11 @@ checkout; the wheel ships the same folder as ``agree._migrations`` so that
 
 Functions take a database URL (or an engine, to reuse its connections and durability settings):
 :func:`upgrade`, :func:`downgrade`, :func:`current`, :func:`head`, :func:`check`, :func:`plan`,
-and :func:`require_head`, which a node calls before it touches its tables.
+:func:`stamp`, and :func:`require_head`, which a node calls before it touches its tables.
+
+A file that is not a SQLite database, and a database that has agree's tables but no record of
+the migrations that made them (``alembic_version``), are refused with a message naming the
+database and what to run, never with the raw SQL error migrating them would give.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect
+from sqlalchemy.exc import DatabaseError
 
 import agree
 from agree.errors import IncompatibleVersionError, MigrationRequiredError, StorageError
@@ -92,21 +97,107 @@ def _current_on(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def _shown(target: str | Engine) -> str:
+    return display_url(target.url if isinstance(target, Engine) else target)
+
+
+def not_a_database(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's SQLITE_NOTADB: the file is not a SQLite database."""
+    orig = exc.orig if isinstance(exc, DatabaseError) else exc
+    return "file is not a database" in str(orig)
+
+
+def not_a_database_error(target: str | Engine) -> StorageError:
+    return StorageError(
+        f"the file of {_shown(target)} is not a SQLite database (or its header is damaged): "
+        f"point DATABASE_URL at agree's database, or move this file away and run: "
+        f"{migrate_command(_url_text(target))} to create a new one"
+    )
+
+
 def current(target: str | Engine) -> str | None:
     """The database's revision, or None for a database agree has never migrated."""
     engine, owned = _engine_for(target)
     try:
-        with translate_errors("reading the schema revision"), engine.connect() as connection:
-            return _current_on(connection)
+        with translate_errors("reading the schema revision"):
+            try:
+                with engine.connect() as connection:
+                    return _current_on(connection)
+            except DatabaseError as exc:
+                if not_a_database(exc):
+                    raise not_a_database_error(target) from exc
+                raise
     finally:
         if owned:
             engine.dispose()
+
+
+def _url_text(target: str | Engine) -> str:
+    if isinstance(target, Engine):
+        return target.url.render_as_string(hide_password=False)
+    return target
+
+
+# The tables of each revision, newest first: how an unrecorded database's tables are dated.
+_TABLES_OF = {
+    "0002": {"agree_log", "agree_hard_state", "agree_snapshot", "agree_snapshot_chunk"}
+    | {"agree_meta", "agree_claim"},
+    "0001": {"agree_log", "agree_hard_state", "agree_snapshot", "agree_snapshot_chunk"}
+    | {"agree_meta"},
+}
+
+
+def _unrecorded_revision(engine: Engine) -> str | None:
+    """For a database with no migration record: the revision its agree tables match, ``""`` if
+    they match none, or None if it has no agree tables."""
+    with translate_errors("reading the database's tables"), engine.connect() as connection:
+        inspector = inspect(connection)
+        names = {n for n in inspector.get_table_names() if n.startswith("agree_")}
+        if not names:
+            return None
+        grouped = "agree_log" in names and any(
+            column["name"] == "group_id" for column in inspector.get_columns("agree_log")
+        )
+    for revision, tables in _TABLES_OF.items():
+        # 0002 keyed every table by group: the log's columns tell 0001 from a half-made 0002.
+        if names == tables and grouped == (revision != "0001"):
+            return revision
+    return ""
+
+
+def _refuse_unrecorded(target: str | Engine) -> None:
+    """Refuse a database that has agree's tables but no record of its migrations."""
+    engine, owned = _engine_for(target)
+    try:
+        revision = _unrecorded_revision(engine)
+    finally:
+        if owned:
+            engine.dispose()
+    if revision is None:
+        return
+    shown = _shown(target)
+    if revision:
+        raise MigrationRequiredError(
+            f"the database at {shown} has agree's tables (as made by revision {revision!r}) "
+            f"but no record of its migrations (the alembic_version table is missing or empty), "
+            f"so agree cannot tell which migrations it needs.  If nothing but agree changed "
+            f"these tables, record that revision and migrate from there; run: "
+            f"{migrate_command(_url_text(target))} --stamp {revision}"
+        )
+    raise MigrationRequiredError(
+        f"the database at {shown} has some of agree's tables but no record of its migrations "
+        f"(the alembic_version table is missing or empty), and its tables match no revision "
+        f"agree knows: restore it from a backup, or drop its agree_* tables and run: "
+        f"{migrate_command(_url_text(target))}"
+    )
 
 
 def plan(target: str | Engine) -> list[PendingRevision]:
     """The revisions :func:`upgrade` would apply, oldest first."""
     at = current(target)
     _check_known(at, target)
+    if at is None:
+        _refuse_unrecorded(target)
     revisions = script_directory().iterate_revisions("heads", at or "base")
     return [
         PendingRevision(
@@ -160,8 +251,36 @@ def _run(target: str | Engine, action: str, revision: str, *, down: bool) -> Non
 
 def upgrade(target: str | Engine, revision: str = "head") -> None:
     """Bring the database up to ``revision`` (default: the head)."""
-    _check_known(current(target), target)
+    at = current(target)
+    _check_known(at, target)
+    if at is None:
+        _refuse_unrecorded(target)
     _run(target, "migrating the database", revision, down=False)
+
+
+def stamp(target: str | Engine, revision: str) -> None:
+    """Record that a database with no migration record has the tables of ``revision`` (made
+    without ``agree-manage migrate``, or whose record was lost), changing no table."""
+    at = current(target)
+    if at is not None:
+        raise StorageError(
+            f"the database at {_shown(target)} already records revision {at!r}; only a "
+            f"database with no migration record can be stamped"
+        )
+    try:
+        script_directory().get_revision(revision)
+    except Exception as exc:
+        raise StorageError(
+            f"{revision!r} is not a revision agree knows (its newest is {head()!r})"
+        ) from exc
+    engine, owned = _engine_for(target)
+    try:
+        with _ALEMBIC_LOCK, translate_errors("stamping the database"), engine.connect() as conn:
+            command.stamp(alembic_config(conn), revision)
+            conn.commit()
+    finally:
+        if owned:
+            engine.dispose()
 
 
 def downgrade(target: str | Engine, revision: str = "base") -> None:
@@ -181,6 +300,8 @@ def require_head(engine: Engine, *, auto_migrate: bool = False) -> None:
     if at == newest:
         return
     _check_known(at, engine)
+    if at is None:
+        _refuse_unrecorded(engine)  # auto_migrate or not: creating its tables would fail
     if auto_migrate:
         upgrade(engine)
         return

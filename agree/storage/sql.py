@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DatabaseError
 
 from agree.errors import StorageError
 from agree.raft.entries import (
@@ -66,7 +67,7 @@ from agree.storage.engine import (
     sqlite_file,
     translate_errors,
 )
-from agree.storage.migrate import require_head
+from agree.storage.migrate import not_a_database, not_a_database_error, require_head
 from agree.storage.models import (
     chunk_table,
     hard_state_table,
@@ -150,7 +151,12 @@ class SqlStorage:
                 if path is not None:  # an in-memory database is private to its connection
                     self._sqlite_claim = SqliteClaim(path, holder, shown=shown, wait=claim_wait)
             with translate_errors("connecting to the database"):
-                self._connection = self._engine.connect()
+                try:
+                    self._connection = self._engine.connect()
+                except DatabaseError as exc:
+                    if not_a_database(exc):
+                        raise not_a_database_error(self._engine) from exc
+                    raise
                 if not is_sqlite(self._engine.url):
                     self._postgres_claim = PostgresClaim(
                         self._connection, holder, shown=shown, wait=claim_wait
@@ -525,6 +531,12 @@ class SqlStore:
         self.group_id = group_id
         self._owns_storage = owns_storage
         self._closed = False
+
+    def __enter__(self) -> SqlStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def url(self) -> URL:

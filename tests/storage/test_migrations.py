@@ -4,9 +4,11 @@ wheel so that ``agree-manage migrate`` works after a plain ``pip install``."""
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -14,10 +16,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from agree.errors import MigrationRequiredError
+from agree.errors import MigrationRequiredError, StorageError
+from agree.management import call_command
 from agree.raft.entries import ConfState, Entry, HardState, PersistedState, Snapshot, SnapshotMeta
 from agree.storage import DEFAULT_GROUP, SqlStorage, SqlStore, blobs, migrate
-from agree.storage.engine import create_store_engine
+from agree.storage.engine import create_store_engine, normalize_url
 from agree.storage.models import metadata
 
 REPO = Path(__file__).resolve().parents[2]
@@ -234,3 +237,108 @@ def test_migrating_from_0001_keeps_the_data_as_group_default(db_url: str) -> Non
             assert count == len(log) + 1
     finally:
         engine.dispose()
+
+
+# -- databases agree cannot migrate as they are -------------------------------------------------
+
+
+def _run_the_command_in(message: str) -> str:
+    """Run the agree-manage command a message ends with; return what it printed."""
+    words = shlex.split(message.rsplit("run: ", 1)[1])
+    assert words[:2] == ["agree-manage", "migrate"], words
+    out = StringIO()
+    call_command(words[1], *words[2:], stdout=out)
+    return out.getvalue()
+
+
+def test_a_zero_byte_file_is_a_new_database(tmp_path: Path) -> None:
+    path = tmp_path / "n1.db"
+    path.touch()
+    url = f"sqlite:///{path}"
+    with pytest.raises(MigrationRequiredError) as caught:
+        SqlStore(url)
+    assert str(path) in str(caught.value)
+    assert "Applied 0002" in _run_the_command_in(str(caught.value))
+    with SqlStore(url) as store:
+        assert store.load() == PersistedState()
+
+
+def test_a_file_that_is_not_a_database_is_named_not_a_raw_sql_error(tmp_path: Path) -> None:
+    path = tmp_path / "n1.db"
+    path.write_bytes(b"these are not the bytes of a SQLite database" * 100)
+    url = f"sqlite:///{path}"
+    for attempt in (
+        lambda: SqlStore(url),
+        lambda: SqlStore(url, auto_migrate=True),
+        lambda: migrate.upgrade(url),
+        lambda: call_command("migrate", "--database-url", url, stdout=StringIO()),
+    ):
+        with pytest.raises(StorageError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert f"{path} is not a SQLite database" in message
+        assert "[SQL" not in message and "sqlalche.me" not in message
+    assert path.read_bytes().startswith(b"these are not")  # left as it was
+
+
+def _drop_the_record(url: str) -> None:
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE alembic_version"))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("revision", ["0001", "0002"])
+def test_tables_without_a_migration_record_name_the_command_to_run(
+    db_url: str, revision: str
+) -> None:
+    migrate.upgrade(db_url, revision)
+    if revision == "0001":
+        hard, snapshot, log = _write_at_0001(db_url)
+    else:
+        with SqlStore(db_url) as store:
+            store.save(hard_state=HardState(term=2), entries=[Entry(term=2, index=1)])
+    _drop_the_record(db_url)
+    for auto_migrate in (False, True):
+        with pytest.raises(MigrationRequiredError) as caught:
+            SqlStore(db_url, auto_migrate=auto_migrate)
+        message = str(caught.value)
+        assert f"revision {revision!r}" in message and "no record of its migrations" in message
+        assert normalize_url(db_url).database in message  # names the database
+        assert message.endswith(f"--stamp {revision}")
+    with pytest.raises(MigrationRequiredError, match="--stamp"):
+        call_command("migrate", "--database-url", db_url, stdout=StringIO())
+    printed = _run_the_command_in(message)
+    assert f"Recorded {revision}" in printed
+    assert migrate.check(db_url)
+    with SqlStore(db_url) as store:
+        state = store.load()
+    if revision == "0001":
+        assert state == PersistedState(hard_state=hard, snapshot=snapshot, entries=tuple(log))
+    else:
+        assert state.entries == (Entry(term=2, index=1),)
+
+
+def test_some_agree_tables_without_a_record_are_not_guessed_at(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    _drop_the_record(db_url)
+    engine = create_store_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DROP TABLE agree_meta"))
+    finally:
+        engine.dispose()
+    with pytest.raises(MigrationRequiredError, match="match no revision") as caught:
+        SqlStore(db_url, auto_migrate=True)
+    assert "drop its agree_* tables" in str(caught.value)
+
+
+def test_stamp_refuses_a_recorded_database_and_an_unknown_revision(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    with pytest.raises(StorageError, match="already records"):
+        migrate.stamp(db_url, "0001")
+    _drop_the_record(db_url)
+    with pytest.raises(StorageError, match="not a revision"):
+        migrate.stamp(db_url, "9999")

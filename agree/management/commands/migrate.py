@@ -1,8 +1,10 @@
 """``agree-manage migrate``: bring a node's database to agree's newest schema revision.
 
 ``--plan`` lists the revisions that would be applied; ``--check`` exits non-zero (status 1) if
-any are pending, for deploy scripts that must not start a node on an old schema.  The database
-is ``--database-url``, else the DATABASE_URL of the settings (``--settings``,
+any are pending, for deploy scripts that must not start a node on an old schema.  ``--stamp
+REVISION`` first records that a database with no migration record already has the tables of
+REVISION (made without this command, or whose record was lost), then migrates from there.
+The database is ``--database-url``, else the DATABASE_URL of the settings (``--settings``,
 ``$AGREE_SETTINGS_MODULE``, ``-s``), for ``--node`` or the settings' NODE_ID.
 """
 
@@ -31,6 +33,12 @@ class Command(BaseCommand):
             metavar="NODE_ID",
             help="with settings: migrate this node's database (default: the settings' NODE_ID)",
         )
+        parser.add_argument(
+            "--stamp",
+            metavar="REVISION",
+            help="record that the database, which has agree's tables but no migration record, "
+            "is at REVISION (changing no table), then migrate from there",
+        )
         mode = parser.add_mutually_exclusive_group()
         mode.add_argument(
             "--plan", action="store_true", help="list the pending revisions; change nothing"
@@ -57,6 +65,14 @@ class Command(BaseCommand):
         if url.startswith(MEMORY_URL):
             raise CommandError(f"{url} is an in-memory store; it has no tables to migrate")
         shown = display_url(url)
+        stamp: str | None = options.get("stamp")
+        if stamp:
+            if options.get("plan") or options.get("check"):
+                raise CommandError(
+                    "--stamp records a revision; it does not go with --plan or --check"
+                )
+            migrations.stamp(url, stamp)
+            self.stdout.write(f"Recorded {stamp}: {shown} already had its tables.")
         pending = migrations.plan(url)
         if options.get("plan"):
             if not pending:
