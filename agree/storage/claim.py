@@ -25,6 +25,7 @@ holder (a forked child keeping the socket open would keep the session and its lo
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -35,13 +36,15 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
 from agree.errors import StorageError, StorageLockedError
+from agree.storage.engine import display_url, is_sqlite, sqlite_file, translate_errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,3 +321,38 @@ class PostgresClaim(_ForkAware):
         except Exception:  # already closed
             return
         _blank_descriptor(fd)
+
+
+# -- for the length of one job ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def claim_database(
+    engine: Engine, *, owner: str | None, wait: float = DEFAULT_CLAIM_WAIT
+) -> Iterator[None]:
+    """Hold the claim on ``engine``'s database for the block (e.g. while migrating it, so that
+    no node runs on tables being changed, and no migration starts under a running node)."""
+    shown = display_url(engine.url)
+    holder = Holder.this_process(owner)
+    if is_sqlite(engine.url):
+        path = sqlite_file(engine.url)
+        claim = SqliteClaim(path, holder, shown=shown, wait=wait) if path is not None else None
+        try:
+            yield
+        finally:
+            if claim is not None:
+                claim.release()
+        return
+    with translate_errors("claiming the database"):
+        connection = engine.connect()
+    try:
+        with translate_errors("claiming the database"):
+            postgres = PostgresClaim(connection, holder, shown=shown, wait=wait)
+        try:
+            yield
+        finally:
+            postgres.release()
+    finally:
+        # Really close the session (not back to the pool, where it would keep the lock).
+        connection.invalidate()
+        connection.close()

@@ -15,8 +15,10 @@ database and what to run, never with the raw SQL error migrating them would give
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from sqlalchemy.exc import DatabaseError
 
 import agree
 from agree.errors import IncompatibleVersionError, MigrationRequiredError, StorageError
+from agree.storage.claim import DEFAULT_CLAIM_WAIT, claim_database
 from agree.storage.engine import create_store_engine, display_url, translate_errors
 
 
@@ -234,58 +237,75 @@ def _check_known(revision: str | None, target: str | Engine) -> None:
 _ALEMBIC_LOCK = threading.Lock()
 
 
-def _run(target: str | Engine, action: str, revision: str, *, down: bool) -> None:
+@contextlib.contextmanager
+def _claimed(target: str | Engine, claim_wait: float) -> Iterator[Engine]:
+    """The engine to change the database through.  Given a URL, the database is claimed for
+    the job (a node running on it refuses it, and no node starts on it meanwhile); given an
+    engine, the caller holds the claim (a storage migrating the database it opens)."""
     engine, owned = _engine_for(target)
     try:
-        with _ALEMBIC_LOCK, translate_errors(action), engine.connect() as connection:
-            config = alembic_config(connection)
-            if down:
-                command.downgrade(config, revision)
-            else:
-                command.upgrade(config, revision)
-            connection.commit()
+        if owned:
+            with claim_database(engine, owner=None, wait=claim_wait):
+                yield engine
+        else:
+            yield engine
     finally:
         if owned:
             engine.dispose()
 
 
-def upgrade(target: str | Engine, revision: str = "head") -> None:
-    """Bring the database up to ``revision`` (default: the head)."""
-    at = current(target)
-    _check_known(at, target)
-    if at is None:
-        _refuse_unrecorded(target)
-    _run(target, "migrating the database", revision, down=False)
+def _run(engine: Engine, action: str, revision: str, *, down: bool) -> None:
+    with _ALEMBIC_LOCK, translate_errors(action), engine.connect() as connection:
+        config = alembic_config(connection)
+        if down:
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
+        connection.commit()
 
 
-def stamp(target: str | Engine, revision: str) -> None:
+def upgrade(
+    target: str | Engine, revision: str = "head", *, claim_wait: float = DEFAULT_CLAIM_WAIT
+) -> None:
+    """Bring the database up to ``revision`` (default: the head).
+
+    Given a URL, the database is claimed meanwhile (a holder is waited for up to
+    ``claim_wait`` seconds); so are :func:`downgrade` and :func:`stamp`."""
+    with _claimed(target, claim_wait) as engine:
+        at = current(engine)
+        _check_known(at, engine)
+        if at is None:
+            _refuse_unrecorded(engine)
+        _run(engine, "migrating the database", revision, down=False)
+
+
+def stamp(target: str | Engine, revision: str, *, claim_wait: float = DEFAULT_CLAIM_WAIT) -> None:
     """Record that a database with no migration record has the tables of ``revision`` (made
     without ``agree-manage migrate``, or whose record was lost), changing no table."""
-    at = current(target)
-    if at is not None:
-        raise StorageError(
-            f"the database at {_shown(target)} already records revision {at!r}; only a "
-            f"database with no migration record can be stamped"
-        )
     try:
         script_directory().get_revision(revision)
     except Exception as exc:
         raise StorageError(
             f"{revision!r} is not a revision agree knows (its newest is {head()!r})"
         ) from exc
-    engine, owned = _engine_for(target)
-    try:
+    with _claimed(target, claim_wait) as engine:
+        at = current(engine)
+        if at is not None:
+            raise StorageError(
+                f"the database at {_shown(engine)} already records revision {at!r}; only a "
+                f"database with no migration record can be stamped"
+            )
         with _ALEMBIC_LOCK, translate_errors("stamping the database"), engine.connect() as conn:
             command.stamp(alembic_config(conn), revision)
             conn.commit()
-    finally:
-        if owned:
-            engine.dispose()
 
 
-def downgrade(target: str | Engine, revision: str = "base") -> None:
+def downgrade(
+    target: str | Engine, revision: str = "base", *, claim_wait: float = DEFAULT_CLAIM_WAIT
+) -> None:
     """Take the database down to ``revision`` (``"base"`` drops agree's tables)."""
-    _run(target, "downgrading the database", revision, down=True)
+    with _claimed(target, claim_wait) as engine:
+        _run(engine, "downgrading the database", revision, down=True)
 
 
 def migrate_command(url: str) -> str:

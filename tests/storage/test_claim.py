@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from io import StringIO
 from pathlib import Path
 
 import psycopg
@@ -19,8 +20,9 @@ from sqlalchemy.engine import make_url
 
 import agree
 from agree.errors import StorageError, StorageLockedError
+from agree.management import call_command
 from agree.raft.entries import Entry, HardState
-from agree.storage import SqlStorage, SqlStore, open_storage, open_store
+from agree.storage import SqlStorage, SqlStore, migrate, open_storage, open_store
 from agree.testing.models import Counter
 
 CHILD = Path(__file__).with_name("claim_child.py")
@@ -155,3 +157,24 @@ def test_a_lost_claim_connection_stops_the_store(pg_url: str) -> None:
         other.close()
     finally:
         store.close()
+
+
+def test_migrations_are_refused_while_a_node_holds_the_database(db_url: str) -> None:
+    holder = SqlStore(db_url, auto_migrate=True, owner="n1")
+    try:
+        for change in (
+            lambda: migrate.downgrade(db_url, "0001", claim_wait=0),
+            lambda: migrate.upgrade(db_url, claim_wait=0),
+            lambda: migrate.stamp(db_url, "0002", claim_wait=0),
+        ):
+            with pytest.raises(StorageLockedError, match="'n1'"):
+                change()
+        # Reading the revision needs no claim.
+        out = StringIO()
+        call_command("migrate", "--check", "--database-url", db_url, stdout=out)
+        assert "is at the newest revision" in out.getvalue()
+        holder.save(hard_state=HardState(term=1), entries=[Entry(term=1, index=1)])
+    finally:
+        holder.close()
+    migrate.downgrade(db_url, "0001")  # released: allowed now
+    assert migrate.current(db_url) == "0001"
