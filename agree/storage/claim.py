@@ -253,6 +253,8 @@ class PostgresClaim(_ForkAware):
         """False once the claim's connection was invalidated (lost): never write then."""
         if not self._held or self._connection.invalidated or self._connection.closed:
             return False
+        if getattr(self._dbapi, "closed", False):  # psycopg: closed, or the link was lost
+            return False
         return self._connection.connection.dbapi_connection is self._dbapi
 
     def _has_claim_table(self) -> bool:

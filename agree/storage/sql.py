@@ -67,6 +67,7 @@ from agree.storage.engine import (
     sqlite_file,
     translate_errors,
 )
+from agree.storage.hotpath import DirectWriter, GroupSave
 from agree.storage.migrate import not_a_database, not_a_database_error, require_head
 from agree.storage.models import (
     chunk_table,
@@ -170,6 +171,10 @@ class SqlStorage:
                 raise StorageError(f"unexpected parameter order for {compiled}")  # pragma: no cover
             self._insert_sql = str(compiled)
             self._insert_positional = compiled.positional
+            self._direct = DirectWriter(
+                self._connection.connection.dbapi_connection, sqlite=is_sqlite(self._engine.url)
+            )
+            self._dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
         except BaseException:
             self._release()
             raise
@@ -203,7 +208,11 @@ class SqlStorage:
     def save_groups(self, writes: Mapping[str, GroupWrite]) -> None:
         for group_id in writes:
             check_group_id(group_id)
-        with self._transaction("saving to the log") as connection:
+        if all(write.snapshot is None for write in writes.values()):
+            saves = [(gid, write.hard_state, write.entries) for gid, write in writes.items()]
+            self._save_direct(saves)
+            return
+        with self._transaction("saving to the log", writes=True) as connection:
             for group_id, write in writes.items():
                 self._save(connection, group_id, write.hard_state, write.entries, write.snapshot)
 
@@ -233,20 +242,39 @@ class SqlStorage:
         if self._closed:
             raise StorageError("the store is closed")
 
+    def _check_claim(self, action: str) -> None:
+        if self._postgres_claim is not None and not self._postgres_claim.held:
+            raise StorageError(
+                f"{action} refused: the connection that held the claim on "
+                f"{display_url(self._engine.url)} was lost, and with it the claim; another "
+                f"node may have the database now.  Reopen the storage"
+            )
+
     @contextlib.contextmanager
-    def _transaction(self, action: str) -> Iterator[Connection]:
+    def _transaction(self, action: str, *, writes: bool = False) -> Iterator[Connection]:
+        """One SQLAlchemy transaction on the store's connection; ``writes`` if it may change
+        a group's log or snapshot (the hot path's cached indexes are then dropped)."""
         with self._lock:
             self._check_open()
             connection = self._connection
             assert connection is not None
-            if self._postgres_claim is not None and not self._postgres_claim.held:
-                raise StorageError(
-                    f"{action} refused: the connection that held the claim on "
-                    f"{display_url(self._engine.url)} was lost, and with it the claim; another "
-                    f"node may have the database now.  Reopen the storage"
-                )
+            self._check_claim(action)
+            if writes:
+                self._direct.forget()
             with translate_errors(action), connection.begin():
                 yield connection
+
+    def _save_direct(self, saves: Sequence[GroupSave]) -> None:
+        """A save without a snapshot, on the hot path (:mod:`agree.storage.hotpath`)."""
+        action = "saving to the log"
+        with self._lock:
+            self._check_open()
+            self._check_claim(action)
+            try:
+                with translate_errors(action):
+                    self._direct.save(saves)
+            except self._dbapi_error as exc:
+                raise StorageError(f"{action} failed: {exc}") from exc
 
     # -- one group's work, inside a transaction --------------------------------------------
 
@@ -547,10 +575,10 @@ class SqlStore:
         return self._storage
 
     @contextlib.contextmanager
-    def _transaction(self, action: str) -> Iterator[Connection]:
+    def _transaction(self, action: str, *, writes: bool = False) -> Iterator[Connection]:
         if self._closed:
             raise StorageError("the store is closed")
-        with self._storage._transaction(action) as connection:
+        with self._storage._transaction(action, writes=writes) as connection:
             yield connection
 
     # -- reads -------------------------------------------------------------------------------
@@ -604,11 +632,16 @@ class SqlStore:
             if self._closed or self._storage._closed:
                 raise StorageError("the store is closed")
             return
-        with self._transaction("saving to the log") as connection:
+        if snapshot is None:
+            if self._closed:
+                raise StorageError("the store is closed")
+            self._storage._save_direct([(self.group_id, hard_state, entries)])
+            return
+        with self._transaction("saving to the log", writes=True) as connection:
             self._storage._save(connection, self.group_id, hard_state, entries, snapshot)
 
     def compact(self, snapshot: Snapshot) -> None:
-        with self._transaction("compacting the log") as connection:
+        with self._transaction("compacting the log", writes=True) as connection:
             self._storage._compact(connection, self.group_id, snapshot)
 
     def set_meta(self, key: str, value: str) -> None:

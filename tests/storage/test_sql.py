@@ -4,9 +4,11 @@ checks, durability settings and error translation."""
 from __future__ import annotations
 
 import random
+import sqlite3
 import tracemalloc
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -19,7 +21,7 @@ from agree.errors import (
     StorageError,
 )
 from agree.raft.entries import ConfState, Entry, HardState, Snapshot, SnapshotMeta
-from agree.storage import MemoryStore, SqlStore, blobs, open_store
+from agree.storage import GroupWrite, MemoryStore, SqlStorage, SqlStore, blobs, open_store
 from agree.storage.engine import create_store_engine, normalize_url
 
 CONF = ConfState(voters=frozenset({"n1"}))
@@ -321,6 +323,11 @@ def test_database_errors_become_storage_errors(db_url: str) -> None:
     raw(db_url, "DROP TABLE agree_log")
     with pytest.raises(StorageError) as caught:
         store.save(hard_state=None, entries=[Entry(term=1, index=6)])
+    # The hot path runs on the driver's connection: its error is the cause there.
+    assert isinstance(caught.value.__cause__, (sqlite3.Error, psycopg.Error))
+    assert type(caught.value) is StorageError
+    with pytest.raises(StorageError) as caught:
+        store.load()
     assert isinstance(caught.value.__cause__, SQLAlchemyError)
     assert type(caught.value) is StorageError
     store.close()
@@ -329,3 +336,38 @@ def test_database_errors_become_storage_errors(db_url: str) -> None:
 def test_an_unreachable_database_is_a_storage_error() -> None:
     with pytest.raises(StorageError):
         open_store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+
+
+# -- the hot path ---------------------------------------------------------------------------
+
+
+def test_a_failed_save_leaves_nothing_behind_not_even_in_the_cached_indexes(
+    sqlite_url: str,
+) -> None:
+    """The hot path keeps each group's last index after a commit; a save the database refuses
+    half-way must roll back every group and not advance it (else a later batch could leave a
+    gap in the log)."""
+    storage = SqlStorage(sqlite_url, auto_migrate=True)
+    a, b = storage.group("a"), storage.group("b")
+    a.save(hard_state=HardState(term=1), entries=[Entry(term=1, index=i) for i in (1, 2, 3)])
+    b.save(hard_state=HardState(term=1), entries=[Entry(term=1, index=1)])
+    raw(
+        sqlite_url,
+        "CREATE TRIGGER refuse BEFORE INSERT ON agree_log WHEN NEW.group_id = 'b' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END",
+    )
+    with pytest.raises(StorageError, match="refused by a trigger"):
+        storage.save_groups(
+            {
+                "a": GroupWrite(hard_state=HardState(term=2), entries=[Entry(term=2, index=4)]),
+                "b": GroupWrite(entries=[Entry(term=1, index=2)]),
+            }
+        )
+    raw(sqlite_url, "DROP TRIGGER refuse")
+    assert a.load().entries == tuple(Entry(term=1, index=i) for i in (1, 2, 3))
+    assert a.load().hard_state == HardState(term=1)
+    with pytest.raises(StorageError, match="gap"):
+        a.save(hard_state=None, entries=[Entry(term=2, index=5)])
+    a.save(hard_state=None, entries=[Entry(term=2, index=4)])
+    assert a.last_index() == 4
+    storage.close()
