@@ -5,7 +5,8 @@
   (:mod:`agree.storage.base`);
 - :class:`MemoryStorage` / :class:`MemoryStore` — the in-memory twins; :class:`SqlStorage` /
   :class:`SqlStore` — SQLite / PostgreSQL;
-- :class:`AsyncLogStore` — runs any store on one worker thread for asyncio callers;
+- :class:`AsyncLogStore` / :class:`AsyncStorage` — run any store / storage on one worker
+  thread for asyncio callers;
 - :func:`open_storage` — a storage from a URL (``memory://``, ``sqlite:///path``,
   ``postgresql://...``), claiming the database and refusing one whose schema is not at the head
   revision; :func:`open_store` — the same, as its ``"default"`` group's store.
@@ -16,7 +17,7 @@ from __future__ import annotations
 from agree.storage.base import DEFAULT_GROUP, GroupWrite, LogStore, Storage
 from agree.storage.memory import MemoryStorage, MemoryStore
 from agree.storage.sql import SqlStorage, SqlStore
-from agree.storage.threaded import AsyncLogStore
+from agree.storage.threaded import AsyncLogStore, AsyncStorage
 
 MEMORY_URL = "memory://"
 
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_GROUP",
     "MEMORY_URL",
     "AsyncLogStore",
+    "AsyncStorage",
     "GroupWrite",
     "LogStore",
     "MemoryStorage",

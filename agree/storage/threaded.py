@@ -4,6 +4,9 @@ The node runtime awaits storage calls; :class:`AsyncLogStore` runs every one of 
 order, on ONE dedicated worker thread.  One thread means the synchronous store never sees two
 calls at once (SQLite connections and transactions stay on one thread) and calls complete in
 the order they were made, which is the order the Ready loop persisted them in.
+
+:class:`AsyncStorage` does the same for a whole :class:`~agree.storage.base.Storage`: its
+groups' stores and :meth:`AsyncStorage.save_groups` share its one thread.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from agree.errors import StorageError
 from agree.raft.entries import Entry, HardState, PersistedState, Snapshot
-from agree.storage.base import LogStore
+from agree.storage.base import GroupWrite, LogStore, Storage
 
 T = TypeVar("T")
 
@@ -24,9 +27,18 @@ T = TypeVar("T")
 class AsyncLogStore:
     """Awaitable twin of a LogStore: ``await store.save(...)`` etc."""
 
-    def __init__(self, store: LogStore, *, thread_name: str = "agree-storage") -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        thread_name: str = "agree-storage",
+        executor: concurrent.futures.ThreadPoolExecutor | None = None,
+    ) -> None:
+        """``executor``: a one-thread executor to share (an :class:`AsyncStorage`'s); the
+        store then leaves it running when it closes."""
         self._store = store
-        self._executor = concurrent.futures.ThreadPoolExecutor(
+        self._owns_executor = executor is None
+        self._executor = executor or concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=thread_name
         )
         self._closed = False
@@ -85,4 +97,58 @@ class AsyncLogStore:
             await loop.run_in_executor(self._executor, self._store.close)
         finally:
             self._closed = True
+            if self._owns_executor:
+                self._executor.shutdown(wait=True)
+
+
+class AsyncStorage:
+    """Awaitable twin of a Storage: every call, its groups' included, on one worker thread."""
+
+    def __init__(self, storage: Storage, *, thread_name: str = "agree-storage") -> None:
+        self._storage = storage
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=thread_name
+        )
+        self._groups: dict[str, AsyncLogStore] = {}
+        self._closed = False
+
+    @property
+    def storage(self) -> Storage:
+        """The wrapped synchronous storage (call it only from the worker thread, or after
+        close)."""
+        return self._storage
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        if self._closed:
+            raise StorageError("the storage is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn)
+
+    async def group(self, group_id: str) -> AsyncLogStore:
+        """One group's store, on this storage's thread."""
+        found = self._groups.get(group_id)
+        if found is None:
+            store = await self._run(functools.partial(self._storage.group, group_id))
+            found = self._groups.setdefault(group_id, AsyncLogStore(store, executor=self._executor))
+        return found
+
+    async def group_ids(self) -> list[str]:
+        return await self._run(self._storage.group_ids)
+
+    async def save_groups(self, writes: Mapping[str, GroupWrite]) -> None:
+        """What several groups produced in one loop turn, in one transaction."""
+        await self._run(functools.partial(self._storage.save_groups, writes))
+
+    async def close(self) -> None:
+        """Close the storage on its thread (after every call already queued), then the
+        thread."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._storage.close)
+        finally:
+            self._closed = True
+            for store in self._groups.values():
+                store._closed = True
             self._executor.shutdown(wait=True)

@@ -3,7 +3,8 @@ and one storage commits several groups' writes in one transaction (agree.storage
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterator, Mapping
 
 import pytest
 
@@ -11,6 +12,7 @@ from agree.errors import StorageError
 from agree.raft.entries import ConfState, Entry, HardState, Snapshot, SnapshotMeta
 from agree.storage import (
     DEFAULT_GROUP,
+    AsyncStorage,
     GroupWrite,
     MemoryStorage,
     SqlStorage,
@@ -138,3 +140,39 @@ def test_a_plain_store_is_the_default_group(sqlite_url: str) -> None:
     with SqlStorage(sqlite_url) as storage:
         assert storage.group_ids() == [DEFAULT_GROUP]
         assert storage.group(DEFAULT_GROUP).load().entries == tuple(entries(1, 3))
+
+
+async def test_the_async_storage_runs_groups_and_save_groups_on_one_thread(
+    reopen: Callable[[], Storage],
+) -> None:
+    storage = reopen()
+    threads: set[int] = set()
+    original = storage.save_groups
+
+    def recording(writes: Mapping[str, GroupWrite]) -> None:
+        threads.add(threading.get_ident())
+        original(writes)
+
+    storage.save_groups = recording  # type: ignore[method-assign]
+    wrapped = AsyncStorage(storage)
+    a = await wrapped.group("a")
+    assert await wrapped.group("a") is a
+    await wrapped.save_groups(
+        {
+            "a": GroupWrite(hard_state=HardState(term=1), entries=entries(1, 3)),
+            "b": GroupWrite(hard_state=HardState(term=2), entries=entries(1, 2)),
+        }
+    )
+    await a.compact(snap(1, b"s"))
+    assert await a.entries(1, 5) == entries(2, 3)
+    b = await wrapped.group("b")
+    assert (await b.load()).hard_state == HardState(term=2)
+    assert await wrapped.group_ids() == ["a", "b"]
+    assert len(threads) == 1 and threading.get_ident() not in threads
+    await a.close()  # one group's store: the storage and the others stay open
+    assert await b.last_index() == 1
+    await wrapped.close()
+    with pytest.raises(StorageError, match="closed"):
+        await b.load()
+    with pytest.raises(StorageError, match="closed"):
+        await wrapped.save_groups({})
