@@ -109,6 +109,10 @@ class _ForkAware:
 
 
 def _after_fork_in_child() -> None:
+    global _LIVE_LOCK
+    # Another thread of the parent may have held the lock at the fork: the child's copy would
+    # stay locked for good.
+    _LIVE_LOCK = threading.Lock()
     for claim in list(_LIVE):
         claim._forget_in_child()
     _LIVE.clear()
