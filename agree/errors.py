@@ -251,6 +251,8 @@ class StorageLockedError(StorageError):
     database.  Names the holder as far as it recorded itself: its node id, process id, host and
     since when (ISO 8601, UTC); a field it did not record is None."""
 
+    code = "storage_locked"
+
     def __init__(
         self,
         message: str,

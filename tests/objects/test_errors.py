@@ -16,6 +16,7 @@ from agree.errors import (
     ProposalLost,
     RemoteError,
     ResultValidationError,
+    StorageLockedError,
     SubscriptionOverflowError,
     ValidationError,
     error_class,
@@ -55,6 +56,7 @@ CODES = {
     "ResultValidationError": "result_invalid",
     "SchemaMismatchError": "schema_mismatch",
     "StorageError": "storage",
+    "StorageLockedError": "storage_locked",
     "SubscriptionOverflowError": "subscription_overflow",
     "UnavailableError": "unavailable",
     "UnknownMethodError": "unknown_method",
@@ -67,6 +69,9 @@ SAMPLES: dict[type[AgreeError], AgreeError] = {
     NotLeaderError: NotLeaderError(leader_id="n2", leader_url="http://n2.example:8000"),
     SubscriptionOverflowError: SubscriptionOverflowError("cut off", last_index=7),
     ConfigurationError: ConfigurationError("NODES is empty", setting="NODES"),
+    StorageLockedError: StorageLockedError(
+        "in use", node_id="n1", pid=4242, host="h1", since="2026-11-29T18:00:00+00:00"
+    ),
     ResultValidationError: ResultValidationError("bad result", index=12, applied=True),
     agree.management.CommandError: agree.management.CommandError("no", returncode=3),
     RemoteError: RemoteError(
