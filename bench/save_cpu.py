@@ -6,7 +6,8 @@
 For each backend, ``SqlStore.save`` of one 64 B entry with a hard state, ``--saves`` times after
 a warm-up, and the same statements issued by hand on a bare DBAPI connection (the floor: what
 the database driver alone costs).  Prints the process CPU time (user + system, this process
-only: PostgreSQL's server work is not in it) and the wall time per save, the median of
+only: PostgreSQL's server work is not in it; with SQLite's default ``synchronous=FULL`` it
+includes the system time of an fsync per commit) and the wall time per save, the median of
 ``--runs`` runs, and writes them as JSON with ``--json``.
 """
 
@@ -20,7 +21,7 @@ import sqlite3
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -77,9 +78,10 @@ def _row(index: int) -> tuple[int, int, int, int, bytes, int]:
 
 def sqlite_floor(url: str, count: int, runs: int) -> list[tuple[float, float]]:
     SqlStore(url, auto_migrate=True).close()
-    connection = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    path, _, query = url.removeprefix("sqlite:///").partition("?synchronous=")
+    connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute(f"PRAGMA synchronous={query or 'FULL'}")
     connection.execute(
         "INSERT INTO agree_hard_state (group_id, term, vote, commit_index, checksum) "
         "VALUES ('default', 1, 'n1', 0, 0)"
@@ -147,6 +149,12 @@ def _floor_runs(save: Callable[[int], None], count: int, runs: int) -> list[tupl
     return results
 
 
+@contextlib.contextmanager
+def sqlite_with(synchronous: str) -> Iterator[str]:
+    with sqlite_url() as url:
+        yield url if synchronous == "FULL" else f"{url}?synchronous={synchronous}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--saves", type=int, default=2000)
@@ -155,12 +163,19 @@ def main() -> None:
         "--postgres", default=os.environ.get("AGREE_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
     )
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--sqlite-synchronous",
+        choices=["FULL", "NORMAL"],
+        default="FULL",
+        help="NORMAL leaves out the fsync of every commit (and its system CPU time), which "
+        "shows the CPU of the code path alone",
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the bare-DBAPI floor")
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     args = parser.parse_args()
 
     backends: list[tuple[str, Callable[[], contextlib.AbstractContextManager[str]], Runner]] = [
-        ("sqlite", sqlite_url, sqlite_floor)
+        ("sqlite", lambda: sqlite_with(args.sqlite_synchronous), sqlite_floor)
     ]
     if not args.no_postgres:
         backends.append(("postgresql", lambda: postgres_url(args.postgres), postgres_floor))
