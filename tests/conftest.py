@@ -4,8 +4,13 @@ except under CI (``CI=true``), where an unreachable server is a failure."""
 from __future__ import annotations
 
 import os
+import time
+import types
+from collections.abc import Iterator
 
 import pytest
+
+import agree.node
 
 POSTGRES_URL = os.environ.get(
     "AGREE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -32,3 +37,25 @@ def postgres_url() -> str:
             pytest.fail(reason + " (CI requires it)")
         pytest.skip(reason)
     return POSTGRES_URL
+
+
+class LeaderClock:
+    """Shifts the wall clock a leader stamps the entries it proposes with (``agree.node``'s
+    ``time.time_ns``), so that tests move the leader-stamped time commands see in
+    ``self.context.timestamp`` without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset_ns = 0
+
+    def time_ns(self) -> int:
+        return time.time_ns() + self.offset_ns
+
+    def advance(self, seconds: float) -> None:
+        self.offset_ns += int(seconds * 1e9)
+
+
+@pytest.fixture
+def leader_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[LeaderClock]:
+    clock = LeaderClock()
+    monkeypatch.setattr(agree.node, "time", types.SimpleNamespace(time_ns=clock.time_ns))
+    yield clock

@@ -2,24 +2,20 @@
 through an embedded node and through a 3-node cluster.
 
 The lock's time-to-live is judged on the leader-stamped time of each entry.  The tests move that
-time by shifting the clock the leader stamps entries with (``LeaderClock``), never by sleeping.
+time with the ``leader_clock`` fixture (tests/conftest.py), never by sleeping.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
-import types
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import agree
-import agree.node
 from agree import CommandContext, ContextUnavailableError
 from agree.batteries import (
     Lease,
@@ -31,32 +27,15 @@ from agree.batteries import (
 from agree.replicated import applying
 from agree.testing.cluster import MemoryCluster
 
+if TYPE_CHECKING:
+    from tests.conftest import LeaderClock
+
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def at(seconds: float, index: int = 1) -> CommandContext:
     """The context of a command stamped ``seconds`` after T0."""
     return CommandContext(index=index, term=1, timestamp=T0 + timedelta(seconds=seconds))
-
-
-class LeaderClock:
-    """Shifts the wall clock that leaders stamp entries with (``agree.node``'s ``time``)."""
-
-    def __init__(self) -> None:
-        self.offset_ns = 0
-
-    def time_ns(self) -> int:
-        return time.time_ns() + self.offset_ns
-
-    def advance(self, seconds: float) -> None:
-        self.offset_ns += int(seconds * 1e9)
-
-
-@pytest.fixture
-def leader_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[LeaderClock]:
-    clock = LeaderClock()
-    monkeypatch.setattr(agree.node, "time", types.SimpleNamespace(time_ns=clock.time_ns))
-    yield clock
 
 
 # -- the lock's rules, applied directly --------------------------------------------------------

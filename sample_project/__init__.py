@@ -1,0 +1,1 @@
+"""A sample agree project: replicated classes a newcomer can host, call and read."""
