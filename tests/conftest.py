@@ -39,13 +39,18 @@ def postgres_url() -> str:
     return POSTGRES_URL
 
 
-class LeaderClock:
-    """Shifts the wall clock a leader stamps the entries it proposes with (``agree.node``'s
-    ``time.time_ns``), so that tests move the leader-stamped time commands see in
-    ``self.context.timestamp`` without sleeping."""
+class LeaderClock(types.ModuleType):
+    """Stands in for the ``time`` module of ``agree.node``, where a leader stamps the entries it
+    proposes with ``time.time_ns()``: the stamps run ``advance``'d seconds ahead of the real
+    clock, so tests move the leader-stamped time commands see in ``self.context.timestamp``
+    without sleeping.  Everything else is the real ``time`` module."""
 
     def __init__(self) -> None:
+        super().__init__("time")
         self.offset_ns = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
 
     def time_ns(self) -> int:
         return time.time_ns() + self.offset_ns
@@ -57,5 +62,6 @@ class LeaderClock:
 @pytest.fixture
 def leader_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[LeaderClock]:
     clock = LeaderClock()
-    monkeypatch.setattr(agree.node, "time", types.SimpleNamespace(time_ns=clock.time_ns))
+    # raising=True (the default): if agree.node stops using ``time``, this fails loudly.
+    monkeypatch.setattr(agree.node, "time", clock)
     yield clock

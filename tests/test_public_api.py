@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import agree
+import agree.batteries
 import agree.raft
 
 
 def test_all_is_sorted_and_resolves() -> None:
-    for module in (agree, agree.raft):
+    for module in (agree, agree.raft, agree.batteries):
         assert list(module.__all__) == sorted(module.__all__)
         for name in module.__all__:
             assert hasattr(module, name), name
