@@ -16,8 +16,8 @@ command context, so every replica (and every replay of the log) reaches the same
 lock measures its time-to-live on the leader-stamped time of the entry being applied
 (``self.context.timestamp``), never on a local clock, so replicas agree on when a lease ends.
 
-Keys are ``str`` and values ``Any``, carried as agree's schema carries ``Any`` (its JSON form:
-:mod:`agree.schema`, "Conversion rules").  Subclass and add typed commands for typed values.
+Keys are ``str``; values are ``Any``, which agree carries in a self-describing form
+(:mod:`agree.values`), so a tuple stays a tuple, bytes bytes, a datetime a datetime.
 """
 
 from __future__ import annotations
