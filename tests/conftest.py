@@ -10,8 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 
-import agree.node
-
 POSTGRES_URL = os.environ.get(
     "AGREE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -61,6 +59,8 @@ class LeaderClock(types.ModuleType):
 
 @pytest.fixture
 def leader_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[LeaderClock]:
+    import agree.node  # here, not at the top: most tests never load the node runtime
+
     clock = LeaderClock()
     # raising=True (the default): if agree.node stops using ``time``, this fails loudly.
     monkeypatch.setattr(agree.node, "time", clock)
