@@ -1,0 +1,71 @@
+"""The documentation stays true to the code: its links resolve, the ``agree.*`` names it cites
+exist, and docs/batteries.md lists every operation of every battery with its kind."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agree.batteries
+from agree.schema import schema_of
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = sorted((REPO / "docs").glob("*.md"))
+PAGES = [REPO / "README.md", *DOCS]
+
+
+def test_there_are_docs() -> None:
+    names = {p.name for p in DOCS}
+    assert {"concepts.md", "consistency.md", "exactly-once.md", "deterministic-commands.md",
+            "batteries.md"} <= names
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_relative_links_resolve(page: Path) -> None:
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text()):
+        if "://" in target:
+            continue
+        assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
+
+
+def _resolve(dotted: str) -> Any:
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_cited_agree_names_exist(page: Path) -> None:
+    for dotted in set(re.findall(r"`(agree(?:\.\w+)+)", page.read_text())):
+        try:
+            _resolve(dotted)
+        except (ImportError, AttributeError):
+            pytest.fail(f"{page.name} cites {dotted}, which does not exist")
+
+
+def test_batteries_page_lists_every_operation_with_its_kind() -> None:
+    text = (REPO / "docs" / "batteries.md").read_text()
+    sections = re.split(r"^## `(\w+)`$", text, flags=re.MULTILINE)[1:]
+    documented: dict[str, dict[str, str]] = {}
+    for name, body in zip(sections[::2], sections[1::2], strict=True):
+        ops: dict[str, str] = {}
+        for first, kind in re.findall(r"^\| (`.+?) \| (command|query) \|", body, re.MULTILINE):
+            for op in re.findall(r"`(\w+)\(", first):
+                ops[op] = kind
+        documented[name] = ops
+    assert set(documented) == set(agree.batteries.__all__) - {"Lease"}
+    for name, ops in documented.items():
+        schema = schema_of(getattr(agree.batteries, name))
+        actual = {op.name: op.kind for op in schema.operations.values()}
+        assert ops == actual, name
