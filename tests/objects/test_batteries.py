@@ -220,24 +220,26 @@ def test_counter_and_queue_through_an_embedded_node(tmp_path: Path) -> None:
 def test_lock_ttl_on_the_leader_stamped_time_through_an_embedded_node(
     tmp_path: Path, leader_clock: LeaderClock
 ) -> None:
+    # The real time that passes meanwhile only adds to the shifts, so every "still held" check
+    # keeps a margin of 100 s and every "ended" check is past the end whatever the real delay.
     with agree.wrap(ReplicatedLock(), path=tmp_path) as lock:
         assert lock.lease_info() is None
-        assert lock.acquire("a", 30.0) is True
-        assert lock.acquire("b", 30.0) is False
+        assert lock.acquire("a", 300.0) is True
+        assert lock.acquire("b", 300.0) is False
         lease = lock.lease_info()
         assert isinstance(lease, Lease) and lease.owner == "a"
         assert lease.expires_at.tzinfo is not None
-        leader_clock.advance(20)
+        leader_clock.advance(200)
         assert lock.holder() == "a"
-        assert lock.refresh("a", 30.0) is True  # now runs 30 s from the refresh
-        leader_clock.advance(20)
-        assert lock.holder() == "a"  # 40 s after acquire, 20 s after refresh
+        assert lock.refresh("a", 300.0) is True  # now runs 300 s from the refresh
+        leader_clock.advance(200)
+        assert lock.holder() == "a"  # 400 s after acquire, 200 s after refresh
         with pytest.raises(ValueError, match="ttl must be a positive"):
             lock.acquire("a", -1.0)
     # The lease is replicated state: it survives a restart (snapshot at the clean stop).
     with agree.wrap(ReplicatedLock(), path=tmp_path) as lock:
         assert lock.holder() == "a"
-        leader_clock.advance(11)  # past refresh + 30 s
+        leader_clock.advance(101)  # past refresh + 300 s
         assert lock.holder() is None
         assert lock.release("a") is False
         assert lock.acquire("b", 1.0) is True
@@ -293,7 +295,7 @@ async def test_lock_lease_survives_a_leader_change_and_ends_on_stamped_time(
         first = await cluster.wait_leader()
         follower = next(n for n in cluster.nodes.values() if n is not first)
         contenders = [n.proxy("lock") for n in cluster.nodes.values()]
-        won = await asyncio.gather(*(p.acquire(f"owner{i}", 60.0) for i, p in
+        won = await asyncio.gather(*(p.acquire(f"owner{i}", 600.0) for i, p in
                                      enumerate(contenders)))
         assert won.count(True) == 1
         owner = f"owner{won.index(True)}"
@@ -301,9 +303,9 @@ async def test_lock_lease_survives_a_leader_change_and_ends_on_stamped_time(
         second = await cluster.wait_leader(among=[n for n in cluster.ids if n != first.id])
         lock = follower.proxy("lock")
         assert await lock.holder() == owner  # the lease is replicated state, not the leader's
-        leader_clock.advance(59)
+        leader_clock.advance(300)  # a margin of 300 s for the real time the election took
         assert await lock.acquire("late", 60.0) is False
-        leader_clock.advance(2)
+        leader_clock.advance(301)  # past the 600 s, whatever real time passed
         assert await lock.holder() is None
         assert await second.proxy("lock").acquire("late", 60.0) is True
         await cluster.wait_applied(second.host.applied_index, among=[second.id, follower.id])
