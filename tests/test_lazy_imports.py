@@ -23,7 +23,14 @@ def loaded_after(code: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "code", ["import agree", "import agree.wire", "import agree.transport", "import agree.errors"]
+    "code",
+    [
+        "import agree",
+        "import agree.wire",
+        "import agree.transport",
+        "import agree.errors",
+        "import agree.batteries",
+    ],
 )
 def test_importing_loads_no_runtime_dependency(code: str) -> None:
     assert loaded_after(code) == []
