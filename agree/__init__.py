@@ -2,7 +2,8 @@
 
 ``import agree`` stays light: the names whose modules load the runtime (SQLAlchemy, Alembic,
 aiohttp) are imported on first use (PEP 562), so a client or a tool that never runs a node
-never pays for them.
+never pays for them; the remote clients (``Client``, ``AsyncClient``) load aiohttp's client
+only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from agree.errors import (
     MigrationRequiredError,
     NotLeaderError,
     OutcomeUnknownError,
+    PermissionDeniedError,
     ProposalRejectedError,
     ProtocolError,
     RemoteError,
@@ -43,13 +45,19 @@ from agree.replicated import CommandContext, Consistency, Replicated, command, q
 from agree.settings import Settings
 
 if TYPE_CHECKING:
+    from agree.client import AsyncClient, Client
     from agree.embedded import wrap
     from agree.node import Node
 
 __version__ = "0.1.0"
 
 # Name -> the module that defines it, imported when the name is first looked up.
-_LAZY: dict[str, str] = {"Node": "agree.node", "wrap": "agree.embedded"}
+_LAZY: dict[str, str] = {
+    "AsyncClient": "agree.client",
+    "Client": "agree.client",
+    "Node": "agree.node",
+    "wrap": "agree.embedded",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -68,7 +76,9 @@ def __dir__() -> list[str]:
 __all__ = [
     "AgreeError",
     "AgreeTimeoutError",
+    "AsyncClient",
     "AuthenticationError",
+    "Client",
     "ClusterError",
     "CommandContext",
     "ConfigurationError",
@@ -84,6 +94,7 @@ __all__ = [
     "Node",
     "NotLeaderError",
     "OutcomeUnknownError",
+    "PermissionDeniedError",
     "ProposalRejectedError",
     "ProtocolError",
     "RemoteError",

@@ -34,6 +34,7 @@ the sans-I/O Raft core (:mod:`agree.raft`) can raise these errors too.
     ├── SubscriptionOverflowError   a subscriber fell too far behind and was cut off
     ├── ProtocolError               a malformed message from a peer or client
     ├── AuthenticationError         an unauthenticated peer or client
+    │   └── PermissionDeniedError   a client whose token lacks the permission needed
     └── RemoteError                 a remote user exception whose type is not importable here
 
 (``agree.management.CommandError``, raised by ``agree-manage`` commands, is an
@@ -292,6 +293,14 @@ class AuthenticationError(AgreeError):
     """A peer or client could not be authenticated."""
 
     code = "authentication"
+
+
+class PermissionDeniedError(AuthenticationError):
+    """A client's token is valid but lacks ``required`` (``read``, ``write`` or ``admin``)."""
+
+    def __init__(self, message: str, *, required: str) -> None:
+        super().__init__(message)
+        self.required = required
 
 
 class RemoteError(AgreeError):

@@ -56,6 +56,7 @@ SETTINGS_MODULE_ENV: Final = "AGREE_SETTINGS_MODULE"
 MIN_SECRET_LENGTH: Final = 16
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Permission = Literal["read", "write", "admin"]
 SqliteSynchronous = Literal["FULL", "NORMAL"]
 
 # Node ids and object names travel in URL paths (/v1/members/{id},
@@ -81,6 +82,11 @@ _EXPECTED: Final[Mapping[str, str]] = {
     "MAX_BODY_BYTES": "a whole number of bytes greater than 0, e.g. 16777216",
     "MAX_CALL_BYTES": "a whole number of bytes greater than 0, e.g. 1048576",
     "REQUEST_TIMEOUT": "a number of seconds greater than 0, e.g. 5.0",
+    "TOKENS": "a dict of token to permission ('read', 'write' or 'admin'), "
+    "e.g. {'<a random token>': 'admin'}",
+    "TLS_CERT": "the path of a PEM certificate file, or None",
+    "TLS_KEY": "the path of a PEM private key file, or None",
+    "TLS_CA": "the path of a PEM CA certificate file, or None",
     "AUTO_MIGRATE": "True or False (true or false with -s)",
     "SQLITE_SYNCHRONOUS": "'FULL' (durable) or 'NORMAL' (faster, unsafe under power loss)",
     "LOG_LEVEL": "one of 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'",
@@ -116,6 +122,12 @@ class Settings(BaseModel):
     SNAPSHOT_BYTES: int = defaults.SNAPSHOT_BYTES
     MAX_BODY_BYTES: int = defaults.MAX_BODY_BYTES
     MAX_CALL_BYTES: int = defaults.MAX_CALL_BYTES
+    TOKENS: Mapping[str, Permission] = Field(
+        default_factory=lambda: dict(defaults.TOKENS), repr=False
+    )
+    TLS_CERT: str | None = defaults.TLS_CERT
+    TLS_KEY: str | None = defaults.TLS_KEY
+    TLS_CA: str | None = defaults.TLS_CA
     REQUEST_TIMEOUT: float = defaults.REQUEST_TIMEOUT
     AUTO_MIGRATE: bool = defaults.AUTO_MIGRATE
     SQLITE_SYNCHRONOUS: SqliteSynchronous = defaults.SQLITE_SYNCHRONOUS
@@ -151,6 +163,7 @@ class Settings(BaseModel):
         }
         current["NODES"] = dict(self.NODES)
         current["OBJECTS"] = dict(self.OBJECTS)
+        current["TOKENS"] = dict(self.TOKENS)
         return type(self)(**{**current, **changes})
 
     @model_validator(mode="wrap")
@@ -227,6 +240,20 @@ class Settings(BaseModel):
             )
         return value
 
+    @field_validator("TOKENS")
+    @classmethod
+    def _check_tokens(cls, value: Mapping[str, Permission]) -> Mapping[str, Permission]:
+        # Messages number the tokens: they never repeat one.
+        for position, token in enumerate(value, 1):
+            if len(token) < MIN_SECRET_LENGTH or not token.isprintable() or " " in token:
+                raise ConfigurationError(
+                    f"TOKENS: token number {position} is {len(token)} characters long or "
+                    f"contains spaces; each token needs at least {MIN_SECRET_LENGTH} printable "
+                    f"characters without spaces. Generate one with {_SECRET_HINT}",
+                    setting="TOKENS",
+                )
+        return types.MappingProxyType(dict(value))
+
     @field_validator("TICK_INTERVAL", "REQUEST_TIMEOUT")
     @classmethod
     def _check_seconds(cls, value: float, info: pydantic.ValidationInfo) -> float:
@@ -270,6 +297,21 @@ class Settings(BaseModel):
                 f"to the same random string of at least {MIN_SECRET_LENGTH} characters on every "
                 f"node, e.g. from {_SECRET_HINT}",
                 setting="CLUSTER_SECRET",
+            )
+        if (self.TLS_CERT is None) != (self.TLS_KEY is None):
+            given, missing = ("TLS_CERT", "TLS_KEY") if self.TLS_KEY is None else (
+                "TLS_KEY", "TLS_CERT"
+            )
+            raise ConfigurationError(
+                f"{given} is set but {missing} is not; TLS needs both the certificate chain "
+                "(TLS_CERT) and its private key (TLS_KEY), as PEM file paths",
+                setting=missing,
+            )
+        if self.TLS_CA is not None and self.TLS_CERT is None:
+            raise ConfigurationError(
+                "TLS_CA is set without TLS_CERT and TLS_KEY; mutual TLS needs this node's own "
+                "certificate and key too",
+                setting="TLS_CERT",
             )
         self._check_database_url()
         return self
@@ -351,7 +393,7 @@ class Settings(BaseModel):
     def __hash__(self) -> int:
         return hash(tuple(_hashable(getattr(self, name)) for name in type(self).model_fields))
 
-    @field_serializer("NODES", "OBJECTS")
+    @field_serializer("NODES", "OBJECTS", "TOKENS")
     def _serialize_mapping(self, value: Mapping[str, str]) -> dict[str, str]:
         return dict(value)
 
@@ -414,6 +456,7 @@ class Settings(BaseModel):
         values = self.model_dump()
         if values["CLUSTER_SECRET"] is not None:
             values["CLUSTER_SECRET"] = "********"
+        values["TOKENS"] = {f"<token {i}>": p for i, p in enumerate(values["TOKENS"].values(), 1)}
         return values
 
     def resolve_objects(self) -> dict[str, type]:
@@ -669,6 +712,8 @@ def _from_pydantic(exc: pydantic.ValidationError) -> ConfigurationError:
     where = "".join(f"[{part!r}]" for part in loc[1:] if part != "[key]")
     what = "a key" if loc[-1] == "[key]" else "the value"
     detail = f" ({what} at {name}{where} is wrong)" if len(loc) > 1 else ""
+    if name == "TOKENS" and len(loc) > 1:
+        detail = f" ({what} of a token is wrong)"  # the location would repeat the token
     expected = _EXPECTED.get(name, "valid")
     return ConfigurationError(f"{name} must be {expected}{detail}", setting=name)
 

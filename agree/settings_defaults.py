@@ -51,12 +51,28 @@ SNAPSHOT_ENTRIES: int = 10_000
 # ...or once the log holds this many bytes, whichever comes first.
 SNAPSHOT_BYTES: int = 64 * 1024 * 1024
 
-# Largest HTTP request body accepted from a client or peer.
+# Largest HTTP request body accepted from a client or peer; a larger one is
+# answered with 413.
 MAX_BODY_BYTES: int = 16 * 1024 * 1024
 
 # Largest encoded size of one call's arguments, refused before anything is
 # proposed; the same for a call made in-process and one that came over HTTP.
 MAX_CALL_BYTES: int = 1024 * 1024
+
+# Client bearer tokens: token -> permission, one of "read" (schema, status,
+# members, queries, watch), "write" (read and commands) or "admin" (write and
+# membership, leader transfer, snapshots).  Empty: the client API is open to
+# anyone who can reach the port.  Tokens are compared in constant time and
+# never logged.  Each is at least 16 characters.
+TOKENS: dict[str, Literal["read", "write", "admin"]] = {}
+
+# TLS for the node's port (clients and peers): PEM certificate chain and
+# private key files, both or neither.  With TLS_CA too, peers and clients must
+# present a certificate signed by that CA (mutual TLS), and this node checks
+# its peers' certificates against it.
+TLS_CERT: str | None = None
+TLS_KEY: str | None = None
+TLS_CA: str | None = None
 
 # Seconds a client call or peer request may take before it times out.
 REQUEST_TIMEOUT: float = 5.0

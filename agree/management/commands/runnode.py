@@ -1,0 +1,178 @@
+"""``agree-manage runnode [--node ID] [--bind HOST:PORT]``: run one node until SIGTERM/SIGINT.
+
+The node serves clients, operators and peers on one port: its own NODES entry, or ``--bind``
+(e.g. to listen on 0.0.0.0 behind the address that NODES advertises).  On SIGTERM or SIGINT it
+shuts down cleanly, in this order: stop accepting connections; let in-flight calls finish for up
+to REQUEST_TIMEOUT, then fail the rest explicitly; flush and close storage; close the peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from typing import Any
+
+from agree.errors import CommandError, ConfigurationError
+from agree.management.base import BaseCommand, CommandParser
+from agree.settings import Settings
+
+log = logging.getLogger("agree.runnode")
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8001`` for IPv6) as (host, port); CommandError when malformed."""
+    host, sep, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise CommandError(f"--bind {text!r} is not HOST:PORT; write e.g. --bind 0.0.0.0:8001")
+    return host, int(port_text)
+
+
+def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """TLS for the node's port from TLS_CERT/TLS_KEY, requiring client certificates when
+    TLS_CA is set (mutual TLS); None without TLS_CERT."""
+    if settings.TLS_CERT is None or settings.TLS_KEY is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(settings.TLS_CERT, settings.TLS_KEY)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"cannot load TLS_CERT {settings.TLS_CERT!r} with TLS_KEY: {exc}; both must be "
+            "readable PEM files, the key matching the certificate",
+            setting="TLS_CERT",
+        ) from None
+    if settings.TLS_CA is not None:
+        try:
+            context.load_verify_locations(settings.TLS_CA)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"cannot load TLS_CA {settings.TLS_CA!r}: {exc}; it must be a readable PEM file",
+                setting="TLS_CA",
+            ) from None
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def _configure_logging(level: str) -> None:
+    logger = logging.getLogger("agree")
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+class Command(BaseCommand):
+    help = "Run this node: serve clients and peers on one port until SIGTERM or SIGINT."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--node",
+            metavar="ID",
+            help="which member of NODES this process is (default: the settings' NODE_ID)",
+        )
+        parser.add_argument(
+            "--bind",
+            metavar="HOST:PORT",
+            help="listen here instead of at this node's own NODES entry",
+        )
+
+    def handle(self, **options: Any) -> int | None:
+        from agree.settings import load_settings, parse_overrides
+
+        overrides = parse_overrides(options.get("overrides") or ())
+        values: dict[str, Any] = {}
+        if options.get("node"):
+            values["NODE_ID"] = options["node"]
+        settings = load_settings(options.get("settings"), overrides, **values)
+        if options.get("bind"):
+            host, port = parse_bind(options["bind"])
+        else:
+            host, port = settings.bind_address()
+            if port == 0:
+                raise CommandError(
+                    f"NODES[{settings.NODE_ID!r}] = {settings.node_url()!r} has port 0 (not "
+                    "served); give it the port to listen on, or pass --bind HOST:PORT"
+                )
+        _configure_logging(settings.LOG_LEVEL)
+        asyncio.run(serve(settings, host, port))
+        return None
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    """Run the node's app on ``host:port`` until SIGTERM or SIGINT, then shut down cleanly."""
+    from aiohttp import web
+
+    from agree.node import Node
+    from agree.server.app import create_app
+    from agree.storage.engine import display_url
+
+    sqlite_file = settings.sqlite_path()
+    if sqlite_file is not None:
+        sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+    ssl_context = server_ssl_context(settings)
+    transport = peer_transport(settings)
+    node = Node(settings, transport=transport)
+    app = create_app(node)
+    if transport is not None:
+        from agree.server.peer import add_peer_routes
+
+        add_peer_routes(app, transport)
+    # handle_signals=False: this function owns SIGTERM/SIGINT and the shutdown order.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        log.info(
+            "starting node %s (%s); database %s; objects %s",
+            settings.NODE_ID,
+            settings.node_url(),
+            display_url(settings.database_url_for_node()),
+            ", ".join(f"{name}={path}" for name, path in settings.OBJECTS.items()) or "none",
+        )
+        await runner.setup()  # starts the node (the app's cleanup_ctx)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from None
+        scheme = "https" if ssl_context else "http"
+        log.info(
+            "node %s serving on %s://%s:%d (peers: %s; client tokens: %s)",
+            settings.NODE_ID,
+            scheme,
+            host,
+            port,
+            ", ".join(f"{i}={u}" for i, u in settings.peers().items()) or "none",
+            "required" if settings.TOKENS else "not required",
+        )
+        await stop.wait()
+        log.info("node %s shutting down", settings.NODE_ID)
+        await runner.cleanup()
+        log.info("node %s stopped", settings.NODE_ID)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def peer_transport(settings: Settings) -> Any:
+    """The network transport to the other members, or None for a cluster of one (which has
+    no peers to reach until a member is added)."""
+    try:
+        from agree.transport import aiohttp as peer_module
+    except ImportError:
+        if len(settings.NODES) > 1:
+            raise CommandError(
+                "this agree has no network peer transport (agree.transport.aiohttp), so it can "
+                "only run a one-node cluster; NODES lists "
+                f"{len(settings.NODES)} nodes"
+            ) from None
+        return None
+    return peer_module.AiohttpTransport(settings)  # type: ignore[attr-defined]

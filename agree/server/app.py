@@ -1,0 +1,200 @@
+"""The one aiohttp application of a node: client API, operations endpoints, and (mounted by the
+caller) the peer routes, all on one port.
+
+State lives under typed keys (``web.AppKey``); the node's lifetime and the background watchers
+are ``cleanup_ctx`` entries.  Shutdown, in aiohttp's order: the listening sockets close first
+(nothing new is accepted), then :func:`_drain` lets in-flight calls finish for a grace period and
+stops the node, which fails whatever is still waiting with an explicit error (never a hang); the
+node's stop flushes and closes storage and closes the peer transport; then connections close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final
+
+from aiohttp import web
+
+from agree import api_errors
+from agree.errors import AgreeError, ProtocolError
+from agree.node import Node
+from agree.server.auth import TokenChecker
+from agree.server.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+#: How far the applied index may trail the commit index for /readyz to say ready.
+READY_APPLY_LAG: Final = 1_000
+
+
+class InFlight:
+    """Counts client calls being answered, so that shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def track(self) -> Any:
+        self.count += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.count -= 1
+            if self.count == 0:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+NODE: Final = web.AppKey("agree_node", Node)
+TOKENS: Final = web.AppKey("agree_tokens", TokenChecker)
+METRICS: Final = web.AppKey("agree_metrics", Metrics)
+INFLIGHT: Final = web.AppKey("agree_inflight", InFlight)
+#: Seconds shutdown waits for in-flight calls before failing them.
+GRACE: Final = web.AppKey("agree_grace", float)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(exc: BaseException) -> web.Response:
+    status = api_errors.http_status(exc)
+    headers = {}
+    if status == 503:
+        # Where to go next: the leader when known, else try again shortly.
+        leader_url = getattr(exc, "leader_url", None)
+        if leader_url:
+            headers["Link"] = f'<{leader_url}>; rel="leader"'
+        headers["Retry-After"] = "1"
+    return web.json_response(api_errors.encode(exc), status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as ``{"error": {"type", "message", ...}}`` with a status that says
+    whose fault it was."""
+    try:
+        return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app._client_max_size
+        exc = ProtocolError(f"the request body is larger than MAX_BODY_BYTES ({limit} bytes)")
+        body = api_errors.encode(exc)
+        body["error"]["limit"] = limit
+        return web.json_response(body, status=413)
+    except web.HTTPException as http:
+        if http.status < 400:
+            raise
+        message = "no such endpoint" if http.status == 404 else http.reason
+        body = api_errors.encode(ProtocolError(f"{request.method} {request.path}: {message}"))
+        return web.json_response(body, status=http.status)
+    except AgreeError as exc:
+        return error_response(exc)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("internal error answering %s %s", request.method, request.path)
+        return web.json_response(api_errors.encode(Exception()), status=500)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object body; ProtocolError when it is not one (413 when too big)."""
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        body = _DECODER.decode(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ProtocolError(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ProtocolError(f"the request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+async def _node_lifetime(app: web.Application) -> AsyncIterator[None]:
+    node = app[NODE]
+    await node.start()
+    yield
+    await node.stop()
+
+
+async def _watch_leader(app: web.Application) -> AsyncIterator[None]:
+    """Counts leader changes for /metrics (the runtime reports changes, not a count)."""
+    node, metrics = app[NODE], app[METRICS]
+
+    async def watch() -> None:
+        leader = None
+        while True:
+            try:
+                await node.driver.leader_change()
+            except AgreeError:
+                return  # the node stopped
+            current = node.leader_id
+            if current is not None and current != leader:
+                metrics.leader_changes.inc()
+            leader = current
+
+    task = asyncio.get_running_loop().create_task(watch(), name="agree-leader-watch")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _drain(app: web.Application) -> None:
+    """on_shutdown: let in-flight calls finish, then stop the node so the rest fail explicitly."""
+    inflight, node = app[INFLIGHT], app[NODE]
+    if inflight.count:
+        log.info("waiting up to %.1fs for %d in-flight call(s)", app[GRACE], inflight.count)
+        await inflight.wait_idle(app[GRACE])
+    # Stopping the node fails every waiting proposal and read (each caller gets an error
+    # response: "outcome unknown" for a command that may still commit), closes the peers and
+    # flushes and closes storage.
+    await node.stop()
+    if not await inflight.wait_idle(5.0):
+        log.warning("%d call(s) still unanswered after the node stopped", inflight.count)
+
+
+def create_app(node: Node, *, start_node: bool = True) -> web.Application:
+    """The node's application.  With ``start_node`` the app starts and stops the node itself.
+
+    The peer transport's routes are added by the caller (``add_peer_routes``) before the app
+    starts.
+    """
+    from agree.server import client_api
+
+    settings = node.settings
+    app = web.Application(client_max_size=settings.MAX_BODY_BYTES, middlewares=[error_middleware])
+    app[NODE] = node
+    app[TOKENS] = TokenChecker(settings.TOKENS)
+    app[METRICS] = Metrics(node)
+    app[INFLIGHT] = InFlight()
+    app[GRACE] = settings.REQUEST_TIMEOUT
+    app.add_routes(client_api.routes)
+    if start_node:
+        app.cleanup_ctx.append(_node_lifetime)
+    app.cleanup_ctx.append(_watch_leader)
+    app.on_shutdown.append(_drain)
+    return app
+
+
+def now() -> float:
+    return time.perf_counter()

@@ -1,0 +1,353 @@
+"""The client HTTP API of a node (see the HTTP section of the API reference).
+
+Every call is checked before anything is proposed or read: the token and its permission, the
+body's shape, then the arguments against the operation schema (by the node).  Commands carry the
+caller's ``(client_id, seq, ack)`` so that a retry applies at most once; a command without them
+gets an id from this node (it is then at most once per request, not across a client's retries).
+Bodies are JSON only; nothing from a client is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import asdict
+from typing import Any, Final
+
+from aiohttp import web
+
+from agree import api_errors
+from agree.calls import Call, CallKind
+from agree.errors import (
+    AgreeError,
+    ConfigurationError,
+    SubscriptionOverflowError,
+    ValidationError,
+)
+from agree.replicated import Consistency
+from agree.server.app import (
+    INFLIGHT,
+    METRICS,
+    NODE,
+    READY_APPLY_LAG,
+    TOKENS,
+    now,
+    read_json_object,
+)
+from agree.server.auth import ADMIN, READ, WRITE, Permission
+from agree.server.metrics import CONTENT_TYPE
+from agree.settings import validate_node_id, validate_node_url
+
+routes = web.RouteTableDef()
+
+#: The longest ``timeout`` a caller may ask for, in seconds.
+MAX_TIMEOUT: Final = 600.0
+
+_CALL_FIELDS: Final = frozenset(
+    {"args", "kwargs", "consistency", "client_id", "seq", "ack", "timeout"}
+)
+
+
+def _require(request: web.Request, permission: Permission) -> None:
+    request.app[TOKENS].require(request.headers.get("Authorization"), permission)
+
+
+def _int_field(body: dict[str, Any], name: str, default: int) -> int:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValidationError(f"{name!r} must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _timeout(request: web.Request, body: dict[str, Any]) -> float:
+    value = body.get("timeout")
+    if value is None:
+        return request.app[NODE].settings.REQUEST_TIMEOUT
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise ValidationError(f"'timeout' must be a number of seconds > 0, got {value!r}")
+    return min(float(value), MAX_TIMEOUT)
+
+
+def _call_from_body(name: str, method: str, kind: CallKind, body: dict[str, Any]) -> Call:
+    unknown = sorted(set(body) - _CALL_FIELDS)
+    if unknown:
+        raise ValidationError(
+            f"unknown field(s) {', '.join(map(repr, unknown))} in the call; the fields are "
+            + ", ".join(sorted(_CALL_FIELDS))
+        )
+    args = body.get("args", [])
+    kwargs = body.get("kwargs", {})
+    if not isinstance(args, list):
+        raise ValidationError(f"'args' must be a JSON array, got {type(args).__name__}")
+    if not isinstance(kwargs, dict):
+        raise ValidationError(f"'kwargs' must be a JSON object, got {type(kwargs).__name__}")
+    raw_consistency = body.get("consistency")
+    consistency = None
+    if raw_consistency is not None:
+        if kind is CallKind.COMMAND:
+            raise ValidationError(f"{name}.{method} is a command; 'consistency' is for queries")
+        try:
+            consistency = Consistency(raw_consistency)
+        except ValueError:
+            choices = ", ".join(c.value for c in Consistency)
+            raise ValidationError(
+                f"unknown consistency {raw_consistency!r}; use one of {choices}"
+            ) from None
+    client_id = body.get("client_id", "")
+    if not isinstance(client_id, str) or len(client_id) > 128:
+        raise ValidationError("'client_id' must be a string of at most 128 characters")
+    seq = _int_field(body, "seq", 0)
+    ack = _int_field(body, "ack", 0)
+    if kind is CallKind.COMMAND and bool(client_id) != bool(seq):
+        raise ValidationError("'client_id' and 'seq' go together: give both (seq >= 1) or neither")
+    if seq and ack >= seq:
+        raise ValidationError("'ack' must be lower than 'seq'")
+    return Call(
+        object=name,
+        method=method,
+        kind=kind,
+        args=args,
+        kwargs=kwargs,
+        consistency=consistency,
+        client_id=client_id,
+        seq=seq,
+        ack=ack,
+    )
+
+
+@routes.post("/v1/objects/{object}/{method}")
+async def call(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    authorization = request.headers.get("Authorization")
+    request.app[TOKENS].rank_of(authorization)  # 401 before anything else is looked at
+    name, method = request.match_info["object"], request.match_info["method"]
+    op = node.host.schema(name).operation(method)
+    kind = CallKind.COMMAND if op.kind == "command" else CallKind.QUERY
+    _require(request, WRITE if kind is CallKind.COMMAND else READ)
+    body = await read_json_object(request)
+    the_call = _call_from_body(name, method, kind, body)
+    timeout = _timeout(request, body)
+    metrics = request.app[METRICS]
+    own_seq = None
+    if kind is CallKind.COMMAND and not the_call.client_id:
+        client_id, own_seq, ack = node.next_call_ids()
+        the_call = Call(
+            object=name,
+            method=method,
+            kind=kind,
+            args=the_call.args,
+            kwargs=the_call.kwargs,
+            client_id=client_id,
+            seq=own_seq,
+            ack=ack,
+        )
+    started = now()
+    pending = metrics.proposals_pending if kind is CallKind.COMMAND else None
+    with request.app[INFLIGHT].track():
+        if pending is not None:
+            pending.inc()
+        try:
+            outcome = await node.call(the_call, timeout)
+        except AgreeError as exc:
+            # A call refused by the schema was never a proposal.
+            if kind is CallKind.COMMAND and not isinstance(exc, ValidationError):
+                metrics.proposals_failed.inc()
+            raise
+        finally:
+            if pending is not None:
+                pending.dec()
+            if own_seq is not None:
+                node.call_done(own_seq)
+            metrics.request_duration.labels(kind.value).observe(now() - started)
+    if outcome.error is not None:
+        # The user's method raised: the call was carried out, and this is its outcome.
+        return web.json_response(
+            api_errors.encode_application(outcome.error, outcome.index), status=422
+        )
+    return web.json_response({"result": outcome.result, "index": outcome.index})
+
+
+@routes.get("/v1/schema")
+async def schema(request: web.Request) -> web.Response:
+    _require(request, READ)
+    host = request.app[NODE].host
+    return web.json_response(
+        {"objects": {name: s.json_schema() for name, s in host.local_schemas().items()}}
+    )
+
+
+def _status_json(request: web.Request) -> dict[str, Any]:
+    node = request.app[NODE]
+    status = node.status()
+    body = asdict(status)
+    body["voters"] = list(status.voters)
+    body["learners"] = list(status.learners)
+    body["url"] = status.members.get(status.id) or node.settings.node_url()
+    body["leader_url"] = status.members.get(status.leader_id) if status.leader_id else None
+    return body
+
+
+@routes.get("/v1/status")
+async def status(request: web.Request) -> web.Response:
+    _require(request, READ)
+    return web.json_response(_status_json(request))
+
+
+@routes.get("/v1/members")
+async def members(request: web.Request) -> web.Response:
+    _require(request, READ)
+    node = request.app[NODE]
+    return web.json_response({"members": node.members(), "leader_id": node.leader_id})
+
+
+def _checked(what: str, check: Any, value: Any, **kwargs: Any) -> str:
+    try:
+        result: str = check(value, setting=what, **kwargs)
+    except ConfigurationError as exc:
+        raise ValidationError(str(exc)) from None
+    return result
+
+
+@routes.post("/v1/members")
+async def add_member(request: web.Request) -> web.Response:
+    _require(request, ADMIN)
+    body = await read_json_object(request)
+    node_id = _checked("id", validate_node_id, body.get("id"))
+    url = _checked("url", validate_node_url, body.get("url"))
+    learner = body.get("learner", False)
+    if not isinstance(learner, bool):
+        raise ValidationError("'learner' must be true or false")
+    node = request.app[NODE]
+    with request.app[INFLIGHT].track():
+        await node.add_member(node_id, url, learner=learner, timeout=_timeout(request, body))
+    return web.json_response({"members": node.members()})
+
+
+@routes.delete("/v1/members/{id}")
+async def remove_member(request: web.Request) -> web.Response:
+    _require(request, ADMIN)
+    node_id = _checked("id", validate_node_id, request.match_info["id"])
+    node = request.app[NODE]
+    if node_id not in node.members():
+        raise ValidationError(f"{node_id!r} is not a member (members: {sorted(node.members())})")
+    with request.app[INFLIGHT].track():
+        await node.remove_member(node_id)
+    return web.json_response({"members": node.members()})
+
+
+@routes.post("/v1/leader")
+async def transfer_leader(request: web.Request) -> web.Response:
+    _require(request, ADMIN)
+    body = await read_json_object(request)
+    node_id = _checked("id", validate_node_id, body.get("id"))
+    node = request.app[NODE]
+    if node_id not in node.status().voters:
+        raise ValidationError(f"{node_id!r} is not a voting member; leadership can go to a voter")
+    with request.app[INFLIGHT].track():
+        await node.transfer_leader(node_id, timeout=_timeout(request, body))
+    return web.json_response({"leader_id": node.leader_id})
+
+
+@routes.post("/v1/snapshot")
+async def snapshot(request: web.Request) -> web.Response:
+    _require(request, ADMIN)
+    node = request.app[NODE]
+    with request.app[INFLIGHT].track():
+        index = await node.snapshot()
+    return web.json_response({"index": index})
+
+
+@routes.get("/v1/watch/{object}")
+async def watch(request: web.Request) -> web.StreamResponse:
+    """Server-sent events, one ``mutation`` event per applied command, ``id`` = its log index.
+
+    Resume with ``?from_index=N`` or the standard ``Last-Event-ID`` header (from the next index);
+    a start that this node no longer holds is refused with 410 and SubscriptionOverflowError.
+    """
+    _require(request, READ)
+    node = request.app[NODE]
+    name = request.match_info["object"]
+    schema = node.host.schema(name)
+    method = request.query.get("method")
+    if method is not None:
+        schema.operation(method)
+    from_index: int | None = None
+    raw = request.query.get("from_index")
+    last_id = request.headers.get("Last-Event-ID")
+    try:
+        if raw is not None:
+            from_index = int(raw)
+        elif last_id is not None:
+            from_index = int(last_id) + 1
+    except ValueError:
+        raise ValidationError("from_index (or Last-Event-ID) must be a whole number") from None
+    if from_index is not None and from_index < 1:
+        raise ValidationError("from_index must be >= 1")
+    stream = node.mutations(name, method, from_index=from_index)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+    )
+    try:
+        await response.prepare(request)
+        await response.write(b": watching\n\n")
+        async for mutation in stream:
+            op = schema.operations.get(mutation.method)
+            try:
+                data = mutation.to_json(op)
+            except AgreeError:
+                data = mutation.to_json()
+            event = f"id: {mutation.index}\nevent: mutation\ndata: {json.dumps(data)}\n\n"
+            await response.write(event.encode())
+    except SubscriptionOverflowError as exc:
+        # Too far behind: say where to resume from, then end the stream.
+        body = json.dumps(api_errors.encode(exc))
+        with contextlib.suppress(ConnectionError):
+            await response.write(f"event: error\ndata: {body}\n\n".encode())
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        stream.close()
+    return response
+
+
+@routes.get("/livez")
+async def livez(request: web.Request) -> web.Response:
+    failure = request.app[NODE].failure
+    if failure is not None:
+        return web.json_response({"live": False, "reason": str(failure)}, status=503)
+    return web.json_response({"live": True})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    reasons = []
+    if node.failure is not None:
+        reasons.append(f"the node failed: {node.failure}")
+        status = None
+    else:
+        status = node.status()
+        if status.leader_id is None:
+            reasons.append("no leader is known")
+        lag = status.commit_index - status.applied_index
+        if lag > READY_APPLY_LAG:
+            reasons.append(f"applied index trails the commit index by {lag} entries")
+    body: dict[str, Any] = {"ready": not reasons, "reasons": reasons}
+    if status is not None:
+        body.update(
+            leader_id=status.leader_id,
+            commit_index=status.commit_index,
+            applied_index=status.applied_index,
+        )
+    return web.json_response(body, status=200 if not reasons else 503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+__all__ = ["routes"]

@@ -1,0 +1,101 @@
+"""Prometheus metrics of one node (``GET /metrics``), named after etcd's.
+
+Each app has its own registry, so several nodes in one process (tests) do not collide.  Gauges
+that the runtime already knows (leader, indexes) are read at scrape time from the node's public
+status; counts that need events (leader changes, failed proposals, request latency) are kept by
+the server as they happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from agree.node import Node
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _NodeCollector(Collector):
+    def __init__(self, node: Node) -> None:
+        self._node = node
+
+    def collect(self) -> Iterator[Metric]:
+        node = self._node
+        if node.failure is not None or not _started(node):
+            yield GaugeMetricFamily(
+                "agree_server_has_leader", "Whether a leader is known (1) or not (0).", value=0
+            )
+            return
+        status = node.status()
+        yield GaugeMetricFamily(
+            "agree_server_has_leader",
+            "Whether a leader is known (1) or not (0).",
+            value=int(status.leader_id is not None),
+        )
+        yield GaugeMetricFamily(
+            "agree_server_is_leader",
+            "Whether this node is the leader (1) or not (0).",
+            value=int(status.role == "leader"),
+        )
+        yield GaugeMetricFamily("agree_server_term", "The current Raft term.", value=status.term)
+        # As etcd does, committed and applied proposals are counted by the log indexes.
+        yield CounterMetricFamily(
+            "agree_server_proposals_committed",
+            "Log entries committed (the commit index).",
+            value=status.commit_index,
+        )
+        yield CounterMetricFamily(
+            "agree_server_proposals_applied",
+            "Log entries applied to the replicated objects (the applied index).",
+            value=status.applied_index,
+        )
+        yield GaugeMetricFamily(
+            "agree_server_members", "Voting members of the cluster.", value=len(status.voters)
+        )
+
+
+def _started(node: Node) -> bool:
+    try:
+        node.driver  # noqa: B018 - raises when not running
+    except Exception:
+        return False
+    return True
+
+
+class Metrics:
+    """The registry of one node's server and the event counters the server updates."""
+
+    def __init__(self, node: Node) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(_NodeCollector(node))
+        self.leader_changes = Counter(
+            "agree_server_leader_changes_seen",
+            "Leader changes seen by this node.",
+            registry=self.registry,
+        )
+        self.proposals_pending = Gauge(
+            "agree_server_proposals_pending",
+            "Commands received by this node's API and not yet answered.",
+            registry=self.registry,
+        )
+        self.proposals_failed = Counter(
+            "agree_server_proposals_failed",
+            "Commands received by this node's API that failed with a framework error "
+            "(not counting exceptions raised by the user's method).",
+            registry=self.registry,
+        )
+        self.request_duration = Histogram(
+            "agree_http_request_duration_seconds",
+            "Time to answer a client API call, by kind (command or query).",
+            ["kind"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
