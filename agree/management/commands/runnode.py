@@ -115,13 +115,12 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     if sqlite_file is not None:
         sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     ssl_context = server_ssl_context(settings)
-    transport = peer_transport(settings)
+    peers = peer_transport(settings)
+    transport = None if peers is None else peers[0]
     node = Node(settings, transport=transport)
     app = create_app(node)
-    if transport is not None:
-        from agree.server.peer import add_peer_routes
-
-        add_peer_routes(app, transport)
+    if peers is not None:
+        peers[1](app, peers[0])
     # handle_signals=False: this function owns SIGTERM/SIGINT and the shutdown order.
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     loop = asyncio.get_running_loop()
@@ -162,17 +161,19 @@ async def serve(settings: Settings, host: str, port: int) -> None:
             loop.remove_signal_handler(signum)
 
 
-def peer_transport(settings: Settings) -> Any:
-    """The network transport to the other members, or None for a cluster of one (which has
-    no peers to reach until a member is added)."""
+def peer_transport(settings: Settings) -> tuple[Any, Any] | None:
+    """The network transport to the other members and the function that mounts its routes on
+    the app, or None for a cluster of one (no peers to reach until a member is added)."""
+    import importlib
+
     try:
-        from agree.transport import aiohttp as peer_module
+        transport_module = importlib.import_module("agree.transport.aiohttp")
+        routes_module = importlib.import_module("agree.server.peer")
     except ImportError:
         if len(settings.NODES) > 1:
             raise CommandError(
                 "this agree has no network peer transport (agree.transport.aiohttp), so it can "
-                "only run a one-node cluster; NODES lists "
-                f"{len(settings.NODES)} nodes"
+                f"only run a one-node cluster; NODES lists {len(settings.NODES)} nodes"
             ) from None
         return None
-    return peer_module.AiohttpTransport(settings)  # type: ignore[attr-defined]
+    return transport_module.AiohttpTransport(settings), routes_module.add_peer_routes
