@@ -28,7 +28,6 @@ from agree import api_errors
 from agree.calls import Call, CallKind, Outcome
 from agree.client._schema import schema_from_json
 from agree.errors import (
-    AgreeError,
     AgreeTimeoutError,
     NotLeaderError,
     OutcomeUnknownError,
@@ -294,9 +293,10 @@ class AsyncClient:
                         f"{what}: no answer within {total}s; the command may or may not have"
                         " been applied (retrying it with the same client id and seq is safe)"
                     ) from last
-                if isinstance(last, AgreeError):
+                if isinstance(last, AgreeTimeoutError):
                     raise last
-                raise AgreeTimeoutError(f"{what}: no answer within {total}s") from last
+                why = "" if last is None else f" (last: {last})"
+                raise AgreeTimeoutError(f"{what}: no answer within {total}s{why}") from last
             target = self._target
             payload = None
             if body is not None:
