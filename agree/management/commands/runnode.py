@@ -1,9 +1,14 @@
-"""``agree-manage runnode [--node ID] [--bind HOST:PORT]``: run one node until SIGTERM/SIGINT.
+"""``agree-manage runnode [--node ID] [--bind HOST:PORT] [--join]``: run one node until
+SIGTERM/SIGINT.
 
 The node serves clients, operators and peers on one port: its own NODES entry, or ``--bind``
-(e.g. to listen on 0.0.0.0 behind the address that NODES advertises).  On SIGTERM or SIGINT it
-shuts down cleanly, in this order: stop accepting connections; let in-flight calls finish for up
-to REQUEST_TIMEOUT, then fail the rest explicitly; flush and close storage; close the peers.
+(e.g. to listen on 0.0.0.0 behind the address that NODES advertises).  ``--join`` starts a node
+that is to be added to a running cluster (``agree-manage members add``): with an empty database
+it waits to receive the cluster's log instead of founding a cluster of its own.
+
+On SIGTERM or SIGINT it shuts down cleanly, in this order: stop accepting connections; let
+in-flight calls finish for up to REQUEST_TIMEOUT, then fail the rest explicitly; flush and close
+storage; close the peers.
 """
 
 from __future__ import annotations
@@ -80,6 +85,11 @@ class Command(BaseCommand):
             metavar="HOST:PORT",
             help="listen here instead of at this node's own NODES entry",
         )
+        parser.add_argument(
+            "--join",
+            action="store_true",
+            help="a new node joining a running cluster: found nothing, wait to be added",
+        )
 
     def handle(self, **options: Any) -> int | None:
         from agree.settings import load_settings, parse_overrides
@@ -99,11 +109,11 @@ class Command(BaseCommand):
                     "served); give it the port to listen on, or pass --bind HOST:PORT"
                 )
         _configure_logging(settings.LOG_LEVEL)
-        asyncio.run(serve(settings, host, port))
+        asyncio.run(serve(settings, host, port, join=bool(options.get("join"))))
         return None
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
+async def serve(settings: Settings, host: str, port: int, *, join: bool = False) -> None:
     """Run the node's app on ``host:port`` until SIGTERM or SIGINT, then shut down cleanly."""
     from aiohttp import web
 
@@ -117,7 +127,7 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     ssl_context = server_ssl_context(settings)
     peers = peer_transport(settings)
     transport = None if peers is None else peers[0]
-    node = Node(settings, transport=transport)
+    node = Node(settings, transport=transport, join=join)
     app = create_app(node)
     if peers is not None:
         peers[1](app, peers[0])
@@ -161,19 +171,34 @@ async def serve(settings: Settings, host: str, port: int) -> None:
             loop.remove_signal_handler(signum)
 
 
+def client_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """How this node checks its peers' certificates (TLS_CA, else the system's CAs) and, with
+    TLS_CA, presents its own for mutual TLS; None without TLS."""
+    if settings.TLS_CERT is None or settings.TLS_KEY is None:
+        return None
+    context = ssl.create_default_context(cafile=settings.TLS_CA)
+    if settings.TLS_CA is not None:
+        context.load_cert_chain(settings.TLS_CERT, settings.TLS_KEY)
+    return context
+
+
 def peer_transport(settings: Settings) -> tuple[Any, Any] | None:
     """The network transport to the other members and the function that mounts its routes on
-    the app, or None for a cluster of one (no peers to reach until a member is added)."""
+    the app, or None for a cluster of one without CLUSTER_SECRET (it has no peer to reach, and
+    can grow only once it has a secret)."""
     import importlib
 
+    if len(settings.NODES) == 1 and settings.CLUSTER_SECRET is None:
+        return None
     try:
         transport_module = importlib.import_module("agree.transport.aiohttp")
         routes_module = importlib.import_module("agree.server.peer")
     except ImportError:
-        if len(settings.NODES) > 1:
-            raise CommandError(
-                "this agree has no network peer transport (agree.transport.aiohttp), so it can "
-                f"only run a one-node cluster; NODES lists {len(settings.NODES)} nodes"
-            ) from None
-        return None
-    return transport_module.AiohttpTransport(settings), routes_module.add_peer_routes
+        raise CommandError(
+            "this agree has no network peer transport (agree.transport.aiohttp), so it can "
+            "only run a one-node cluster without CLUSTER_SECRET"
+        ) from None
+    transport = transport_module.AiohttpTransport(
+        settings.NODE_ID, settings.CLUSTER_SECRET, ssl=client_ssl_context(settings)
+    )
+    return transport, routes_module.add_peer_routes
