@@ -17,11 +17,17 @@ import asyncio
 import logging
 import signal
 import ssl
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from agree.errors import CommandError, ConfigurationError
 from agree.management.base import BaseCommand, CommandParser
 from agree.settings import Settings
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from agree.node import Node
 
 log = logging.getLogger("agree.runnode")
 
@@ -113,10 +119,18 @@ class Command(BaseCommand):
         return None
 
 
-async def serve(settings: Settings, host: str, port: int, *, join: bool = False) -> None:
-    """Run the node's app on ``host:port`` until SIGTERM or SIGINT, then shut down cleanly."""
-    from aiohttp import web
+async def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    join: bool = False,
+    configure: Callable[[web.Application, Node], None] | None = None,
+) -> None:
+    """Run the node's app on ``host:port`` until SIGTERM or SIGINT, then shut down cleanly.
 
+    ``configure(app, node)`` may add routes before the app starts (benchmarks do).
+    """
     from agree.node import Node
     from agree.server.app import create_app
     from agree.storage.engine import display_url
@@ -131,6 +145,10 @@ async def serve(settings: Settings, host: str, port: int, *, join: bool = False)
     app = create_app(node)
     if peers is not None:
         peers[1](app, peers[0])
+    if configure is not None:
+        configure(app, node)
+    from aiohttp import web
+
     # handle_signals=False: this function owns SIGTERM/SIGINT and the shutdown order.
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     loop = asyncio.get_running_loop()
