@@ -227,6 +227,11 @@ class ThreadLoop:
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
+            if future.done():
+                # The coroutine's own timeout error (concurrent.futures.TimeoutError is the
+                # builtin TimeoutError, so AgreeTimeoutError and OutcomeUnknownError land here
+                # too): it keeps its type and message.
+                raise
             future.cancel()
             if on_timeout is not None:
                 raise on_timeout() from None

@@ -43,9 +43,14 @@ from agree.schema import ObjectSchema, schema_of
 #: Seconds a call may take unless the client or ``options(timeout=...)`` says otherwise.
 DEFAULT_TIMEOUT: Final = 10.0
 
-# Fraction of the remaining time given to the server, so that it answers (even with a timeout)
+# Fraction of an attempt's time given to the server, so that it answers (even with a timeout)
 # before the client gives up on the connection.
 _SERVER_SHARE: Final = 0.9
+# One attempt gets at most this fraction of the call's timeout (and at least a second): a node
+# that cannot serve (no leader in sight, removed from the cluster, partitioned away) must not
+# use up the whole deadline before the next listed node is tried.
+_ATTEMPT_SHARE: Final = 1 / 3
+_MIN_ATTEMPT: Final = 1.0
 _BACKOFF_MIN: Final = 0.02
 _BACKOFF_MAX: Final = 0.5
 
@@ -298,17 +303,18 @@ class AsyncClient:
                 why = "" if last is None else f" (last: {last})"
                 raise AgreeTimeoutError(f"{what}: no answer within {total}s{why}") from last
             target = self._target
+            attempt = min(remaining, max(total * _ATTEMPT_SHARE, _MIN_ATTEMPT))
             payload = None
             if body is not None:
                 payload = dict(body)
                 if method == "POST":
-                    payload["timeout"] = max(remaining * _SERVER_SHARE, 0.001)
+                    payload["timeout"] = max(attempt * _SERVER_SHARE, 0.001)
             try:
                 async with session.request(
                     method,
                     target + path,
                     json=payload,
-                    timeout=aiohttp.ClientTimeout(total=remaining),
+                    timeout=aiohttp.ClientTimeout(total=attempt),
                 ) as response:
                     status = response.status
                     try:
@@ -354,7 +360,9 @@ class AsyncClient:
                 last = error
             else:
                 raise error
-            # No leader known yet, or it is changing: wait a little, with jitter, and retry.
+            # This node could not serve (no leader known, a leader change, a removed node): try
+            # the next one after a short pause with jitter.
+            self._next_target()
             pause = backoff * (0.5 + random.random())
             await asyncio.sleep(min(pause, max(deadline - loop.time(), 0)))
             backoff = min(backoff * 2, _BACKOFF_MAX)
