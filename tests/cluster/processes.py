@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -50,6 +51,7 @@ def http(
     token: str | None = None,
     raw: bytes | None = None,
     timeout: float = 10.0,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, Any]:
     """(status, decoded JSON body) of one request, whatever the status."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
@@ -58,7 +60,7 @@ def http(
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             status, payload = response.status, response.read()
     except urllib.error.HTTPError as error:
         status, payload = error.code, error.read()
@@ -76,14 +78,18 @@ class ProcessCluster:
         *,
         database_url: str | None = None,
         name: str = "cluster_settings",
+        scheme: str = "http",
+        context: ssl.SSLContext | None = None,
         **settings: Any,
     ) -> None:
+        """``context``: how the tests' own requests reach an https cluster."""
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ids = [f"n{i}" for i in range(1, size + 1)]
         ports = free_ports(size)
         pairs = zip(self.ids, ports, strict=True)
-        self.urls = {node_id: f"http://127.0.0.1:{port}" for node_id, port in pairs}
+        self.urls = {node_id: f"{scheme}://127.0.0.1:{port}" for node_id, port in pairs}
+        self.context = context
         self.module = f"{name}_{os.getpid()}_{id(self)}"
         values: dict[str, Any] = {
             "NODES": dict(self.urls),
@@ -148,7 +154,9 @@ class ProcessCluster:
                     f"node {node_id} exited with {proc.returncode}:\n{self.log(node_id)[-3000:]}"
                 )
             try:
-                status, _ = http("GET", self.urls[node_id] + "/readyz", timeout=1.0)
+                status, _ = http(
+                    "GET", self.urls[node_id] + "/readyz", timeout=1.0, context=self.context
+                )
             except OSError:
                 status = 0
             if status == 200:
@@ -177,7 +185,9 @@ class ProcessCluster:
                 if proc.poll() is not None:
                     continue
                 try:
-                    status, body = http("GET", self.urls[node_id] + "/v1/status", timeout=1.0)
+                    status, body = http(
+                        "GET", self.urls[node_id] + "/v1/status", timeout=1.0, context=self.context
+                    )
                 except OSError:
                     continue
                 if status == 200 and body.get("role") == "leader":
