@@ -173,11 +173,13 @@ async def _drain(app: web.Application) -> None:
         log.warning("%d call(s) still unanswered after the node stopped", inflight.count)
 
 
-def create_app(node: Node, *, start_node: bool = True) -> web.Application:
+def create_app(
+    node: Node, *, start_node: bool = True, transport: object | None = None
+) -> web.Application:
     """The node's application.  With ``start_node`` the app starts and stops the node itself.
 
     The peer transport's routes are added by the caller (``add_peer_routes``) before the app
-    starts.
+    starts; ``transport`` (the node's peer transport) lets /metrics report its counters.
     """
     from agree.server import client_api
 
@@ -185,7 +187,7 @@ def create_app(node: Node, *, start_node: bool = True) -> web.Application:
     app = web.Application(client_max_size=settings.MAX_BODY_BYTES, middlewares=[error_middleware])
     app[NODE] = node
     app[TOKENS] = TokenChecker(settings.TOKENS)
-    app[METRICS] = Metrics(node)
+    app[METRICS] = Metrics(node, transport)
     app[INFLIGHT] = InFlight()
     app[GRACE] = settings.REQUEST_TIMEOUT
     app.add_routes(client_api.routes)

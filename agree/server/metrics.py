@@ -8,7 +8,7 @@ the server as they happen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -22,8 +22,10 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class _NodeCollector(Collector):
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, transport: object | None) -> None:
         self._node = node
+        # The peer transport's count of frames dropped per peer, when it keeps one.
+        self._dropped: Callable[[str], int] | None = getattr(transport, "dropped", None)
 
     def collect(self) -> Iterator[Metric]:
         node = self._node
@@ -58,6 +60,16 @@ class _NodeCollector(Collector):
         yield GaugeMetricFamily(
             "agree_server_members", "Voting members of the cluster.", value=len(status.voters)
         )
+        if self._dropped is not None:
+            failures = CounterMetricFamily(
+                "agree_network_peer_sent_failures",
+                "Messages to a peer that were dropped (queue full or peer unreachable).",
+                labels=["To"],
+            )
+            for peer in sorted(status.members):
+                if peer != status.id:
+                    failures.add_metric([peer], self._dropped(peer))
+            yield failures
 
 
 def _started(node: Node) -> bool:
@@ -71,9 +83,9 @@ def _started(node: Node) -> bool:
 class Metrics:
     """The registry of one node's server and the event counters the server updates."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, transport: object | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_NodeCollector(node))
+        self.registry.register(_NodeCollector(node, transport))
         self.leader_changes = Counter(
             "agree_server_leader_changes_seen",
             "Leader changes seen by this node.",

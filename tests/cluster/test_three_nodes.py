@@ -122,6 +122,10 @@ def test_membership_and_leader_transfer_from_the_client(
             ledger.append(f"a{i}")
         # Leadership moves where asked.
         leader = client.status()["leader_id"]
+        _, metrics = http("GET", cluster.urls[leader] + "/metrics")
+        for peer in cluster.ids:
+            if peer != leader:
+                assert f'agree_network_peer_sent_failures_total{{To="{peer}"}}' in metrics
         target = next(node_id for node_id in cluster.ids if node_id != leader)
         client.transfer_leader(target)
         assert cluster.leader() == target

@@ -142,7 +142,7 @@ async def serve(
     peers = peer_transport(settings)
     transport = None if peers is None else peers[0]
     node = Node(settings, transport=transport, join=join)
-    app = create_app(node)
+    app = create_app(node, transport=transport)
     if peers is not None:
         peers[1](app, peers[0])
     if configure is not None:
