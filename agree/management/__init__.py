@@ -29,9 +29,10 @@ PROG = "agree-manage"
 
 
 def get_commands() -> list[str]:
-    """The names of every available command, sorted."""
+    """The names of every available command, sorted.  A module ``transfer_leader`` is the
+    command ``transfer-leader``."""
     return sorted(
-        info.name
+        info.name.replace("_", "-")
         for info in pkgutil.iter_modules(_commands_package.__path__)
         if not info.name.startswith("_") and not info.ispkg
     )
@@ -48,7 +49,7 @@ def load_command(
         raise CommandError(
             f"unknown command {name!r}.{hint} Type '{PROG} help' for the list of commands."
         )
-    module = importlib.import_module(f"{_commands_package.__name__}.{name}")
+    module = importlib.import_module(f"{_commands_package.__name__}.{name.replace('-', '_')}")
     command_class = getattr(module, "Command", None)
     if not (isinstance(command_class, type) and issubclass(command_class, BaseCommand)):
         raise CommandError(f"module {module.__name__} defines no Command(BaseCommand) class")

@@ -1,0 +1,47 @@
+"""agree-manage's cluster commands (status, call, members, snapshot, transfer-leader) against a
+real node process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from io import StringIO
+
+import pytest
+from processes import ProcessCluster
+
+import agree
+from agree.management import call_command
+
+ADMIN = "admin-token-00000000000"
+READ = "read-token-000000000000"
+
+
+def test_cluster_commands(process_cluster: Callable[..., ProcessCluster]) -> None:
+    cluster = process_cluster(1, TOKENS={ADMIN: "admin", READ: "read"})
+    cluster.start_all()
+    url = cluster.urls["n1"]
+
+    def run(*args: str, token: str = ADMIN) -> str:
+        out = StringIO()
+        call_command(args[0], *args[1:], "--url", url, "--token", token, stdout=out)
+        return out.getvalue()
+
+    status = json.loads(run("status", "--json"))
+    assert (status["id"], status["role"]) == ("n1", "leader")
+    assert "leader: n1" in run("status")
+    assert json.loads(run("call", "ledger.append", '"from-cli"')) == 1
+    assert json.loads(run("call", "ledger.append", "plain-text")) == 2
+    assert json.loads(run("call", "ledger.all_tags", "--consistency", "any")) == [
+        "from-cli",
+        "plain-text",
+    ]
+    assert run("members", "list").split() == ["n1", "voter", url]
+    assert run("snapshot").startswith("Snapshot at index ")
+    assert run("transfer-leader", "n1") == "n1 is the leader.\n"
+    with pytest.raises(agree.UnknownMethodError):
+        run("call", "ledger.apend", '"x"')
+    with pytest.raises(agree.PermissionDeniedError):
+        run("snapshot", token=READ)
+    with pytest.raises(agree.CommandError, match="needs the new node's ID and URL"):
+        run("members", "add", "n2")
