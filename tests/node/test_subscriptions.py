@@ -122,6 +122,31 @@ def test_resuming_before_the_kept_history_is_refused() -> None:
     assert [s._sub.queue[i].index for i in range(3)] == [3, 4, 5]
 
 
+def test_resuming_from_before_the_first_mutation_loses_nothing() -> None:
+    # Log indexes without a mutation (the founding configuration, no-ops, schema records) are
+    # not dropped history: watching from index 1 works on a node that kept every mutation.
+    def decode(rec: MutationRecord) -> Any:
+        return rec.index
+
+    hub = SubscriptionHub(decode, history=3)
+    for index in (9, 12):
+        hub.publish(MutationRecord("o", "m", [], {}, None, None, index, 1, 0))
+    s = hub.stream(from_index=1)
+    assert [rec.index for rec in s._sub.queue] == [9, 12]
+    # Once a mutation was dropped, resuming from it or before is refused.
+    for index in (13, 15):
+        hub.publish(MutationRecord("o", "m", [], {}, None, None, index, 1, 0))
+    with pytest.raises(SubscriptionOverflowError, match="before index 10") as info:
+        hub.stream(from_index=9)
+    assert info.value.last_index == 8
+    assert [rec.index for rec in hub.stream(from_index=10)._sub.queue] == [12, 13, 15]
+    none_kept = SubscriptionHub(decode, history=0)
+    none_kept.publish(MutationRecord("o", "m", [], {}, None, None, 4, 1, 0))
+    with pytest.raises(SubscriptionOverflowError, match="before index 5"):
+        none_kept.stream(from_index=4)
+    assert list(none_kept.stream(from_index=5)._sub.queue) == []
+
+
 async def test_a_slow_stream_is_cut_off_and_commands_go_on(tmp_path: Path) -> None:
     async with MemoryCluster(tmp_path, OBJECTS) as cluster:
         leader = await cluster.wait_leader()
