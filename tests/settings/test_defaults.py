@@ -31,7 +31,16 @@ def test_defaults_module_and_model_name_the_same_settings() -> None:
 
 
 def test_text_settings_are_exactly_the_string_typed_ones() -> None:
-    expected = {"NODE_ID", "DATABASE_URL", "CLUSTER_SECRET", "SQLITE_SYNCHRONOUS", "LOG_LEVEL"}
+    expected = {
+        "NODE_ID",
+        "DATABASE_URL",
+        "CLUSTER_SECRET",
+        "SQLITE_SYNCHRONOUS",
+        "LOG_LEVEL",
+        "TLS_CERT",
+        "TLS_KEY",
+        "TLS_CA",
+    }
     assert expected == _TEXT_SETTINGS
 
 
