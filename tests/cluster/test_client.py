@@ -24,7 +24,7 @@ def test_import_loads_no_runtime_or_storage() -> None:
     )
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()}
     assert "agree.client" in imported
-    for module in ("sqlalchemy", "alembic", "agree.node", "agree.storage", "agree.raft"):
+    for module in ("sqlalchemy", "alembic", "agree.node", "agree.storage", "agree.driver"):
         assert module not in imported, module
 
 
