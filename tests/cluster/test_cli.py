@@ -37,6 +37,9 @@ def test_cluster_commands(process_cluster: Callable[..., ProcessCluster]) -> Non
         "plain-text",
     ]
     assert run("members", "list").split() == ["n1", "voter", url]
+    schema = run("schema")
+    assert "ledger (Ledger)" in schema and "  append(tag: str) -> int  [command]" in schema
+    assert "append" in json.loads(run("schema", "--json"))["ledger"]["operations"]
     assert run("snapshot").startswith("Snapshot at index ")
     assert run("transfer-leader", "n1") == "n1 is the leader.\n"
     with pytest.raises(agree.UnknownMethodError):
