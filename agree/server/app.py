@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
@@ -65,6 +64,8 @@ METRICS: Final = web.AppKey("agree_metrics", Metrics)
 INFLIGHT: Final = web.AppKey("agree_inflight", InFlight)
 #: Seconds shutdown waits for in-flight calls before failing them.
 GRACE: Final = web.AppKey("agree_grace", float)
+#: Whether the app started the node, and so stops it.
+OWNS_NODE: Final = web.AppKey("agree_owns_node", bool)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -168,6 +169,8 @@ async def _drain(app: web.Application) -> None:
     # Stopping the node fails every waiting proposal and read (each caller gets an error
     # response: "outcome unknown" for a command that may still commit), closes the peers and
     # flushes and closes storage.
+    if not app[OWNS_NODE]:
+        return
     await node.stop()
     if not await inflight.wait_idle(5.0):
         log.warning("%d call(s) still unanswered after the node stopped", inflight.count)
@@ -190,6 +193,7 @@ def create_app(
     app[METRICS] = Metrics(node, transport)
     app[INFLIGHT] = InFlight()
     app[GRACE] = settings.REQUEST_TIMEOUT
+    app[OWNS_NODE] = start_node
     app.add_routes(client_api.routes)
     if start_node:
         app.cleanup_ctx.append(_node_lifetime)
@@ -197,6 +201,3 @@ def create_app(
     app.on_shutdown.append(_drain)
     return app
 
-
-def now() -> float:
-    return time.perf_counter()

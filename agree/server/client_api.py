@@ -9,9 +9,9 @@ Bodies are JSON only; nothing from a client is ever unpickled.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
+import time
 from dataclasses import asdict
 from typing import Any, Final
 
@@ -32,7 +32,6 @@ from agree.server.app import (
     NODE,
     READY_APPLY_LAG,
     TOKENS,
-    now,
     read_json_object,
 )
 from agree.server.auth import ADMIN, READ, WRITE, Permission
@@ -144,7 +143,7 @@ async def call(request: web.Request) -> web.Response:
             seq=own_seq,
             ack=ack,
         )
-    started = now()
+    started = time.perf_counter()
     pending = metrics.proposals_pending if kind is CallKind.COMMAND else None
     with request.app[INFLIGHT].track():
         if pending is not None:
@@ -161,7 +160,7 @@ async def call(request: web.Request) -> web.Response:
                 pending.dec()
             if own_seq is not None:
                 node.call_done(own_seq)
-            metrics.request_duration.labels(kind.value).observe(now() - started)
+            metrics.request_duration.labels(kind.value).observe(time.perf_counter() - started)
     if outcome.error is not None:
         # The user's method raised: the call was carried out, and this is its outcome.
         return web.json_response(
@@ -306,8 +305,8 @@ async def watch(request: web.Request) -> web.StreamResponse:
         body = json.dumps(api_errors.encode(exc))
         with contextlib.suppress(ConnectionError):
             await response.write(f"event: error\ndata: {body}\n\n".encode())
-    except (ConnectionError, asyncio.CancelledError):
-        pass
+    except ConnectionError:
+        pass  # the watcher went away
     finally:
         stream.close()
     return response
