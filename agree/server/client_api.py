@@ -5,6 +5,25 @@ body's shape, then the arguments against the operation schema (by the node).  Co
 caller's ``(client_id, seq, ack)`` so that a retry applies at most once; a command without them
 gets an id from this node (it is then at most once per request, not across a client's retries).
 Bodies are JSON only; nothing from a client is ever unpickled.
+
+=====================================  ==========  ==========================================
+``POST /v1/objects/{object}/{method}``  read/write  ``{"args", "kwargs", "consistency",
+                                                    "client_id", "seq", "ack", "timeout"}``, all
+                                                    optional -> ``{"result", "index"}``; 422
+                                                    ``ApplicationError`` when the method raised
+``GET /v1/schema``                      read        ``{"objects": {name: published schema}}``
+``GET /v1/status``                      read        this node's role, leader, term, indexes
+``GET /v1/members``                     read        ``{"members": {id: {"url", "role"}}}``
+``POST /v1/members``                    admin       ``{"id", "url", "learner"}``: add (and promote)
+``DELETE /v1/members/{id}``             admin       remove
+``POST /v1/leader``                     admin       ``{"id"}``: transfer leadership, wait for it
+``POST /v1/snapshot``                   admin       snapshot this node now -> ``{"index"}``
+``GET /v1/watch/{object}``              read        server-sent events; ``?from_index=N``,
+                                                    ``?method=M``, or ``Last-Event-ID``
+``GET /livez``, ``/readyz``, ``/metrics``  open     health and Prometheus metrics
+=====================================  ==========  ==========================================
+
+Errors: ``{"error": {"type", "message", ...attributes}}`` (:mod:`agree.api_errors`).
 """
 
 from __future__ import annotations
