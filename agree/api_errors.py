@@ -1,18 +1,19 @@
 """Errors as the HTTP API carries them: ``{"error": {"type", "message", ...attributes}}``.
 
 Both ends use this module: the server (:mod:`agree.server`) to answer, the client
-(:mod:`agree.client`) to raise.  It imports only :mod:`agree.errors` and :mod:`agree.codec`, so a
-client loads no runtime or storage.
+(:mod:`agree.client`) to raise.  It imports neither the runtime nor storage.
 
-* A framework error travels under its class name in :mod:`agree.errors` (the stable ``type``:
-  class names are public API), with its attributes (``leader_id``, ``leader_url``, ``setting``,
-  ``last_index``, ``required``...) beside the message, and comes back as the same class.
-* An exception raised by the user's method travels as ``type: "ApplicationError"`` with the
-  exception's ``"module:qualname"`` and JSON args, and is rebuilt by
-  :func:`agree.codec.decode_error` (its own type where its module is loaded, else RemoteError).
-  Nothing is ever unpickled.
-* :func:`http_status` says whose fault it was: 4xx the caller's, 503 the cluster cannot serve now
-  (with the leader's URL or a Retry-After), 504 a deadline passed.
+* ``type`` is stable: a framework error's wire code from :mod:`agree.errors` (``"not_leader"``,
+  ``"validation"``, ``"outcome_unknown"``...), ``"application"`` for an exception raised by the
+  user's own method, ``"internal"`` for a failure inside the server (its details only logged).
+* Beside the message, the error's plain attributes (``leader_id``, ``leader_url``, ``setting``,
+  ``last_index``, ``required``...) are there for a person or a script to read, and its exact
+  wire form (``class``/``exception``, ``args``, ``attrs`` from :func:`agree.codec.encode_error`)
+  lets a client rebuild it as the same class with the same fields
+  (:func:`agree.codec.decode_error`: a user's exception keeps its own type).  Nothing is
+  unpickled, nothing is imported.
+* :func:`http_status` says whose fault it was: 4xx the caller's, 503 the cluster cannot serve
+  now (with the leader's URL or a Retry-After), 504 a deadline passed.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from __future__ import annotations
 from typing import Any, Final
 
 from agree import errors
-from agree.codec import ErrorInfo, decode_error
-from agree.errors import AgreeError, ProtocolError
+from agree.codec import ErrorInfo, decode_error, encode_error
+from agree.errors import AgreeError, ProtocolError, error_class
 
 __all__ = [
-    "APPLICATION_ERROR",
-    "ATTRIBUTES",
+    "APPLICATION",
+    "INTERNAL",
+    "application_info",
     "decode",
     "encode",
     "encode_application",
@@ -33,20 +35,12 @@ __all__ = [
 ]
 
 #: The ``type`` of an exception raised by the user's own method.
-APPLICATION_ERROR: Final = "ApplicationError"
-#: Also a ``type``: an unexpected failure inside the server (its details are only logged).
-INTERNAL_ERROR: Final = "InternalError"
+APPLICATION: Final = "application"
+#: The ``type`` of an unexpected failure inside the server.
+INTERNAL: Final = "internal"
 
-#: Attributes of AgreeError subclasses that travel beside the message (all JSON values).
-ATTRIBUTES: Final = (
-    "setting",
-    "leader_id",
-    "leader_url",
-    "last_index",
-    "required",
-    "type_name",
-    "limit",
-)
+# Keys of the error object that an attribute of the same name must not overwrite.
+_RESERVED: Final = frozenset({"type", "message", "class", "exception", "args", "attrs", "index"})
 
 # Most specific first: the first class the error is an instance of decides the status.
 _STATUS: Final[tuple[tuple[type[BaseException], int], ...]] = (
@@ -61,7 +55,6 @@ _STATUS: Final[tuple[tuple[type[BaseException], int], ...]] = (
     (errors.MembershipChangeError, 409),
     (errors.ProposalRejectedError, 409),
     (errors.NotLeaderError, 503),
-    (errors.UnavailableError, 503),
     (errors.ClusterError, 503),
     (errors.SchemaMismatchError, 503),
     (errors.AgreeTimeoutError, 504),
@@ -76,16 +69,25 @@ def http_status(exc: BaseException) -> int:
     return 500
 
 
+def _plain_attributes(info: ErrorInfo, exc: BaseException | None) -> dict[str, Any]:
+    source = vars(exc) if exc is not None else {}
+    return {
+        name: value
+        for name, value in source.items()
+        if name not in _RESERVED
+        and not name.startswith("_")
+        and (value is None or isinstance(value, str | int | float | bool))
+    }
+
+
 def encode(exc: BaseException) -> dict[str, Any]:
-    """The ``{"error": {...}}`` body for a framework error (or, as InternalError, any other)."""
+    """The ``{"error": {...}}`` body for a framework error (or, as ``internal``, any other)."""
     if not isinstance(exc, AgreeError):
-        # Details of a bug in the server stay in its log, not in a response.
-        return {"error": {"type": INTERNAL_ERROR, "message": "internal server error"}}
-    body: dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-    for name in ATTRIBUTES:
-        value = getattr(exc, name, None)
-        if value is not None and isinstance(value, str | int):
-            body[name] = value
+        return {"error": {"type": INTERNAL, "message": "internal server error"}}
+    info = encode_error(exc)
+    body: dict[str, Any] = {"type": info.code or errors.AgreeError.code, "message": info.message}
+    body.update(_plain_attributes(info, exc))
+    body.update({"class": info.type, "args": info.args, "attrs": info.attrs})
     return {"error": body}
 
 
@@ -93,28 +95,35 @@ def encode_application(info: ErrorInfo, index: int = 0) -> dict[str, Any]:
     """The ``{"error": {...}}`` body for an exception the user's method raised."""
     return {
         "error": {
-            "type": APPLICATION_ERROR,
+            "type": APPLICATION,
             "message": info.message,
             "exception": info.type,
             "args": info.args,
+            "attrs": info.attrs,
             "index": index,
         }
     }
 
 
 def application_info(error: dict[str, Any]) -> ErrorInfo:
-    """The ErrorInfo inside an ApplicationError body (ProtocolError if it is malformed)."""
+    """The ErrorInfo inside an ``application`` error (ProtocolError if it is malformed)."""
     return ErrorInfo.from_json(
-        {"type": error.get("exception"), "message": error.get("message"), "args": error.get("args")}
+        {
+            "type": error.get("exception"),
+            "message": error.get("message"),
+            "args": error.get("args"),
+            "attrs": error.get("attrs") or {},
+        }
     )
 
 
 def decode(body: Any, status: int) -> BaseException:
     """The exception an error response stands for.
 
-    An ``AgreeError`` subclass named by ``type`` comes back as that class with its attributes;
-    an ApplicationError as the user's own exception type; anything else (a proxy's HTML page, an
-    unknown type from a newer server) as ProtocolError or the nearest known class.
+    A framework error comes back as its class (by its wire code) with its args and attributes;
+    an ``application`` error as the user's own exception type where its module is loaded here;
+    anything else (a proxy's HTML page, a code from a newer server) as ProtocolError or the
+    class the HTTP status implies.
     """
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict) or not isinstance(error.get("type"), str):
@@ -122,23 +131,35 @@ def decode(body: Any, status: int) -> BaseException:
     kind: str = error["type"]
     message = error.get("message")
     message = message if isinstance(message, str) else f"HTTP {status}"
-    if kind == APPLICATION_ERROR:
+    if kind == APPLICATION:
         return decode_error(application_info(error))
-    cls = getattr(errors, kind, None)
-    if not (isinstance(cls, type) and issubclass(cls, AgreeError)):
-        # A type this client does not know: keep the message, pick the class by the status.
+    cls = error_class(kind)
+    if cls is not None:
+        try:
+            info = ErrorInfo.from_json(
+                {
+                    "type": error.get("class") or f"agree.errors:{cls.__qualname__}",
+                    "code": kind,
+                    "message": message,
+                    "args": error.get("args"),
+                    "attrs": error.get("attrs") or {},
+                }
+            )
+        except ProtocolError:
+            info = None
+        if info is not None:
+            rebuilt = decode_error(info)
+            if isinstance(rebuilt, cls):
+                return rebuilt
+    else:
         cls = _by_status(status)
+    # Not rebuildable exactly (a hand-written body, another version): the class and message,
+    # with whatever plain attributes came along.
     exc = cls.__new__(cls)
     Exception.__init__(exc, message)
-    for name in ATTRIBUTES:
-        if name in error:
-            setattr(exc, name, error[name])
-    # Constructor-set attributes the body did not carry still exist (as None).
-    for name in ("leader_id", "leader_url") if isinstance(exc, errors.NotLeaderError) else ():
-        if not hasattr(exc, name):
-            setattr(exc, name, None)
-    if isinstance(exc, errors.ConfigurationError) and not hasattr(exc, "setting"):
-        exc.setting = None
+    for name, value in error.items():
+        if name not in _RESERVED and isinstance(name, str) and name.isidentifier():
+            setattr(exc, name, value)
     return exc
 
 

@@ -298,6 +298,8 @@ class AuthenticationError(AgreeError):
 class PermissionDeniedError(AuthenticationError):
     """A client's token is valid but lacks ``required`` (``read``, ``write`` or ``admin``)."""
 
+    code = "permission_denied"
+
     def __init__(self, message: str, *, required: str) -> None:
         super().__init__(message)
         self.required = required

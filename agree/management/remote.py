@@ -13,8 +13,7 @@ import os
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from agree.errors import CommandError
-from agree.management.base import BaseCommand, CommandParser
+from agree.management.base import BaseCommand, CommandError, CommandParser
 
 if TYPE_CHECKING:
     from agree.client import Client

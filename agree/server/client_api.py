@@ -10,7 +10,7 @@ Bodies are JSON only; nothing from a client is ever unpickled.
 ``POST /v1/objects/{object}/{method}``  read/write  ``{"args", "kwargs", "consistency",
                                                     "client_id", "seq", "ack", "timeout"}``, all
                                                     optional -> ``{"result", "index"}``; 422
-                                                    ``ApplicationError`` when the method raised
+                                                    ``application`` when the method raised
 ``GET /v1/schema``                      read        ``{"objects": {name: published schema}}``
 ``GET /v1/status``                      read        this node's role, leader, term, indexes
 ``GET /v1/members``                     read        ``{"members": {id: {"url", "role"}}}``

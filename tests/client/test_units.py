@@ -42,9 +42,12 @@ def test_framework_errors_round_trip_with_type_and_attributes(error: agree.Agree
     status = api_errors.http_status(error)
     back = api_errors.decode(body, status)
     assert type(back) is type(error)
-    assert str(back) == str(error)
-    for name in api_errors.ATTRIBUTES:
-        assert getattr(back, name, None) == getattr(error, name, None), name
+    assert str(back) == str(error) and back.args == error.args
+    assert vars(back) == vars(error)
+    assert body["error"]["type"] == type(error).code  # the stable wire code
+    # The plain attributes are there for a person reading the JSON.
+    for name, value in vars(error).items():
+        assert body["error"][name] == value
 
 
 def test_statuses_say_whose_fault() -> None:
@@ -63,7 +66,7 @@ def test_statuses_say_whose_fault() -> None:
 
 def test_application_errors_keep_the_users_type() -> None:
     body = api_errors.encode_application(encode_error(Custom("boom")), index=7)
-    assert body["error"]["type"] == "ApplicationError"
+    assert body["error"]["type"] == "application"
     back = api_errors.decode(body, 422)
     assert type(back) is Custom and str(back) == "boom"
     body = api_errors.encode_application(encode_error(ValueError("n must be >= 0")))
@@ -72,8 +75,12 @@ def test_application_errors_keep_the_users_type() -> None:
 
 def test_unknown_or_missing_error_bodies() -> None:
     assert isinstance(api_errors.decode("<html>", 502), agree.ProtocolError)
-    future = api_errors.decode({"error": {"type": "FromTheFuture", "message": "m"}}, 503)
+    future = api_errors.decode({"error": {"type": "from_the_future", "message": "m"}}, 503)
     assert isinstance(future, agree.UnavailableError) and str(future) == "m"
+    # A hand-written body (no exact wire form) still gives the class and its attributes.
+    by_hand = {"error": {"type": "not_leader", "message": "ask n2", "leader_id": "n2"}}
+    back = api_errors.decode(by_hand, 503)
+    assert isinstance(back, agree.NotLeaderError) and back.leader_id == "n2"
 
 
 def test_schema_from_json_checks_names_and_arity() -> None:

@@ -11,7 +11,7 @@ import pytest
 from processes import ProcessCluster
 
 import agree
-from agree.management import call_command
+from agree.management import CommandError, call_command
 
 ADMIN = "admin-token-00000000000"
 READ = "read-token-000000000000"
@@ -46,5 +46,5 @@ def test_cluster_commands(process_cluster: Callable[..., ProcessCluster]) -> Non
         run("call", "ledger.apend", '"x"')
     with pytest.raises(agree.PermissionDeniedError):
         run("snapshot", token=READ)
-    with pytest.raises(agree.CommandError, match="needs the new node's ID and URL"):
+    with pytest.raises(CommandError, match="needs the new node's ID and URL"):
         run("members", "add", "n2")

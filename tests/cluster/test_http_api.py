@@ -45,21 +45,21 @@ def test_bad_requests_get_their_error_and_write_nothing(
         return dict(body["error"])
 
     # Unknown object and method, wrong argument types and counts, malformed bodies.
-    error(404, "UnknownObjectError", "POST", base + "/v1/objects/nope/append", {}, token=WRITE)
-    err = error(404, "UnknownMethodError", "POST", base + "/v1/objects/ledger/apend", token=WRITE)
+    error(404, "unknown_object", "POST", base + "/v1/objects/nope/append", {}, token=WRITE)
+    err = error(404, "unknown_method", "POST", base + "/v1/objects/ledger/apend", token=WRITE)
     assert "append" in err["message"]  # the available operations are listed
-    error(400, "ValidationError", "POST", call, {"args": [42]}, token=WRITE)
-    error(400, "ValidationError", "POST", call, {"args": []}, token=WRITE)
-    error(400, "ValidationError", "POST", call, {"args": ["a", "b"]}, token=WRITE)
-    error(400, "ValidationError", "POST", call, {"args": "a"}, token=WRITE)
-    error(400, "ValidationError", "POST", call, {"args": ["a"], "bogus": 1}, token=WRITE)
-    error(400, "ValidationError", "POST", call, {"args": ["a"], "seq": 3}, token=WRITE)
-    error(400, "ProtocolError", "POST", call, raw=b'{"args": [', token=WRITE)
-    error(400, "ProtocolError", "POST", call, raw=b"[1, 2]", token=WRITE)
-    error(400, "ProtocolError", "POST", call, raw=b'{"args": [NaN]}', token=WRITE)
-    err = error(413, "ProtocolError", "POST", call, {"args": ["x" * 5000]}, token=WRITE)
+    error(400, "validation", "POST", call, {"args": [42]}, token=WRITE)
+    error(400, "validation", "POST", call, {"args": []}, token=WRITE)
+    error(400, "validation", "POST", call, {"args": ["a", "b"]}, token=WRITE)
+    error(400, "validation", "POST", call, {"args": "a"}, token=WRITE)
+    error(400, "validation", "POST", call, {"args": ["a"], "bogus": 1}, token=WRITE)
+    error(400, "validation", "POST", call, {"args": ["a"], "seq": 3}, token=WRITE)
+    error(400, "protocol", "POST", call, raw=b'{"args": [', token=WRITE)
+    error(400, "protocol", "POST", call, raw=b"[1, 2]", token=WRITE)
+    error(400, "protocol", "POST", call, raw=b'{"args": [NaN]}', token=WRITE)
+    err = error(413, "protocol", "POST", call, {"args": ["x" * 5000]}, token=WRITE)
     assert err["limit"] == 4096
-    error(404, "ProtocolError", "GET", base + "/v1/nothing-here", token=READ)
+    error(404, "protocol", "GET", base + "/v1/nothing-here", token=READ)
     # No byte of a pickle is ever unpickled, authenticated or not.
     planted = tmp_path / "planted"
     payload = pickle.dumps(_Plant(str(planted)))
@@ -70,29 +70,29 @@ def test_bad_requests_get_their_error_and_write_nothing(
     assert not planted.exists()
 
     # Tokens: missing, wrong, and lacking the permission.
-    error(401, "AuthenticationError", "POST", call, {"args": ["a"]})
+    error(401, "authentication", "POST", call, {"args": ["a"]})
     wrong = "not-a-valid-token-at-all"
-    error(401, "AuthenticationError", "POST", call, {"args": ["a"]}, token=wrong)
-    error(401, "AuthenticationError", "GET", base + "/v1/status")
-    err = error(403, "PermissionDeniedError", "POST", call, {"args": ["a"]}, token=READ)
+    error(401, "authentication", "POST", call, {"args": ["a"]}, token=wrong)
+    error(401, "authentication", "GET", base + "/v1/status")
+    err = error(403, "permission_denied", "POST", call, {"args": ["a"]}, token=READ)
     assert err["required"] == "write"
     for token in (READ, WRITE):
-        error(403, "PermissionDeniedError", "POST", base + "/v1/leader", {"id": "n1"}, token=token)
+        error(403, "permission_denied", "POST", base + "/v1/leader", {"id": "n1"}, token=token)
         error(
             403,
-            "PermissionDeniedError",
+            "permission_denied",
             "POST",
             base + "/v1/members",
             {"id": "n9", "url": "http://127.0.0.1:1"},
             token=token,
         )
-        error(403, "PermissionDeniedError", "DELETE", base + "/v1/members/n1", token=token)
-        error(403, "PermissionDeniedError", "POST", base + "/v1/snapshot", token=token)
+        error(403, "permission_denied", "DELETE", base + "/v1/members/n1", token=token)
+        error(403, "permission_denied", "POST", base + "/v1/snapshot", token=token)
     # A read token reads; a bad admin request is refused before it reaches the cluster.
     status, body = http("POST", base + "/v1/objects/ledger/count", {}, token=READ)
     assert (status, body["result"]) == (200, 1)
-    error(400, "ValidationError", "POST", base + "/v1/members", {"id": "bad id!"}, token=ADMIN)
-    error(400, "ValidationError", "POST", base + "/v1/leader", {"id": "n7"}, token=ADMIN)
+    error(400, "validation", "POST", base + "/v1/members", {"id": "bad id!"}, token=ADMIN)
+    error(400, "validation", "POST", base + "/v1/leader", {"id": "n7"}, token=ADMIN)
 
     # Nothing was written by any of it: no new log entry, the state is as it was.
     _, after = http("GET", base + "/v1/status", token=READ)
@@ -115,7 +115,7 @@ def test_calls_errors_health_and_metrics_over_http(
     # A user's exception: the call was carried out; the error names the user's type.
     status, body = http("POST", base + "/v1/objects/ledger/take", {"kwargs": {"amount": 9}})
     assert status == 422
-    assert body["error"]["type"] == "ApplicationError"
+    assert body["error"]["type"] == "application"
     assert body["error"]["exception"] == "cluster_models:Overdrawn"
     assert body["error"]["message"] == "balance 5 < 9"
     # The same (client_id, seq) applies once, however often it is sent.
@@ -127,7 +127,7 @@ def test_calls_errors_health_and_metrics_over_http(
     status, body = http(
         "POST", base + "/v1/objects/ledger/get_balance", {"consistency": "sometimes"}
     )
-    assert (status, body["error"]["type"]) == (400, "ValidationError")
+    assert (status, body["error"]["type"]) == (400, "validation")
 
     status, schema = http("GET", base + "/v1/schema")
     assert status == 200

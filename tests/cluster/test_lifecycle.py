@@ -66,7 +66,7 @@ async def test_watch_streams_mutations_and_sigterm_ends_everything_cleanly(
     assert http("POST", base + "/v1/objects/ledger/all_tags", {})[1]["result"] == ["a", "b"]
     status, body = http("GET", base + f"/v1/watch/ledger?from_index={first}")
     assert status == 410
-    assert body["error"]["type"] == "SubscriptionOverflowError"
+    assert body["error"]["type"] == "subscription_overflow"
     assert body["error"]["last_index"] == first - 1
     status, body = http("GET", base + "/v1/watch/ledger?from_index=x")
-    assert (status, body["error"]["type"]) == (400, "ValidationError")
+    assert (status, body["error"]["type"]) == (400, "validation")

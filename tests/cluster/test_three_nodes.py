@@ -179,6 +179,6 @@ async def test_sigterm_answers_calls_stuck_in_flight(
         answers = await asyncio.wait_for(asyncio.gather(*calls), 20)
     for status, body in answers:
         assert status in (503, 504), body
-        assert body["error"]["type"] in ("OutcomeUnknownError", "UnavailableError")  # type: ignore[index]
+        assert body["error"]["type"] in ("outcome_unknown", "unavailable")  # type: ignore[index]
     code = await asyncio.to_thread(cluster.procs[leader].wait, 15)
     assert code == 0, cluster.log(leader)

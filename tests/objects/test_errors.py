@@ -13,6 +13,7 @@ from agree.errors import (
     AgreeError,
     ConfigurationError,
     NotLeaderError,
+    PermissionDeniedError,
     ProposalLost,
     RemoteError,
     ResultValidationError,
@@ -49,6 +50,7 @@ CODES = {
     "MigrationRequiredError": "migration_required",
     "NotLeaderError": "not_leader",
     "OutcomeUnknownError": "outcome_unknown",
+    "PermissionDeniedError": "permission_denied",
     "ProposalLost": "proposal_lost",
     "ProposalRejectedError": "proposal_rejected",
     "ProtocolError": "protocol",
@@ -72,6 +74,7 @@ SAMPLES: dict[type[AgreeError], AgreeError] = {
     StorageLockedError: StorageLockedError(
         "in use", node_id="n1", pid=4242, host="h1", since="2026-11-29T18:00:00+00:00"
     ),
+    PermissionDeniedError: PermissionDeniedError("a read token", required="write"),
     ResultValidationError: ResultValidationError("bad result", index=12, applied=True),
     agree.management.CommandError: agree.management.CommandError("no", returncode=3),
     RemoteError: RemoteError(

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agree.errors import CommandError
-from agree.management.base import BaseCommand, CommandParser
+from agree.management.base import BaseCommand, CommandError, CommandParser
 from agree.management.remote import add_remote_options, remote_client
 
 

@@ -20,8 +20,8 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from agree.errors import CommandError, ConfigurationError
-from agree.management.base import BaseCommand, CommandParser
+from agree.errors import ConfigurationError
+from agree.management.base import BaseCommand, CommandError, CommandParser
 from agree.settings import Settings
 
 if TYPE_CHECKING:
