@@ -62,8 +62,9 @@ MAX_CALL_BYTES: int = 1024 * 1024
 # Client bearer tokens: token -> permission, one of "read" (schema, status,
 # members, queries, watch), "write" (read and commands) or "admin" (write and
 # membership, leader transfer, snapshots).  Empty: the client API is open to
-# anyone who can reach the port.  Tokens are compared in constant time and
-# never logged.  Each is at least 16 characters.
+# anyone who can reach the port.  /livez, /readyz and /metrics never need a
+# token.  Tokens are compared in constant time and never logged.  Each is at
+# least 16 characters.
 TOKENS: dict[str, Literal["read", "write", "admin"]] = {}
 
 # TLS for the node's port (clients and peers): PEM certificate chain and
