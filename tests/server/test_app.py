@@ -1,0 +1,48 @@
+"""The node's aiohttp application in process (nodes joined by the in-memory network), for what
+needs no separate processes: shutdown with calls in flight."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from agree.server import create_app
+from agree.server.app import INFLIGHT
+from agree.testing.cluster import MemoryCluster
+from agree.testing.models import Counter
+
+
+async def test_shutdown_answers_every_call_in_flight(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, {"counter": Counter}, REQUEST_TIMEOUT=0.5) as cluster:
+        leader = await cluster.wait_leader()
+        for node in list(cluster.running()):
+            if node is not leader:
+                await cluster.stop_node(node.id)  # no quorum: commands cannot commit
+        app = create_app(leader)  # the app owns the node from here (start() is idempotent)
+        runner = web.AppRunner(app, shutdown_timeout=30.0)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        url = f"http://127.0.0.1:{port}/v1/objects/counter/add"
+        async with aiohttp.ClientSession() as session:
+
+            async def post(seq: int) -> tuple[int, dict[str, object]]:
+                body = {"args": [1], "client_id": "c", "seq": seq, "timeout": 60}
+                async with session.post(url, json=body) as response:
+                    return response.status, await response.json()
+
+            calls = [asyncio.create_task(post(seq)) for seq in range(1, 4)]
+            while app[INFLIGHT].count < 3:
+                await asyncio.sleep(0.01)
+            # Shutdown waits REQUEST_TIMEOUT for them, then stops the node, which fails them:
+            # each caller gets an explicit answer long before its own 60 s, none is cut off.
+            await asyncio.wait_for(runner.cleanup(), 20)
+            answers = await asyncio.wait_for(asyncio.gather(*calls), 5)
+        assert app[INFLIGHT].count == 0
+        for status, body in answers:
+            assert status in (503, 504), body
+            assert body["error"]["type"] in ("outcome_unknown", "unavailable")  # type: ignore[index]
