@@ -46,3 +46,16 @@ async def test_shutdown_answers_every_call_in_flight(tmp_path: Path) -> None:
         for status, body in answers:
             assert status in (503, 504), body
             assert body["error"]["type"] in ("outcome_unknown", "unavailable")  # type: ignore[index]
+
+
+def test_unavailable_answers_say_where_to_go_and_when_to_retry() -> None:
+    from agree.errors import NotLeaderError, ValidationError
+    from agree.server.app import error_response
+
+    response = error_response(NotLeaderError(leader_id="n2", leader_url="http://127.0.0.1:8002"))
+    assert response.status == 503
+    assert response.headers["Link"] == '<http://127.0.0.1:8002>; rel="leader"'
+    assert response.headers["Retry-After"] == "1"
+    unknown = error_response(NotLeaderError())
+    assert (unknown.status, "Link" in unknown.headers) == (503, False)
+    assert "Retry-After" not in error_response(ValidationError("bad")).headers
