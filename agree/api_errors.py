@@ -92,17 +92,19 @@ def encode(exc: BaseException) -> dict[str, Any]:
 
 
 def encode_application(info: ErrorInfo, index: int = 0) -> dict[str, Any]:
-    """The ``{"error": {...}}`` body for an exception the user's method raised."""
-    return {
-        "error": {
-            "type": APPLICATION,
-            "message": info.message,
-            "exception": info.type,
-            "args": info.args,
-            "attrs": info.attrs,
-            "index": index,
-        }
+    """The ``{"error": {...}}`` body for the error outcome of a call that ran: what the user's
+    method raised (or, with its ``code``, e.g. a ResultValidationError about its result)."""
+    body: dict[str, Any] = {
+        "type": APPLICATION,
+        "message": info.message,
+        "exception": info.type,
+        "args": info.args,
+        "attrs": info.attrs,
+        "index": index,
     }
+    if info.code is not None:
+        body["code"] = info.code
+    return {"error": body}
 
 
 def application_info(error: dict[str, Any]) -> ErrorInfo:
@@ -113,6 +115,7 @@ def application_info(error: dict[str, Any]) -> ErrorInfo:
             "message": error.get("message"),
             "args": error.get("args"),
             "attrs": error.get("attrs") or {},
+            "code": error.get("code"),
         }
     )
 

@@ -71,6 +71,10 @@ def test_application_errors_keep_the_users_type() -> None:
     assert type(back) is Custom and str(back) == "boom"
     body = api_errors.encode_application(encode_error(ValueError("n must be >= 0")))
     assert type(api_errors.decode(body, 422)) is ValueError
+    # A framework error as a call's outcome (the call ran): its class and fields come back.
+    bad = agree.ResultValidationError("bad result", index=9, applied=True)
+    back = api_errors.decode(api_errors.encode_application(encode_error(bad), 9), 422)
+    assert type(back) is agree.ResultValidationError and vars(back) == vars(bad)
 
 
 def test_unknown_or_missing_error_bodies() -> None:
