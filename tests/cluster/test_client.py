@@ -14,6 +14,12 @@ import agree
 from agree import Consistency
 
 
+class OtherLedger(agree.Replicated):
+    @agree.command
+    def append(self, tag: int) -> int:
+        return tag
+
+
 def test_import_loads_no_runtime_or_storage() -> None:
     out = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import agree.client"],
@@ -54,6 +60,8 @@ def test_sync_client_proxies_errors_and_cluster_calls(
         assert typed.count() == 1
         with pytest.raises(agree.ValidationError):
             typed.append(42)  # checked here, strictly
+        with pytest.raises(agree.SchemaMismatchError, match="append"):
+            client.proxy("ledger", OtherLedger)  # not the class the cluster runs
         status = client.status()
         assert (status["id"], status["role"], status["leader_id"]) == ("n1", "leader", "n1")
         assert client.members() == {"n1": {"url": cluster.urls["n1"], "role": "voter"}}
