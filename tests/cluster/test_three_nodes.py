@@ -17,8 +17,6 @@ from processes import ProcessCluster, free_ports, http
 
 import agree
 
-pytest.importorskip("agree.transport.aiohttp", reason="needs the network peer transport")
-
 
 def _tags_on(cluster: ProcessCluster, node_id: str) -> list[str]:
     """Every tag on ``node_id`` after a linearizable read there (ReadIndex on a follower)."""

@@ -14,8 +14,6 @@ from processes import ProcessCluster, http
 
 import agree
 
-pytest.importorskip("agree.transport.aiohttp", reason="needs the network peer transport")
-
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from agree.server import create_app
-from agree.server.app import INFLIGHT
+from agree.server.app import INFLIGHT, create_app
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter
 

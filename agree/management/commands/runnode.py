@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from agree.node import Node
+    from agree.transport.aiohttp import AiohttpTransport
 
 log = logging.getLogger("agree.runnode")
 
@@ -133,18 +134,17 @@ async def serve(
     """
     from agree.node import Node
     from agree.server.app import create_app
+    from agree.server.peer import add_peer_routes
     from agree.storage.engine import display_url
 
     sqlite_file = settings.sqlite_path()
     if sqlite_file is not None:
         sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     ssl_context = server_ssl_context(settings)
-    peers = peer_transport(settings)
-    transport = None if peers is None else peers[0]
+    transport = peer_transport(settings)
     node = Node(settings, transport=transport, join=join)
     app = create_app(node, transport=transport)
-    if peers is not None:
-        peers[1](app, peers[0])
+    add_peer_routes(app, transport)
     if configure is not None:
         configure(app, node)
     from aiohttp import web
@@ -200,23 +200,9 @@ def client_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def peer_transport(settings: Settings) -> tuple[Any, Any] | None:
-    """The network transport to the other members and the function that mounts its routes on
-    the app, or None for a cluster of one without CLUSTER_SECRET (it has no peer to reach, and
-    can grow only once it has a secret)."""
-    import importlib
+def peer_transport(settings: Settings) -> AiohttpTransport:
+    """The node's transport to its peers: one authenticated WebSocket per peer on the same
+    port (CLUSTER_SECRET), over TLS to https peers."""
+    from agree.transport.aiohttp import AiohttpTransport
 
-    if len(settings.NODES) == 1 and settings.CLUSTER_SECRET is None:
-        return None
-    try:
-        transport_module = importlib.import_module("agree.transport.aiohttp")
-        routes_module = importlib.import_module("agree.server.peer")
-    except ImportError:
-        raise CommandError(
-            "this agree has no network peer transport (agree.transport.aiohttp), so it can "
-            "only run a one-node cluster without CLUSTER_SECRET"
-        ) from None
-    transport = transport_module.AiohttpTransport(
-        settings.NODE_ID, settings.CLUSTER_SECRET, ssl=client_ssl_context(settings)
-    )
-    return transport, routes_module.add_peer_routes
+    return AiohttpTransport.from_settings(settings, ssl=client_ssl_context(settings))
