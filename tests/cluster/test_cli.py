@@ -8,13 +8,31 @@ from collections.abc import Callable
 from io import StringIO
 
 import pytest
-from processes import ProcessCluster
+from processes import SECRET, ProcessCluster, free_ports
 
 import agree
 from agree.management import CommandError, call_command
 
 ADMIN = "admin-token-00000000000"
 READ = "read-token-000000000000"
+
+
+def test_cluster_commands_from_a_shared_settings_module(
+    process_cluster: Callable[..., ProcessCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The settings module every node shares names no NODE_ID; any member will do for a client.
+    cluster = process_cluster(1)
+    cluster.start_all()
+    (dead,) = free_ports(1)
+    module = f"shared_settings_{dead}"
+    (cluster.dir / f"{module}.py").write_text(
+        f"NODES = {{'n1': {cluster.urls['n1']!r}, 'n2': 'http://127.0.0.1:{dead}'}}\n"
+        f"CLUSTER_SECRET = {SECRET!r}\n"
+    )
+    monkeypatch.syspath_prepend(str(cluster.dir))
+    out = StringIO()
+    call_command("status", "--settings", module, "--json", stdout=out)
+    assert json.loads(out.getvalue())["id"] == "n1"
 
 
 def test_cluster_commands(process_cluster: Callable[..., ProcessCluster]) -> None:
