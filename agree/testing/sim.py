@@ -11,19 +11,31 @@ history for linearizability at the end (:mod:`agree.testing.linearizability`).
 One seed fixes everything: the same seed, configuration and code give the
 same run, so any failure replays with ``--seed X --trace``.
 
-A *step* is one unit of simulated time: faults and client requests for the
-step are decided, every live node ticks once, the messages due are delivered,
-and every node's Readys are carried out (persist -> send -> apply -> reads ->
-advance, as the Ready docstring orders).
+A *step* is one unit of true time: faults and client requests for the step
+are decided, every live node's clock advances (a node ticks 0 or 1 times,
+by its own drifting rate, :mod:`agree.testing.simclock`), the messages due
+are delivered, and every node's Readys are carried out (persist -> send ->
+apply -> reads -> advance, as the Ready docstring orders) -- unless the node
+crashes in the middle of one.  Nodes may write different snapshot bytes for
+the same state (:mod:`agree.testing.simstate`), and leaders may serve reads
+from a lease when the core's ``lease_read`` is on.
+
+After ``steps`` the faults heal (crashed nodes restart, partitions end) and the
+cluster must make progress within ``settle`` steps: commit something new and
+bring every member up to date.  A seed that does not is reported as stuck.
+
+Scripted scenarios (:mod:`agree.testing.scenarios`) drive the same world
+step by step to reproduce named defects on purpose.
 
     python -m agree.testing.sim --seeds 300 --nodes 5 --steps 1000
+    python -m agree.testing.sim --seeds 300 --profile skew
     python -m agree.testing.sim --seed 17 --nodes 5 --steps 1000 --trace
+    python -m agree.testing.sim --scenario all
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import random
@@ -45,6 +57,7 @@ from agree.raft import (
     Role,
     Snapshot,
 )
+from agree.raft.membership import apply_change
 from agree.raft.node import RaftNode
 from agree.testing.invariants import Invariants, Violation
 from agree.testing.linearizability import (
@@ -56,7 +69,9 @@ from agree.testing.linearizability import (
     Write,
     check,
 )
+from agree.testing.simclock import Clock, ClockConfig
 from agree.testing.simnet import NetConfig, SimNet
+from agree.testing.simstate import CorruptSnapshot, decode_state, encode_state
 from agree.testing.simstore import DurableStore, StoreError
 
 # --- configuration ------------------------------------------------------------------------
@@ -93,7 +108,9 @@ class SimConfig:
     p_crash_leader: float = 0.006
     restart_after: tuple[int, int] = (3, 40)
     crash_loses_sent: float = 0.5  # a crash takes the node's in-flight messages with it
-    p_torn_ready: float = 0.004  # a crash between persisting a Ready and sending its messages
+    # A crash inside Ready handling: after persisting, before sending; after sending some
+    # of the messages; after applying some of the committed entries, before advance.
+    p_ready_crash: float = 0.009
     max_down: int | None = None  # crashed at once; None: a minority, (nodes - 1) // 2
     p_membership: float = 0.012
     p_transfer: float = 0.01
@@ -102,6 +119,19 @@ class SimConfig:
     churn: float = 1.0  # multiplies every fault probability
     pre_vote: bool | None = None  # None: chosen per seed
     check_quorum: bool | None = None  # None: chosen per seed
+    # Fastest/slowest clock rate ratio, <= 2 in the mix.  None: chosen per seed, 1 (one
+    # shared clock) on half the seeds, uniform in [1, 2] on the others.
+    clock_skew: float | None = None
+    clock_drift: float = 0.02  # per node and step: the probability its rate moves
+    # Each node serialises its snapshots with its own salt and key order, and compacts
+    # at multiples of compact_min, so nodes hold the same (index, term) in different
+    # bytes.  None: chosen per seed (half).
+    divergent_snapshots: bool | None = None
+    # The core's lease_read option (§6.4.1).  None: chosen per seed, on a third of the
+    # seeds that use check-quorum.
+    lease_read: bool | None = None
+    settle: int = 300  # steps to make progress in once the faults heal; 0: not checked
+    clock_rates: tuple[float, ...] = ()  # scripted: n1, n2, ...'s fixed rates (no drift)
     check_history: bool = True
 
     def overrides(self, profile: str = "default") -> list[str]:
@@ -120,6 +150,12 @@ class SimConfig:
 
 _FLAGS = {"keys": "keys", "clients": "clients", "churn": "churn", "pre_vote": "pre-vote"}
 _FLAGS["check_quorum"] = "check-quorum"
+_FLAGS["clock_skew"] = "clock-skew"
+_FLAGS["clock_drift"] = "clock-drift"
+_FLAGS["divergent_snapshots"] = "divergent-snapshots"
+_FLAGS["lease_read"] = "lease-read"
+_FLAGS["p_ready_crash"] = "ready-crash"
+_FLAGS["settle"] = "settle"
 
 # Named starting points for a run's configuration (``--profile``).
 PROFILES: dict[str, SimConfig] = {
@@ -137,6 +173,31 @@ PROFILES: dict[str, SimConfig] = {
         churn=2.0,
         p_crash_leader=0.1,
     ),
+    # Every seed's clocks differ by up to 2x and drift; leases on a third of the seeds
+    # (those that use check-quorum), so a lease must allow for the drift.
+    "skew": SimConfig(clock_skew=2.0, clock_drift=0.05),
+    # Every node writes its own bytes for the same state; compaction is frequent and
+    # aligned, chunks are small, leaders change often: snapshot transfers are interrupted
+    # and resumed by another leader holding the same (index, term) in other bytes.
+    "divergent-snapshots": SimConfig(
+        divergent_snapshots=True,
+        snapshot_chunk_bytes=16,
+        compact_min=5,
+        p_compact=0.1,
+        p_crash=0.02,
+        p_transfer=0.03,
+        p_crash_leader=0.01,
+    ),
+    # Every seed serves reads from the leader's lease, with clocks skewed as in the mix.
+    "lease": SimConfig(lease_read=True, check_quorum=True, keys=1),
+}
+
+PROFILE_HELP = {
+    "default": "the mix: skew, divergent snapshots and leases each on a share of the seeds",
+    "figure8": "3 nodes, leaders crash right after replicating (the paper's Figure 8)",
+    "skew": "clock rates differ by up to 2x between nodes and drift, on every seed",
+    "divergent-snapshots": "same state, different snapshot bytes per node, on every seed",
+    "lease": "leader lease reads (lease_read, with check-quorum) on every seed",
 }
 
 
@@ -147,6 +208,7 @@ PROFILES: dict[str, SimConfig] = {
 class SimStats:
     elections: int = 0  # times a node became leader
     crashes: int = 0
+    ready_crashes: int = 0  # of the crashes, those inside Ready handling
     restarts: int = 0
     partitions: int = 0
     heals: int = 0
@@ -205,12 +267,29 @@ class Client:
     idle_until: int = 0  # backs off after a refusal
 
 
-class SimNode:
-    """A simulated host: durable store (kept across crashes) and volatile state."""
+# Where a node crashes inside its handling of a Ready (armed by a fault, fired by the
+# first Ready that has something to cut short).
+CRASH_AFTER_PERSIST = "after persisting a Ready, before sending it"
+CRASH_MID_SEND = "after sending only some of a Ready's messages"
+CRASH_MID_APPLY = "after applying only some of a Ready's committed entries, before advance"
+_READY_CRASHES = (CRASH_AFTER_PERSIST, CRASH_MID_SEND, CRASH_MID_APPLY)
 
-    def __init__(self, node_id: str, bootstrap: ConfState | None) -> None:
+
+class SimNode:
+    """A simulated host: durable store and clock (kept across crashes) and volatile state."""
+
+    def __init__(
+        self,
+        node_id: str,
+        bootstrap: ConfState | None,
+        clock: Clock,
+        salt: random.Random | None,
+    ) -> None:
         self.id = node_id
         self.bootstrap = bootstrap
+        self.clock = clock
+        self.salt = salt  # draws this node's snapshot salt and key order; None: canonical
+        self.checkpoint: tuple[int, dict[str, int]] | None = None  # aligned compaction
         self.store = DurableStore()
         self.core: RaftNode | None = None
         self.kv: dict[str, int] = {}
@@ -222,7 +301,7 @@ class SimNode:
         self.gone = False  # removed from the cluster and shut down for good
         self.role = Role.FOLLOWER
         self.role_term = 0
-        self.crash_after_persist = False
+        self.ready_crash: str | None = None  # armed: crash there in a coming Ready
 
 
 def _encode_write(key: str, op_id: int) -> bytes:
@@ -232,10 +311,6 @@ def _encode_write(key: str, op_id: int) -> bytes:
 def _decode_write(data: bytes) -> tuple[str, int]:
     key, _, value = data.decode().partition("=")
     return key, int(value)
-
-
-def _encode_kv(kv: dict[str, int]) -> bytes:
-    return json.dumps(kv, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _by_dst(msg: Message) -> str:
@@ -266,6 +341,22 @@ class Simulation:
         self.check_quorum = (
             self.rng.random() < 0.7 if config.check_quorum is None else config.check_quorum
         )
+        # Drawn whether or not the configuration fixes them, so that fixing one (in a
+        # replay) leaves every later draw of the seed as it was.
+        skew = 1.0 if self.rng.random() < 0.5 else self.rng.uniform(1.0, 2.0)
+        divergent = self.rng.random() < 0.5
+        lease = self.rng.random() < 0.35 and self.check_quorum
+        self.clock_skew = skew if config.clock_skew is None else config.clock_skew
+        self.divergent = divergent if config.divergent_snapshots is None else (
+            config.divergent_snapshots
+        )
+        self.lease_read = lease if config.lease_read is None else config.lease_read
+        rates = config.clock_rates
+        skew_needed = 1.0 / min(rates) if rates else 1.0
+        self.clocks = ClockConfig(
+            skew=max(self.clock_skew, skew_needed), drift=0.0 if rates else config.clock_drift
+        )
+        self.settling = False  # faults have healed; the cluster must make progress
         self.net: SimNet[Message] = SimNet(random.Random(self.rng.getrandbits(64)), config.net)
         self.inv = Invariants()
         self.stats = SimStats()
@@ -274,7 +365,9 @@ class Simulation:
         self._next_id = config.nodes + 1
         ids = [f"n{i}" for i in range(1, config.nodes + 1)]
         self.initial = ConfState(voters=frozenset(ids))
-        self.nodes: dict[str, SimNode] = {i: SimNode(i, self.initial) for i in ids}
+        self.nodes: dict[str, SimNode] = {}
+        for k, i in enumerate(ids):
+            self.nodes[i] = self._new_node(i, self.initial, rates[k] if k < len(rates) else None)
         self.stores = {i: n.store for i, n in self.nodes.items()}
         self.clients = [Client(c) for c in range(config.clients)]
         self.ops: list[ClientOp] = []
@@ -284,11 +377,16 @@ class Simulation:
         self._digests: dict[int, int] = {}  # applied index -> state machine digest
         self._removals: dict[str, int] = {}  # node -> step to shut it down
         self._applied_max = 0  # the highest index any node applied
+        self._conf = self.initial  # the latest committed configuration
         if trace is not None:
             trace(
                 f"seed {seed}: nodes={config.nodes} steps={config.steps} "
-                f"pre_vote={self.pre_vote} check_quorum={self.check_quorum}"
+                f"pre_vote={self.pre_vote} check_quorum={self.check_quorum} "
+                f"lease_read={self.lease_read} divergent_snapshots={self.divergent} "
+                f"clock_skew={self.clock_skew:.2f}"
             )
+            shown = " ".join(f"{n.id}={n.clock.rate:.2f}" for n in self.nodes.values())
+            trace(f"clock rates (ticks per step): {shown}")
         for node in self.nodes.values():
             self._start(node)
 
@@ -320,6 +418,23 @@ class Simulation:
 
     # -- node lifecycle -----------------------------------------------------------------------
 
+    def _new_node(
+        self, node_id: str, bootstrap: ConfState | None, rate: float | None = None
+    ) -> SimNode:
+        clock = Clock(random.Random(self.rng.getrandbits(64)), self.clocks, rate)
+        salt = random.Random(self.rng.getrandbits(64)) if self.divergent else None
+        return SimNode(node_id, bootstrap, clock, salt)
+
+    def _decode(self, node: SimNode, snap: Snapshot, where: str) -> dict[str, int]:
+        try:
+            return decode_state(snap.data)
+        except CorruptSnapshot as exc:
+            raise Violation(
+                "snapshot data corrupted",
+                node.id,
+                f"{where} snapshot at {snap.meta.index} term {snap.meta.term}: {exc}",
+            ) from None
+
     def _start(self, node: SimNode) -> None:
         cfg = self.cfg
         config = Config(
@@ -331,6 +446,7 @@ class Simulation:
             snapshot_chunk_bytes=cfg.snapshot_chunk_bytes,
             pre_vote=self.pre_vote,
             check_quorum=self.check_quorum,
+            lease_read=self.lease_read,
         )
         store = node.store
         core = RaftNode(
@@ -341,8 +457,9 @@ class Simulation:
         )
         node.core = core
         snap = store.snapshot
-        node.kv = json.loads(snap.data) if snap is not None else {}
+        node.kv = self._decode(node, snap, "restarts from its") if snap is not None else {}
         node.applied = store.snap_index
+        node.checkpoint = None
         node.role, node.role_term = core.role, core.term
         status = core.status()
         self.inv.restarted(node.id, store, status.term, status.vote)
@@ -392,6 +509,13 @@ class Simulation:
             node = hinted
         else:
             node = self.rng.choice(live)
+        self.submit(client, node, key, write, redirect=redirect)
+
+    def submit(
+        self, client: Client, node: SimNode, key: str, write: bool, *, redirect: bool = False
+    ) -> ClientOp:
+        """``client`` starts an operation at ``node`` (which must be up)."""
+        cfg = self.cfg
         core = node.core
         assert core is not None
         self._op_ids += 1
@@ -421,6 +545,7 @@ class Simulation:
         except ClusterError as exc:
             self._finish(op, _FAILED)
             self._log(node.id, f"client {client.id} op {op.id} refused: {type(exc).__name__}")
+        return op
 
     def _clients(self) -> None:
         for client in self.clients:
@@ -470,6 +595,8 @@ class Simulation:
                     self._crash(node, "shut down (removed from the cluster)")
                 node.gone = True
                 node.restart_at = None
+        if self.settling:
+            return
         members = [n for n in self.nodes.values() if not n.gone]
         if self.net.partitioned:
             if rng.random() < cfg.p_heal:
@@ -487,10 +614,10 @@ class Simulation:
                 target = rng.choice(live) if live else None
             elif self._chance(cfg.p_crash_leader):
                 target = self._leader()
-            elif self._chance(cfg.p_torn_ready):
-                live = [n for n in members if n.core is not None]
+            elif self._chance(cfg.p_ready_crash):
+                live = [n for n in members if n.core is not None and n.ready_crash is None]
                 if live:
-                    rng.choice(live).crash_after_persist = True
+                    rng.choice(live).ready_crash = rng.choice(_READY_CRASHES)
             if target is not None:
                 self._crash(target, "crashes")
                 if rng.random() < cfg.crash_loses_sent:
@@ -507,7 +634,7 @@ class Simulation:
             candidates = [
                 n
                 for n in members
-                if n.core is not None and n.applied - n.store.snap_index >= cfg.compact_min
+                if n.core is not None and self._compaction_point(n) is not None
             ]
             if candidates:
                 self._compact(rng.choice(candidates))
@@ -561,7 +688,7 @@ class Simulation:
             change = ConfChange(ConfChangeType.REMOVE, self.rng.choice(sorted(conf.voters)))
         else:
             node_id = f"n{self._next_id}"
-            new_node = SimNode(node_id, None)
+            new_node = self._new_node(node_id, None)
             change = ConfChange(ConfChangeType.ADD_LEARNER, node_id)
         try:
             index = core.propose_conf_change(change)
@@ -591,6 +718,19 @@ class Simulation:
         self.stats.transfers += 1
         self._log(leader.id, f"transfers leadership to {target}")
 
+    def _compaction_point(self, node: SimNode) -> tuple[int, dict[str, int]] | None:
+        """Where ``node`` may compact, and its state there.  With divergent snapshots, only
+        at multiples of ``compact_min`` (the last one it applied), so that different nodes
+        compact at the same index: the same (index, term) in different bytes."""
+        if self.divergent:
+            point = node.checkpoint
+            if point is not None and point[0] > node.store.snap_index:
+                return point
+            return None
+        if node.applied - node.store.snap_index >= self.cfg.compact_min:
+            return node.applied, node.kv
+        return None
+
     def _compact(self, node: SimNode) -> None:
         core = node.core
         assert core is not None
@@ -600,10 +740,13 @@ class Simulation:
                 node.id,
                 f"core {core.applied_index}, host {node.applied}",
             )
-        snap = core.compact(node.applied, _encode_kv(node.kv))
-        if snap.meta.index != node.applied:
-            raise Violation("compaction", node.id, f"asked {node.applied}, got {snap.meta}")
-        expect = node.store.term_at(node.applied)
+        point = self._compaction_point(node)
+        assert point is not None
+        index, kv = point
+        snap = core.compact(index, encode_state(kv, node.salt))
+        if snap.meta.index != index:
+            raise Violation("compaction", node.id, f"asked {index}, got {snap.meta}")
+        expect = node.store.term_at(index)
         if expect is not None and snap.meta.term != expect:
             raise Violation(
                 "compaction", node.id, f"snapshot term {snap.meta.term}, stored term {expect}"
@@ -638,28 +781,40 @@ class Simulation:
             self.inv.persisted(node.id, store, before, rd.snapshot, rd.entries)
             if store.hard.commit > before.commit:
                 self._log(node.id, f"commit {before.commit} -> {store.hard.commit}")
-            if node.crash_after_persist:
-                node.crash_after_persist = False
-                self._crash(node, "crashes after persisting a Ready, before sending it")
-                node.restart_at = self.now + self.rng.randint(*self.cfg.restart_after)
-                self.stats.crashes += 1
+            crash = node.ready_crash
+            if crash == CRASH_AFTER_PERSIST:
+                self._crash_in_ready(node)
                 return
             # 2. send
             # Sorted by destination (stable, so each peer's stream keeps its order): the
             # core may build a Ready's messages by iterating a set, whose order varies
             # with the process's hash seed, and the network's random draws must not.
-            for msg in sorted(rd.messages, key=_by_dst):
+            messages = sorted(rd.messages, key=_by_dst)
+            cut = len(messages)
+            if crash == CRASH_MID_SEND and len(messages) >= 2:
+                cut = self.rng.randint(1, len(messages) - 1)
+            for msg in messages[:cut]:
                 if msg.src != node.id:
                     raise Violation("message source", node.id, f"sends as {msg.src}")
                 self.inv.sent(msg, store, self.stores)
                 self.net.send(msg, self.now)
                 if self._trace_messages:
                     self._log(node.id, f"-> {msg}")
+            if cut < len(messages):
+                self._crash_in_ready(node, f"({cut} of {len(messages)} sent)")
+                return
             # 3. apply
             if rd.snapshot is not None:
                 self._restore(node, rd.snapshot)
-            for entry in rd.committed_entries:
+            committed = rd.committed_entries
+            cut = len(committed)
+            if crash == CRASH_MID_APPLY and committed:
+                cut = self.rng.randint(0, len(committed) - 1)
+            for entry in committed[:cut]:
                 self._apply(node, entry)
+            if cut < len(committed):
+                self._crash_in_ready(node, f"({cut} of {len(committed)} applied)")
+                return
             # 4. reads
             for rs in rd.read_states:
                 op = node.reads.pop(rs.context, None)
@@ -672,10 +827,19 @@ class Simulation:
             core.advance(rd)
         raise Violation("ready loop", node.id, "still has a Ready after 64 rounds")
 
+    def _crash_in_ready(self, node: SimNode, detail: str = "") -> None:
+        why = node.ready_crash
+        node.ready_crash = None
+        self._crash(node, f"crashes {why} {detail}".rstrip())
+        node.restart_at = self.now + self.rng.randint(*self.cfg.restart_after)
+        self.stats.crashes += 1
+        self.stats.ready_crashes += 1
+
     def _restore(self, node: SimNode, snap: Snapshot) -> None:
         self.inv.restored(node.id, snap, node.applied)
-        node.kv = json.loads(snap.data)
+        node.kv = self._decode(node, snap, "installs a")
         node.applied = snap.meta.index
+        node.checkpoint = None
         known = self._digests.get(snap.meta.index)
         if known is not None and known != _digest(node.kv):
             raise Violation(
@@ -701,12 +865,15 @@ class Simulation:
                 raise Violation("lost proposal applied", node.id, f"op {op_id} at {entry.index}")
         elif entry.type == EntryType.CONF_CHANGE and new:
             change = ConfChange.decode(entry.data)
+            self._conf = apply_change(self._conf, change)
             self.stats.conf_changes += 1
             self._log(node.id, f"committed {change.type.value} {change.node_id} at {entry.index}")
             if change.type is ConfChangeType.REMOVE:
                 self._removals[change.node_id] = self.now + 3 * self.cfg.election_tick
         if entry.index not in self._digests:
             self._digests[entry.index] = _digest(node.kv)
+        if self.divergent and entry.index % self.cfg.compact_min == 0:
+            node.checkpoint = (entry.index, dict(node.kv))
         op = node.proposals.pop(entry.index, None)
         if op is not None:
             if entry.term == op.term:
@@ -751,10 +918,12 @@ class Simulation:
         self._seq = 0
         self._faults()
         self._clients()
-        live = self._live()
-        for node in live:
-            assert node.core is not None
-            node.core.tick()
+        for node in self.nodes.values():
+            # A clock runs whether or not its node is up; a crashed node just misses ticks.
+            ticks = node.clock.advance()
+            if node.core is not None:
+                for _ in range(ticks):
+                    node.core.tick()
         for msg in self.net.deliver(self.now):
             dst = self.nodes.get(msg.dst)
             if dst is not None and dst.core is not None:
@@ -774,26 +943,83 @@ class Simulation:
                     self.stats.elections += 1
             node.role, node.role_term = role, term
 
+    def heal(self) -> None:
+        """End every fault: partitions heal, crashed nodes restart now, no crash stays
+        armed, and no new fault comes (messages may still be lost or delayed at random)."""
+        self.settling = True
+        if self.net.partitioned:
+            self.net.heal()
+            self.stats.heals += 1
+        for node in self.nodes.values():
+            node.ready_crash = None
+            if node.core is None and not node.gone:
+                node.restart_at = None
+                self._start(node)
+                self.stats.restarts += 1
+        self._log("net", "faults heal: every node up, no partition")
+
+    def _members(self) -> list[SimNode]:
+        conf = self._conf
+        return [
+            n for n in self.nodes.values()
+            if not n.gone and (n.id in conf.voters or n.id in conf.learners)
+        ]
+
+    def settle(self) -> None:
+        """Liveness: with the faults healed, within ``settle`` steps the cluster commits a
+        new entry and every member of the committed configuration applies everything that
+        was committed when the faults healed.  Raises a ``stuck`` Violation otherwise."""
+        self.heal()
+        start, healed_at = self.inv.commit_index, self.now
+        limit = self.now + self.cfg.settle
+        while self.now < limit:
+            self.step()
+            if self.inv.commit_index > start and all(
+                n.core is not None and n.applied >= start for n in self._members()
+            ):
+                self._log("net", f"progress {self.now - healed_at} steps after healing")
+                return
+        leader = self._leader()
+        lagging = sorted(
+            f"{n.id}@{n.applied}" for n in self._members() if n.core is None or n.applied < start
+        )
+        raise Violation(
+            "stuck",
+            leader.id if leader is not None else "-",
+            f"no progress in {self.cfg.settle} steps after the faults healed at step "
+            f"{healed_at}: commit {start} -> {self.inv.commit_index}, "
+            f"leader {leader.id if leader is not None else None}, "
+            f"behind: {', '.join(lagging) or 'none'}",
+        )
+
+    def check_history(self) -> tuple[str, str | None]:
+        """Check the clients' history (pending operations count as unknown): the verdict,
+        and the violation if it is not linearizable."""
+        for op in self.ops:
+            if op.status == _PENDING:
+                self._unknown(op)
+        result = check(RegisterModel(), self.history())
+        if result.verdict == NOT_LINEARIZABLE:
+            violation = "history not linearizable:\n" + result.explanation
+            self._log("!!", violation)
+            return result.verdict, violation
+        if result.verdict != LINEARIZABLE:
+            self._log("!!", f"history check inconclusive: {result.explanation}")
+        return result.verdict, None
+
     def run(self) -> SimResult:
         violation: str | None = None
         verdict = ""
         try:
             while self.now < self.cfg.steps:
                 self.step()
+            if self.cfg.settle:
+                self.settle()
         except Violation as exc:
             violation = f"step {self.now}: {exc}"
             self._log("!!", f"VIOLATION {exc}")
         if violation is None and self.cfg.check_history:
-            for op in self.ops:
-                if op.status == _PENDING:
-                    self._unknown(op)
-            result = check(RegisterModel(), self.history())
-            verdict = result.verdict
-            if result.verdict == NOT_LINEARIZABLE:
-                violation = "history not linearizable:\n" + result.explanation
-                self._log("!!", violation)
-            elif result.verdict != LINEARIZABLE:
-                self._log("!!", f"history check inconclusive: {result.explanation}")
+            verdict, violation = self.check_history()
         self.stats.committed = self.inv.commit_index
         return SimResult(self.seed, self.now, violation, self.stats, verdict)
 
@@ -841,9 +1067,19 @@ def run_many(
 
 
 def _parser() -> argparse.ArgumentParser:
+    from agree.testing.scenarios import SCENARIOS
+
+    profiles = "\n".join(f"  {name:<20} {PROFILE_HELP[name]}" for name in sorted(PROFILES))
+    scenarios = "\n".join(f"  {name:<28} {s.summary}" for name, s in SCENARIOS.items())
     p = argparse.ArgumentParser(
         prog="python -m agree.testing.sim",
-        description="Run the deterministic Raft simulator over a range of seeds.",
+        description="Run the deterministic Raft simulator over a range of seeds.  A failing "
+        "seed is printed with a replay command that reruns it alone with a trace.",
+        epilog=f"profiles (--profile):\n{profiles}\n\n"
+        "Flags override the profile.  After --steps, faults heal and the cluster must make "
+        "progress within --settle steps, or the seed is reported stuck.\n\n"
+        f"scripted scenarios (--scenario NAME, or --scenario all):\n{scenarios}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--seeds", type=int, default=100, help="run seeds 0..N-1")
     p.add_argument("--seed", type=int, default=None, help="run only this seed")
@@ -853,13 +1089,46 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trace-messages", action="store_true", help="with --trace: every message sent/received"
     )
-    p.add_argument("--profile", choices=sorted(PROFILES), default="default")
+    p.add_argument(
+        "--profile", choices=sorted(PROFILES), default="default", help="see below"
+    )
+    p.add_argument(
+        "--scenario", choices=["all", *SCENARIOS], default=None,
+        help="run a scripted scenario instead of seeds (see below)",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--keys", type=int, default=None)
     p.add_argument("--clients", type=int, default=None)
     p.add_argument("--churn", type=float, default=None, help="multiply fault probabilities")
     p.add_argument("--pre-vote", dest="pre_vote", action=argparse.BooleanOptionalAction)
     p.add_argument("--check-quorum", dest="check_quorum", action=argparse.BooleanOptionalAction)
+    p.add_argument(
+        "--clock-skew", dest="clock_skew", type=float, default=None,
+        help="largest ratio between two nodes' clock rates (1: one shared clock; the mix "
+        "draws it per seed, up to 2)",
+    )
+    p.add_argument(
+        "--clock-drift", dest="clock_drift", type=float, default=None,
+        help="probability per node and step that its clock rate moves (within the skew)",
+    )
+    p.add_argument(
+        "--divergent-snapshots", dest="divergent_snapshots",
+        action=argparse.BooleanOptionalAction,
+        help="each node writes its own snapshot bytes for the same state (default: per seed)",
+    )
+    p.add_argument(
+        "--lease-read", dest="lease_read", action=argparse.BooleanOptionalAction,
+        help="the core's lease_read option (default: per seed, with check-quorum)",
+    )
+    p.add_argument(
+        "--ready-crash", dest="p_ready_crash", type=float, default=None,
+        help="probability per step of arming a crash inside Ready handling (after persist; "
+        "after sending some messages; after applying some entries)",
+    )
+    p.add_argument(
+        "--settle", type=int, default=None,
+        help="steps the healed cluster has to make progress (0: no liveness check)",
+    )
     return p
 
 
@@ -875,12 +1144,24 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         "churn": args.churn,
         "pre_vote": args.pre_vote,
         "check_quorum": args.check_quorum,
+        "clock_skew": args.clock_skew,
+        "clock_drift": args.clock_drift,
+        "divergent_snapshots": args.divergent_snapshots,
+        "lease_read": args.lease_read,
+        "p_ready_crash": args.p_ready_crash,
+        "settle": args.settle,
     }
     config = replace(base, **{k: v for k, v in given.items() if v is not None})
     seeds = [args.seed] if args.seed is not None else list(range(args.seeds))
 
     def echo(line: str) -> None:
         print(line, file=out)
+
+    if args.scenario is not None:
+        from agree.testing.scenarios import run_scenarios
+
+        names = None if args.scenario == "all" else [args.scenario]
+        return run_scenarios(names, echo, trace=args.trace)
 
     started = time.perf_counter()
     violations = 0

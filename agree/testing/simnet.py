@@ -8,6 +8,11 @@ the same network exactly.
 
 A message is anything with ``src`` and ``dst``.  A link cut while a message is
 in flight loses the message (it is checked at send and at delivery).
+
+Scripted scenarios also *hold* messages: a message matching a hold rule is set
+aside when sent instead of being queued, and is released (delivered late, or
+twice) whenever the script says -- the delays no random network would produce
+on purpose.
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class SimNet(Generic[M]):
         self._seq = 0
         self._links: dict[tuple[str, str], tuple[int, int]] = {}
         self._blocked: set[tuple[str, str]] = set()  # directed (src, dst) pairs that are cut
+        self._holds: list[Callable[[M], bool]] = []
+        self.held: list[M] = []  # messages set aside by a hold rule, in send order
         self.stats = NetStats()
 
     # -- sending and delivery ----------------------------------------------------------
@@ -91,6 +98,9 @@ class SimNet(Generic[M]):
 
     def send(self, msg: M, now: int) -> None:
         self.stats.sent += 1
+        if any(rule(msg) for rule in self._holds):
+            self.held.append(msg)
+            return
         if (msg.src, msg.dst) in self._blocked:
             self.stats.blocked += 1
             return
@@ -135,6 +145,29 @@ class SimNet(Generic[M]):
         self._queue = kept
         self.stats.dropped += dropped
         return dropped
+
+    # -- holding (scripted scenarios) ---------------------------------------------------
+
+    def hold(self, rule: Callable[[M], bool]) -> Callable[[M], bool]:
+        """Set aside every message sent from now on for which ``rule`` is true; returns
+        ``rule`` (to pass to :meth:`unhold`)."""
+        self._holds.append(rule)
+        return rule
+
+    def unhold(self, rule: Callable[[M], bool]) -> None:
+        self._holds.remove(rule)
+
+    def release(self, now: int, which: Callable[[M], bool] | None = None, *,
+                keep: bool = False) -> list[M]:
+        """Queue the held messages ``which`` selects (all by default) for delivery at the
+        next step, in the order they were sent; ``keep`` leaves copies held, so a message
+        can be delivered again later (a duplicate).  Returns them."""
+        chosen = [m for m in self.held if which is None or which(m)]
+        if not keep:
+            self.held = [m for m in self.held if not (which is None or which(m))]
+        for msg in chosen:
+            self._push(now + 1, msg)
+        return chosen
 
     # -- partitions -----------------------------------------------------------------------
 
