@@ -21,7 +21,13 @@ from agree.testing.sim import PROFILES, SimConfig, Simulation, main, run_seed
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = re.compile(r"^sim: seeds=(\d+) nodes=(\d+) steps=(\d+) violations=(\d+)$")
 
+# The core fixes for issue 7 items 1-3 are not on this branch yet: the new profiles find them.
+PENDING_CORE_FIX = pytest.mark.xfail(
+    strict=True, reason="issue 7 items 1-3: snapshot glued from two leaders; livelock"
+)
 
+
+@PENDING_CORE_FIX
 def test_ci_sweep_200_seeds_5_nodes() -> None:
     # Through the real command line, as CI and the README run it.
     proc = subprocess.run(
@@ -169,3 +175,150 @@ def test_read_index_without_a_quorum_round_is_caught(monkeypatch: pytest.MonkeyP
     found = _violations(replace(SimConfig(), keys=1, check_quorum=False), range(12))
     assert found, "unconfirmed reads went unnoticed"
     assert all("history not linearizable" in v for v in found), found
+
+
+# --- skew, divergent snapshots, crashes inside Ready handling, leases, liveness ---------------
+
+def _sweep(*args: str) -> tuple[list[str], dict[str, str], int]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "agree.testing.sim", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    lines = proc.stdout.strip().splitlines()
+    assert lines and FINAL.match(lines[-1]), proc.stdout[-3000:] + proc.stderr[-3000:]
+    totals = dict(kv.split("=") for kv in lines[-3].removeprefix("totals: ").split())
+    return lines, totals, proc.returncode
+
+
+@PENDING_CORE_FIX
+@pytest.mark.parametrize("profile", ["skew", "divergent-snapshots"])
+def test_ci_sweep_300_seeds_5_nodes(profile: str) -> None:
+    # 600 steps keeps both profiles together under a minute of CPU; longer runs by hand:
+    # python -m agree.testing.sim --seeds 3000 --steps 2000 --profile skew
+    lines, totals, code = _sweep("--seeds", "300", "--nodes", "5", "--steps", "600",
+                                 "--profile", profile)
+    assert lines[-1] == "sim: seeds=300 nodes=5 steps=600 violations=0", "\n".join(lines[-40:])
+    assert code == 0
+    for what in ("elections", "crashes", "ready_crashes", "partitions", "snapshots_installed",
+                 "compactions", "ops_ok"):
+        assert int(totals[what]) >= 100, (what, totals)
+
+
+def test_the_default_mix_draws_skew_divergent_snapshots_and_leases_per_seed() -> None:
+    sims = [Simulation(seed, replace(SimConfig(), steps=0)) for seed in range(40)]
+    skews = [s.clock_skew for s in sims]
+    assert any(k == 1.0 for k in skews) and any(1.2 < k <= 2.0 for k in skews)
+    assert any(s.divergent for s in sims) and not all(s.divergent for s in sims)
+    leased = [s for s in sims if s.lease_read]
+    assert leased and len(leased) < len(sims)
+    for s in sims:
+        for node in s.nodes.values():
+            assert node.core is not None
+            assert node.core._cfg.lease_read == s.lease_read
+            assert 1 / s.clock_skew - 1e-9 <= node.clock.rate <= 1.0
+        rates = [n.clock.rate for n in s.nodes.values()]
+        assert max(rates) / min(rates) <= s.clock_skew + 1e-9
+
+
+def test_clocks_really_differ_and_drift_during_a_run() -> None:
+    sim = Simulation(4, replace(PROFILES["skew"], steps=400))
+    before = {i: n.clock.rate for i, n in sim.nodes.items()}
+    ticks = dict.fromkeys(before, 0)
+    original = RaftNode.tick
+
+    def counting(self: RaftNode) -> None:
+        ticks[self.id] = ticks.get(self.id, 0) + 1
+        original(self)
+
+    RaftNode.tick = counting  # type: ignore[method-assign]
+    try:
+        sim.run()
+    finally:
+        RaftNode.tick = original  # type: ignore[method-assign]
+    after = {i: sim.nodes[i].clock.rate for i in before}
+    assert any(before[i] != after[i] for i in before)
+    live = [ticks[i] for i in before]
+    assert max(live) > 1.3 * min(live), ticks
+
+
+def test_divergent_snapshots_hold_one_state_in_different_bytes() -> None:
+    cfg = replace(PROFILES["divergent-snapshots"], steps=400, check_history=False)
+    sim = Simulation(3, cfg)
+    seen: dict[tuple[int, int], set[bytes]] = {}
+    original = Simulation._compact
+
+    def record(self: Simulation, node: simmod.SimNode) -> None:
+        original(self, node)
+        snap = node.store.snapshot
+        assert snap is not None
+        seen.setdefault((snap.meta.index, snap.meta.term), set()).add(snap.data)
+
+    Simulation._compact = record  # type: ignore[method-assign]
+    try:
+        sim.run()
+    finally:
+        Simulation._compact = original  # type: ignore[method-assign]
+    shared = [k for k, v in seen.items() if len(v) > 1]
+    assert shared, seen.keys()
+    from agree.testing.simstate import decode_state
+
+    for key in shared:
+        states = {tuple(sorted(decode_state(b).items())) for b in seen[key]}
+        assert len(states) == 1, key
+
+
+def test_every_kind_of_crash_inside_a_ready_happens() -> None:
+    lines: list[str] = []
+    cfg = replace(SimConfig(), steps=600, p_ready_crash=0.05, check_history=False)
+    res = run_seed(2, cfg, trace=lines.append)
+    assert res.stats.ready_crashes >= 10
+    text = "\n".join(lines)
+    for kind in (simmod.CRASH_AFTER_PERSIST, simmod.CRASH_MID_SEND, simmod.CRASH_MID_APPLY):
+        assert f"crashes {kind}" in text, kind
+    assert re.search(r"crashes after sending only some.* \(\d+ of \d+ sent\)", text)
+    assert re.search(r"crashes after applying only some.* \(\d+ of \d+ applied\)", text)
+
+
+def test_a_stuck_seed_is_reported_with_its_replay_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A core whose followers never campaign: safe, but no leader after the first one dies.
+    monkeypatch.setattr(RaftNode, "_campaign", lambda self, transfer=False: None)
+    out = io.StringIO()
+    code = main(["--seeds", "1", "--steps", "30", "--settle", "80", "--profile", "skew",
+                 "--clock-drift", "0.1", "--workers", "1"], out=out)
+    text = out.getvalue()
+    assert code == 1
+    assert "VIOLATION step 110: stuck" in text
+    assert "no progress in 80 steps after the faults healed at step 30" in text
+    assert ("replay: python -m agree.testing.sim --seed 0 --nodes 5 --steps 30 --profile skew "
+            "--clock-drift 0.1 --settle 80 --trace") in text
+
+
+def test_a_replay_line_reruns_the_failing_seed_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(RaftNode, "_log_up_to_date", lambda self, index, term: True)
+    out = io.StringIO()
+    main(["--seeds", "12", "--steps", "600", "--profile", "divergent-snapshots",
+          "--no-lease-read", "--clock-skew", "1.5", "--workers", "1"], out=out)
+    text = out.getvalue()
+    m = re.search(r"^seed (\d+): VIOLATION (.*)$\n  replay: python -m agree.testing.sim (.*)$",
+                  text, re.M)
+    assert m is not None, text[-2000:]
+    replay = m.group(3).split()
+    assert "--profile divergent-snapshots --clock-skew 1.5 --no-lease-read" in m.group(3)
+    again = io.StringIO()
+    assert main(replay, out=again) == 1
+    assert f"seed {m.group(1)}: VIOLATION {m.group(2)}" in again.getvalue()
+    assert len(again.getvalue().splitlines()) > 100  # with its trace
+
+
+def test_help_documents_profiles_flags_and_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for word in ("skew", "divergent-snapshots", "lease", "--clock-skew", "--clock-drift",
+                 "--divergent-snapshots", "--lease-read", "--ready-crash", "--settle",
+                 "--scenario", "snapshot-two-leaders", "stale-pre-vote-grants", "replay"):
+        assert word in text, word

@@ -114,3 +114,29 @@ def test_config_is_validated() -> None:
         NetConfig(min_delay=0)
     with pytest.raises(ValueError):
         NetConfig(drop=1.5)
+
+
+def test_held_messages_wait_for_release_and_may_arrive_twice() -> None:
+    net: SimNet[Msg] = SimNet(random.Random(1), NetConfig(min_delay=1, max_delay=1))
+    rule = net.hold(lambda m: m.n == 2)
+    for i in range(4):
+        net.send(Msg("a", "b", i), now=0)
+    assert [m.n for _, m in run(net, 5)] == [0, 1, 3]
+    assert [m.n for m in net.held] == [2]
+    net.unhold(rule)
+    net.send(Msg("a", "b", 2), now=5)  # no longer held
+    assert [m.n for m in net.deliver(6)] == [2]
+    net.release(10, keep=True)
+    assert [m.n for m in net.deliver(11)] == [2]
+    net.release(20)  # the copy kept back: a duplicate, much later
+    assert [m.n for m in net.deliver(21)] == [2]
+    assert net.held == []
+
+
+def test_a_held_message_is_still_lost_to_a_partition_when_released() -> None:
+    net: SimNet[Msg] = SimNet(random.Random(1), NetConfig(min_delay=1, max_delay=1))
+    net.hold(lambda m: True)
+    net.send(Msg("a", "b"), now=0)
+    net.partition(["a"], ["b"])
+    net.release(1)
+    assert net.deliver(5) == []
