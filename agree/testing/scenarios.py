@@ -270,6 +270,32 @@ def stale_lease_read_partition(s: Script) -> None:
         s.until(lambda: op.status != "pending", 80, f"the read at {lead} finishing")
 
 
+def stale_lease_read_slow_leader(s: Script) -> None:
+    """Item 2 (§6.4.1, clock drift): as above, with the leader's clock at half the others'
+    rate: a lease counted in the leader's ticks must still end, in true time, before a
+    follower's election timeout (counted in its faster ticks) can elect another leader."""
+    slow = "n1"
+    lead = s.elect()
+    if lead != slow:
+        s.core(lead).transfer_leader(slow)
+        s.until(lambda: s.leader() == slow, 60, f"the transfer to {slow}")
+        lead = s.elect()
+    s.write(lead)
+    s.isolate(lead)
+
+    def new_leader() -> bool:
+        x = s.leader()
+        return x is not None and x != lead and s.core(x).commit_index >= s.core(x).last_index
+
+    s.until(new_leader, 200, "a new leader")
+    new = s.leader()
+    assert new is not None
+    s.write(new)
+    if s.core(lead).role is Role.LEADER:
+        op = s.start(lead, write=False)
+        s.until(lambda: op.status != "pending", 80, f"the read at {lead} finishing")
+
+
 def livelock_fast_short_log(s: Script) -> None:
     """Item 3 (Figure 2, pre-vote off): S, with a short log and a clock twice as fast, keeps
     timing out first; U, up to date, rejects its votes.  U must still get to campaign
@@ -421,6 +447,13 @@ SCENARIOS: dict[str, Scenario] = {
             # Five nodes: one of four followers times out early, as any may.
             replace(QUIET, nodes=5, lease_read=True, pre_vote=True, check_quorum=True),
             stale_lease_read_partition,
+        ),
+        Scenario(
+            "stale-lease-read-slow-leader", 2,
+            "a lease read at a cut-off leader whose clock runs at half speed",
+            replace(QUIET, nodes=5, clock_rates=(0.5, 1.0, 1.0, 1.0, 1.0), lease_read=True,
+                    pre_vote=True, check_quorum=True),
+            stale_lease_read_slow_leader,
         ),
         Scenario(
             "livelock-prevote-off", 3,

@@ -257,6 +257,7 @@ class ClientOp:
     status: str = _PENDING
     index: int = 0  # a write's proposal index ...
     term: int = 0  # ... and the term it was proposed in
+    floor: int = 0  # a read: the latest index of a write to its key acknowledged before it
 
 
 @dataclass(slots=True)
@@ -377,6 +378,7 @@ class Simulation:
         self._digests: dict[int, int] = {}  # applied index -> state machine digest
         self._removals: dict[str, int] = {}  # node -> step to shut it down
         self._applied_max = 0  # the highest index any node applied
+        self._acked: dict[str, int] = {}  # key -> latest index of an acknowledged write
         self._conf = self.initial  # the latest committed configuration
         if trace is not None:
             trace(
@@ -491,6 +493,9 @@ class Simulation:
         if status == _OK:
             op.complete = self._time()
             self.stats.ops_ok += 1
+            if op.write:
+                acked = self._acked.get(op.key, 0)
+                self._acked[op.key] = max(acked, op.index)
         elif status == _FAILED:
             self.stats.ops_failed += 1
             self.clients[op.client].idle_until = self.now + self.rng.randint(1, 4)
@@ -537,6 +542,7 @@ class Simulation:
                 node.proposals[op.index] = op
                 self._log(node.id, f"client {client.id} write {key}={op.id} at {op.index}")
             else:
+                op.floor = self._acked.get(key, 0)
                 core.read_index(str(op.id).encode())
                 node.reads[str(op.id).encode()] = op
                 self._log(node.id, f"client {client.id} read {key} (op {op.id})")
@@ -909,6 +915,17 @@ class Simulation:
         for index, op in node.waiting_reads:
             if node.applied >= index:
                 op.value = node.kv.get(op.key)
+                # §6.4: a read reflects every write acknowledged before it began.  (The
+                # history check finds this too; this names the read at once.)
+                seen = 0 if op.value is None else self._applied_ops.get(op.value, 0)
+                if seen < op.floor:
+                    raise Violation(
+                        "stale read",
+                        node.id,
+                        f"client {op.client} read {op.key} -> {op.value} (written at {seen}, "
+                        f"read index {index}), but a write at {op.floor} was acknowledged "
+                        f"before the read began",
+                    )
                 self._finish(op, _OK)
                 self._log(node.id, f"client {op.client} read {op.key} -> {op.value} "
                                    f"(read index {index})")
