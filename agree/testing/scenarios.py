@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 
 from agree.raft import ConfChange, ConfChangeType, Message, Role
 from agree.raft.messages import (
+    AppendEntries,
     InstallSnapshot,
     RequestVote,
     RequestVoteResponse,
@@ -377,6 +378,37 @@ def stale_timeout_now(s: Script) -> None:
             )
 
 
+def timeout_now_overtakes_abort(s: Script) -> None:
+    """Item 5 (§3.10), the race: the transfer is aborted, and the TimeoutNow sent before the
+    abort reaches the target before anything the leader sent after it.  The leader leads
+    on: a TimeoutNow of a transfer that is over must not force an election."""
+    lead = s.elect()
+    t = _other(s.ids(), lead)
+    timeout_now = s.net.hold(_is(TimeoutNow, lead, t))
+    s.core(lead).transfer_leader(t)
+    s.until(lambda: len(s.net.held) > 0, 5, "the TimeoutNow")
+    s.net.unhold(timeout_now)
+    # From here on the leader's entries for t are late (its heartbeats still arrive).
+    appends = s.net.hold(_is(AppendEntries, lead, t))
+    s.until(lambda: s.core(lead).status().lead_transferee is None,
+            4 * s.sim.cfg.election_tick, "the transfer aborting")
+    term = s.core(lead).term
+    s.net.release(s.sim.now, _is(TimeoutNow))
+    s.steps(1)
+    s.net.unhold(appends)
+    s.net.release(s.sim.now)
+    s.note(f"transfer aborted; its TimeoutNow reaches {t} before the leader's later messages")
+    for _ in range(3 * s.sim.cfg.election_tick):
+        s.sim.step()
+        if s.leader() != lead or s.core(lead).term != term:
+            raise Violation(
+                "stale TimeoutNow",
+                t,
+                f"{t} campaigned on a TimeoutNow of an aborted transfer; {lead} (term {term}) "
+                f"deposed, {t} at term {s.core(t).term}",
+            )
+
+
 def stale_pre_vote_grants(s: Script) -> None:
     """Item 5 (§9.6): pre-candidate P's first round is granted, but the grants are delayed;
     meanwhile the cluster moves on and a second round (same term) is refused.  The late
@@ -472,6 +504,12 @@ SCENARIOS: dict[str, Scenario] = {
             "a TimeoutNow delivered after its transfer was aborted",
             replace(QUIET, pre_vote=True, check_quorum=True),
             stale_timeout_now,
+        ),
+        Scenario(
+            "timeout-now-overtakes-abort", 5,
+            "a TimeoutNow sent before the abort, delivered before anything sent after it",
+            replace(QUIET, pre_vote=True, check_quorum=True),
+            timeout_now_overtakes_abort,
         ),
         Scenario(
             "stale-pre-vote-grants", 5,
