@@ -1095,10 +1095,10 @@ def _parser() -> argparse.ArgumentParser:
     scenarios = "\n".join(f"  {name:<28} {s.summary}" for name, s in SCENARIOS.items())
     p = argparse.ArgumentParser(
         prog="python -m agree.testing.sim",
-        description="Run the deterministic Raft simulator over a range of seeds.  A failing "
+        description="Run the deterministic Raft simulator over a range of seeds.  A failing\n"
         "seed is printed with a replay command that reruns it alone with a trace.",
         epilog=f"profiles (--profile):\n{profiles}\n\n"
-        "Flags override the profile.  After --steps, faults heal and the cluster must make "
+        "Flags override the profile.  After --steps, faults heal and the cluster must make\n"
         "progress within --settle steps, or the seed is reported stuck.\n\n"
         f"scripted scenarios (--scenario NAME, or --scenario all):\n{scenarios}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -1115,7 +1115,7 @@ def _parser() -> argparse.ArgumentParser:
         "--profile", choices=sorted(PROFILES), default="default", help="see below"
     )
     p.add_argument(
-        "--scenario", choices=["all", *SCENARIOS], default=None,
+        "--scenario", choices=["all", *SCENARIOS], default=None, metavar="NAME",
         help="run a scripted scenario instead of seeds (see below)",
     )
     p.add_argument("--workers", type=int, default=2)
