@@ -17,6 +17,7 @@ from agree.raft import Ready
 from agree.raft.node import RaftNode
 from agree.testing import sim as simmod
 from agree.testing.sim import PROFILES, SimConfig, Simulation, main, run_seed
+from agree.testing.simclock import Clock
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = re.compile(r"^sim: seeds=(\d+) nodes=(\d+) steps=(\d+) violations=(\d+)$")
@@ -228,25 +229,26 @@ def test_the_default_mix_draws_skew_divergent_snapshots_and_leases_per_seed() ->
         assert max(rates) / min(rates) <= s.clock_skew + 1e-9
 
 
-def test_clocks_really_differ_and_drift_during_a_run() -> None:
-    sim = Simulation(4, replace(PROFILES["skew"], steps=400))
+def test_clocks_really_differ_and_drift_during_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = Simulation(4, replace(PROFILES["skew"], steps=400, settle=0))
     before = {i: n.clock.rate for i, n in sim.nodes.items()}
+    owner = {id(n.clock): i for i, n in sim.nodes.items()}
     ticks = dict.fromkeys(before, 0)
-    original = RaftNode.tick
+    original = Clock.advance
 
-    def counting(self: RaftNode) -> None:
-        ticks[self.id] = ticks.get(self.id, 0) + 1
-        original(self)
+    def counting(self: Clock) -> int:
+        n = original(self)
+        if id(self) in owner:
+            ticks[owner[id(self)]] += n
+        return n
 
-    RaftNode.tick = counting  # type: ignore[method-assign]
-    try:
-        sim.run()
-    finally:
-        RaftNode.tick = original  # type: ignore[method-assign]
+    monkeypatch.setattr(Clock, "advance", counting)
+    sim.run()
     after = {i: sim.nodes[i].clock.rate for i in before}
     assert any(before[i] != after[i] for i in before)
-    live = [ticks[i] for i in before]
-    assert max(live) > 1.3 * min(live), ticks
+    assert all(0.5 <= r <= 1.0 for r in after.values())
+    assert max(ticks.values()) > 1.2 * min(ticks.values()), ticks
+    assert max(ticks.values()) <= 400
 
 
 def test_divergent_snapshots_hold_one_state_in_different_bytes() -> None:
