@@ -449,12 +449,10 @@ class Simulation:
             pre_vote=self.pre_vote,
             check_quorum=self.check_quorum,
             lease_read=self.lease_read,
-        )
-        if "lease_clock_drift" in Config.__dataclass_fields__:
             # A lease is safe only within a bound on how much faster one clock runs than
             # another (§6.4.1); the operator declares it, here the simulated hardware's.
-            drift: dict[str, Any] = {"lease_clock_drift": self.clocks.skew - 1.0}
-            config = replace(config, **drift)
+            lease_clock_drift=self.clocks.skew - 1.0,
+        )
         store = node.store
         core = RaftNode(
             config,

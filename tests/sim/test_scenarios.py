@@ -10,12 +10,6 @@ import pytest
 from agree.testing.scenarios import DEFECT, ERROR, OK, SCENARIOS, run_scenario
 from agree.testing.sim import main
 
-# The core fixes for items 1-5 are not on this branch yet: each scenario detects its defect.
-PENDING_CORE_FIX = pytest.mark.xfail(
-    strict=True, reason="issue 7 items 1-5: the core defect the scenario reproduces"
-)
-
-
 # Found by the scenario of the same name, open: the core identifies a TimeoutNow by the
 # target's log position, which the leader moves with a NOOP when it aborts the transfer;
 # a TimeoutNow that reaches the target before that NOOP still forces an election.
@@ -24,7 +18,6 @@ OPEN_CORE_BUG = pytest.mark.xfail(
 )
 
 
-@PENDING_CORE_FIX
 @pytest.mark.parametrize("name", [n for n in SCENARIOS if n != "timeout-now-overtakes-abort"])
 def test_scenario_passes(name: str) -> None:
     res = run_scenario(name)

@@ -22,13 +22,8 @@ from agree.testing.simclock import Clock
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = re.compile(r"^sim: seeds=(\d+) nodes=(\d+) steps=(\d+) violations=(\d+)$")
 
-# The core fixes for issue 7 items 1-3 are not on this branch yet: the new profiles find them.
-PENDING_CORE_FIX = pytest.mark.xfail(
-    strict=True, reason="issue 7 items 1-3: snapshot glued from two leaders; livelock"
-)
 
 
-@PENDING_CORE_FIX
 def test_ci_sweep_200_seeds_5_nodes() -> None:
     # Through the real command line, as CI and the README run it.
     proc = subprocess.run(
@@ -199,7 +194,6 @@ def _sweep(*args: str) -> tuple[list[str], dict[str, str], int]:
     return lines, totals, proc.returncode
 
 
-@PENDING_CORE_FIX
 @pytest.mark.parametrize("profile", ["skew", "divergent-snapshots"])
 def test_ci_sweep_300_seeds_5_nodes(profile: str) -> None:
     # 600 steps keeps both profiles together under a minute of CPU; longer runs by hand:
