@@ -67,11 +67,14 @@ class AppendEntriesResponse(Message):
 class Heartbeat(Message):
     """Leader liveness and commit propagation; ``context`` confirms ReadIndex rounds (§6.4).
     ``tick`` is the leader's clock when it sent the round; the answer echoes it, so the
-    leader knows from when a quorum's answers date (the lease of §6.4.1)."""
+    leader knows from when a quorum's answers date (the lease of §6.4.1).
+    ``last_log_index`` is the leader's last entry when it sent the round: a follower that
+    sees it past the entry a TimeoutNow names knows that transfer is over (§3.10)."""
 
     leader_commit: int
     context: bytes = b""
     tick: int = 0
+    last_log_index: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,8 +116,9 @@ class TimeoutNow(Message):
 
     Identified by the leader's term and its log's last entry when it sent this: a leader
     appends nothing while a transfer is under way and appends a NOOP when it aborts one, so
-    a target whose log has moved past that entry knows the transfer is over and ignores a
-    late or duplicated TimeoutNow."""
+    a target that knows the leader's log has moved past that entry -- its own log has, or a
+    heartbeat said so -- knows the transfer is over and ignores a late or duplicated
+    TimeoutNow."""
 
     last_log_index: int
     last_log_term: int

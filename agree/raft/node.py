@@ -95,6 +95,9 @@ class RaftNode:
         self._prs: dict[str, Progress] = {}  # leader only, every member including itself
         self._lead_transferee: str | None = None
         self._transfer_elapsed = 0  # ticks since the transfer to _lead_transferee began
+        # Follower: the furthest the leader of this term said its log reaches (heartbeats
+        # carry it); a TimeoutNow naming an earlier position is of a transfer that is over.
+        self._leader_last_index = 0
         self._committed_in_term = False  # leader: an entry of its term is committed (§6.4)
         # Leader: a transfer began in this term; a transfer's election ignores followers'
         # promises (§3.10), so the lease is over until the term ends (§6.4.1).
@@ -291,6 +294,7 @@ class RaftNode:
         if term != self._term:
             self._term = term
             self._vote = None
+            self._leader_last_index = 0  # another term, another leader's log
         self._leader_id = None
         self._heartbeat_elapsed = 0
         self._votes = {}
@@ -677,17 +681,32 @@ class RaftNode:
         # The leader sends min(its commit, our match), so this never commits past our
         # matching prefix.
         self._commit_to(min(m.leader_commit, self._log.last_index))
+        if m.last_log_index > self._leader_last_index:  # max: heartbeats may be reordered
+            self._leader_last_index = m.last_log_index
         self._msgs.append(
             HeartbeatResponse(src=self._id, dst=m.src, term=self._term, context=m.context,
                               tick=m.tick)
         )
 
     def _transfer_is_current(self, m: TimeoutNow) -> bool:
-        """A TimeoutNow is for the transfer under way only if our log still ends where the
-        leader's did when it sent it: the leader appends nothing during a transfer and a
-        NOOP when it aborts one (§3.10)."""
+        """A TimeoutNow is for a transfer still under way only if the leader's log still
+        ends where it did when the leader sent it: the leader appends nothing during a
+        transfer and a NOOP whenever it ends one and leads on (§3.10).  We see the leader's
+        log move in our own (the NOOP reached us) or in any heartbeat sent after the NOOP,
+        whichever comes first: a late NOOP must not leave the transfer open while the
+        heartbeats keep coming.  Within a term the leader is one server whose log only
+        grows, so this needs no clock, and reordered or duplicated messages change nothing.
+
+        What no rule here can catch: a TimeoutNow that arrives before everything the leader
+        sent after ending its transfer (a link that delays all of it) looks exactly like
+        one of a transfer under way.  Its target holds one election nobody needed; safety
+        never rests on stickiness, so the cost is that election and nothing more."""
         log = self._log
-        return log.last_index == m.last_log_index and log.last_term == m.last_log_term
+        return (
+            log.last_index == m.last_log_index
+            and log.last_term == m.last_log_term
+            and self._leader_last_index <= m.last_log_index
+        )
 
     def _handle_snapshot(self, m: InstallSnapshot) -> None:
         """§7, Figure 13: see :mod:`agree.raft.snapshot`."""
@@ -738,6 +757,10 @@ class RaftNode:
     # ------------------------------------------------------------------ leader side
 
     def _append(self, type_: EntryType, data: bytes) -> int:
+        if self._lead_transferee is not None:
+            # A TimeoutNow names the leader's last entry; its target tells a current one
+            # from one of an ended transfer only because nothing is appended meanwhile.
+            raise AssertionError(f"{self._id}: an entry appended during a transfer")
         log = self._log
         index = log.last_index + 1
         entry = Entry(term=self._term, index=index, type=type_, data=data)
@@ -823,7 +846,7 @@ class RaftNode:
 
     def _broadcast_heartbeat(self) -> None:
         context = self._readonly.round_context
-        commit, now = self._commit, self._ticks
+        commit, now, last = self._commit, self._ticks, self._log.last_index
         for peer, pr in self._prs.items():
             if peer != self._id:
                 self._msgs.append(
@@ -834,6 +857,7 @@ class RaftNode:
                         leader_commit=min(pr.match, commit),
                         context=context,
                         tick=now,
+                        last_log_index=last,
                     )
                 )
 
@@ -1077,7 +1101,8 @@ class RaftNode:
 
     def _abort_transfer(self) -> None:
         """End a transfer that did not finish.  The NOOP moves the log past the position
-        any TimeoutNow already sent names, so the target ignores one that arrives late."""
+        any TimeoutNow already sent names, so the target ignores one that arrives after the
+        NOOP, or after a heartbeat that reports it (see _transfer_is_current)."""
         if self._lead_transferee is None:
             return
         self._lead_transferee = None

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from agree.raft import ConfChange, ConfChangeType, Message, Role
 from agree.raft.messages import (
     AppendEntries,
+    Heartbeat,
     InstallSnapshot,
     RequestVote,
     RequestVoteResponse,
@@ -380,8 +381,10 @@ def stale_timeout_now(s: Script) -> None:
 
 def timeout_now_overtakes_abort(s: Script) -> None:
     """Item 5 (§3.10), the race: the transfer is aborted, and the TimeoutNow sent before the
-    abort reaches the target before anything the leader sent after it.  The leader leads
-    on: a TimeoutNow of a transfer that is over must not force an election."""
+    abort reaches the target before the abort's NOOP, though after a heartbeat the leader
+    sent after the abort.  The leader leads on: a TimeoutNow of a transfer that is over
+    must not force an election.  (One that arrives before everything the leader sent after
+    the abort is indistinguishable from one of a transfer under way: not scripted here.)"""
     lead = s.elect()
     t = _other(s.ids(), lead)
     timeout_now = s.net.hold(_is(TimeoutNow, lead, t))
@@ -393,11 +396,22 @@ def timeout_now_overtakes_abort(s: Script) -> None:
     s.until(lambda: s.core(lead).status().lead_transferee is None,
             4 * s.sim.cfg.election_tick, "the transfer aborting")
     term = s.core(lead).term
-    s.net.release(s.sim.now, _is(TimeoutNow))
+    beats: list[Message] = []
+
+    def heartbeat_to_t(m: Message) -> bool:
+        if _is(Heartbeat, lead, t)(m):
+            beats.append(m)
+        return False  # watched, not held
+
+    s.net.hold(heartbeat_to_t)
+    s.until(lambda: len(beats) > 0, 2 * s.sim.cfg.heartbeat_tick,
+            "a heartbeat sent after the abort")
+    s.net.release(s.sim.now, _is(TimeoutNow))  # due with that heartbeat, queued after it
     s.steps(1)
     s.net.unhold(appends)
     s.net.release(s.sim.now)
-    s.note(f"transfer aborted; its TimeoutNow reaches {t} before the leader's later messages")
+    s.note(f"transfer aborted; its TimeoutNow reaches {t} after a later heartbeat, before "
+           f"the abort's NOOP")
     for _ in range(3 * s.sim.cfg.election_tick):
         s.sim.step()
         if s.leader() != lead or s.core(lead).term != term:
@@ -507,7 +521,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "timeout-now-overtakes-abort", 5,
-            "a TimeoutNow sent before the abort, delivered before anything sent after it",
+            "a TimeoutNow sent before the abort, delivered before the abort's NOOP",
             replace(QUIET, pre_vote=True, check_quorum=True),
             timeout_now_overtakes_abort,
         ),

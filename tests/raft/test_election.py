@@ -343,6 +343,81 @@ def test_a_timeout_now_for_an_earlier_target_is_ignored() -> None:
     assert c.leader() == "c"
 
 
+def _transfer_with_its_timeout_now_held(c: Cluster) -> TimeoutNow:
+    c.elect("a")
+    c["a"].transfer_leader("b")
+    c.process()
+    (late,) = c.take(is_msg(TimeoutNow))
+    assert isinstance(late, TimeoutNow)
+    return late
+
+
+def test_a_timeout_now_overtaken_by_heartbeats_after_the_abort_is_ignored() -> None:
+    """§3.10: the transfer is aborted after an election timeout and the abort's NOOP is
+    late, but the heartbeats sent after it arrive before the TimeoutNow: they say the
+    leader's log moved past the entry the TimeoutNow names, so the transfer is over."""
+    c = Cluster(["a", "b", "c"])
+    late = _transfer_with_its_timeout_now_held(c)
+    before_abort = c.take(is_msg(Heartbeat, dst="b"))
+    c.tick("a", c.make_config("a").election_tick)
+    assert c["a"].status().lead_transferee is None
+    noop = c.take(is_msg(AppendEntries, dst="b"))
+    assert noop and c["a"].last_index == late.last_log_index + 1
+    c.deliver(is_msg(Heartbeat, dst="b"))
+    c.send(*before_abort)  # reordered: an older heartbeat does not reopen the transfer
+    term = c["a"].term
+    c.send(late, late)  # and duplicated
+    assert c["b"].role is Role.FOLLOWER and c["b"].term == term
+    c.send(*noop)
+    c.stabilize()
+    assert c.leader() == "a" and c["a"].term == term
+
+
+def test_a_timeout_now_overtaken_by_heartbeats_after_an_explicit_abort_is_ignored() -> None:
+    """The same when the leader is told to stop the transfer long before its timeout: any
+    end of a transfer appends the NOOP the heartbeats then report."""
+    c = Cluster(["a", "b", "c"])
+    late = _transfer_with_its_timeout_now_held(c)
+    c["a"].transfer_leader("a")
+    c.process()
+    c.drop(is_msg(AppendEntries, dst="b"))  # the NOOP is lost
+    c.tick("a", c.make_config("a").heartbeat_tick)
+    c.deliver(is_msg(Heartbeat, dst="b"))
+    term = c["a"].term
+    c.send(late)
+    assert c["b"].role is Role.FOLLOWER and c["b"].term == term
+    c.stabilize()
+    assert c.leader() == "a" and c["a"].term == term
+
+
+def test_heartbeats_during_a_transfer_do_not_void_its_timeout_now() -> None:
+    """A TimeoutNow that is merely slow, overtaken by heartbeats of the transfer's own
+    time, still starts the election the leader asked for."""
+    c = Cluster(["a", "b", "c"])
+    late = _transfer_with_its_timeout_now_held(c)
+    c.tick("a", c.make_config("a").election_tick - 1)
+    assert c["a"].status().lead_transferee == "b"
+    c.deliver(is_msg(Heartbeat, dst="b"))
+    c.send(late)
+    assert c["b"].role is Role.CANDIDATE
+    c.stabilize()
+    assert c.leader() == "b"
+
+
+def test_what_an_earlier_leader_said_of_its_log_does_not_void_a_timeout_now() -> None:
+    """The leader's log position is known per term: a new leader's log may end before the
+    old one's did (its uncommitted tail is gone)."""
+    c = Cluster(["a", "b", "c"])
+    c.elect("a")
+    b = c["b"]
+    term, last, last_term = b.term, b.last_index, b._log.last_term
+    b.step(Heartbeat(src="a", dst="b", term=term, leader_commit=0, last_log_index=last + 5))
+    b.step(Heartbeat(src="c", dst="b", term=term + 1, leader_commit=0, last_log_index=last))
+    b.step(TimeoutNow(src="c", dst="b", term=term + 1, last_log_index=last,
+                      last_log_term=last_term))
+    assert b.role is Role.CANDIDATE and b.term == term + 2
+
+
 def test_pre_vote_grants_count_only_in_their_round() -> None:
     """A pre-candidate's rounds share a term; a grant from an earlier round must not help
     the current one to a quorum."""

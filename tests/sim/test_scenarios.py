@@ -10,23 +10,10 @@ import pytest
 from agree.testing.scenarios import DEFECT, ERROR, OK, SCENARIOS, run_scenario
 from agree.testing.sim import main
 
-# Found by the scenario of the same name, open: the core identifies a TimeoutNow by the
-# target's log position, which the leader moves with a NOOP when it aborts the transfer;
-# a TimeoutNow that reaches the target before that NOOP still forces an election.
-OPEN_CORE_BUG = pytest.mark.xfail(
-    strict=True, reason="a TimeoutNow that overtakes its transfer's abort forces an election"
-)
 
-
-@pytest.mark.parametrize("name", [n for n in SCENARIOS if n != "timeout-now-overtakes-abort"])
+@pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario_passes(name: str) -> None:
     res = run_scenario(name)
-    assert res.outcome == OK, res.detail
-
-
-@OPEN_CORE_BUG
-def test_timeout_now_overtaking_the_abort_does_not_force_an_election() -> None:
-    res = run_scenario("timeout-now-overtakes-abort")
     assert res.outcome == OK, res.detail
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from agree.raft import Role
-from agree.raft.messages import InstallSnapshot, Message, RequestVoteResponse
+from agree.raft.messages import InstallSnapshot, Message, RequestVoteResponse, TimeoutNow
 from agree.raft.node import RaftNode
 from agree.raft.snapshot import SnapshotAssembler
 from agree.testing.scenarios import DEFECT, run_scenario
@@ -78,6 +78,18 @@ def test_a_leader_without_stickiness_is_caught(monkeypatch: pytest.MonkeyPatch) 
 def test_a_timeout_now_without_identity_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(RaftNode, "_transfer_is_current", lambda self, m: True)
     res = run_scenario("stale-timeout-now")
+    assert res.outcome == DEFECT and "stale TimeoutNow" in res.detail, res
+
+
+def test_a_timeout_now_known_by_the_target_log_alone_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def position_only(self: RaftNode, m: TimeoutNow) -> bool:
+        log = self._log  # item 5's race: what the heartbeats say of the leader's log unused
+        return log.last_index == m.last_log_index and log.last_term == m.last_log_term
+
+    monkeypatch.setattr(RaftNode, "_transfer_is_current", position_only)
+    res = run_scenario("timeout-now-overtakes-abort")
     assert res.outcome == DEFECT and "stale TimeoutNow" in res.detail, res
 
 
