@@ -73,7 +73,6 @@ class Driver:
         self._soft = SoftState(leader_id=None, role=Role.FOLLOWER)
         self._since_snapshot_entries = 0
         self._since_snapshot_bytes = 0
-        self._durable_tv: tuple[int, str | None] | None = None  # (term, vote) known stored
         self._deferred_hs: HardState | None = None  # a commit-only change not yet written
         self._snapshot_waiters: list[asyncio.Future[int]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -215,23 +214,15 @@ class Driver:
 
     async def _handle_ready(self, rd: Ready) -> None:
         """Persist, send, apply, advance -- in that order (see agree.raft.ready.Ready)."""
-        hs = rd.hard_state
-        if (
-            hs is not None
-            and not rd.entries
-            and rd.snapshot is None
-            and self._durable_tv == (hs.term, hs.vote)
-        ):
+        if rd.must_sync:
+            # A commit-only hard state deferred earlier rides along with this write.
+            hs = rd.hard_state if rd.hard_state is not None else self._deferred_hs
+            await self.store.save(hard_state=hs, entries=rd.entries, snapshot=rd.snapshot)
+            self._deferred_hs = None
+        elif rd.hard_state is not None:
             # Only the commit index moved: it is volatile state (Figure 2), relearned from the
             # leader after a restart, so it need not cost an fsync of its own.
-            self._deferred_hs, hs = hs, None
-        if rd.snapshot is not None or hs is not None or rd.entries:
-            if hs is None:
-                hs = self._deferred_hs
-            await self.store.save(hard_state=hs, entries=rd.entries, snapshot=rd.snapshot)
-            if hs is not None:
-                self._durable_tv = (hs.term, hs.vote)
-            self._deferred_hs = None
+            self._deferred_hs = rd.hard_state
         if rd.messages:
             self.transport.send(rd.messages)
         if rd.snapshot is not None or rd.committed_entries:

@@ -1159,6 +1159,8 @@ class RaftNode:
         log = self._log
         hs_now = (self._term, self._vote, self._commit)
         hard_state = HardState(*hs_now) if hs_now != self._prev_hs else None
+        # Term and vote are what Figure 2 requires durable before answering; commit is not.
+        term_or_vote_moved = hs_now[:2] != self._prev_hs[:2]
         self._prev_hs = hs_now
         soft_now = (self._leader_id, self._role)
         soft_state = SoftState(*soft_now) if soft_now != self._prev_soft else None
@@ -1185,6 +1187,7 @@ class RaftNode:
             committed_entries=committed,
             read_states=read_states,
             soft_state=soft_state,
+            must_sync=bool(entries) or snapshot is not None or term_or_vote_moved,
         )
 
     def advance(self, ready: Ready) -> None:

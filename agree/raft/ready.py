@@ -45,6 +45,12 @@ class Ready:
        ``committed_entries`` in order;
     4. answer ``read_states`` once the applied index reaches their index;
     5. call ``advance(ready)``.
+
+    ``must_sync`` (etcd's ``MustSync``) says whether step 1 must be durable before step 2:
+    true when there are entries or a snapshot to persist, or the term or vote changed (Figure
+    2's persistent state).  A ``hard_state`` that only moves the commit index does not need an
+    fsync of its own: the commit index is volatile, relearned from the leader after a restart,
+    so a host may write it with the next Ready that must sync.
     """
 
     hard_state: HardState | None
@@ -54,3 +60,4 @@ class Ready:
     committed_entries: tuple[Entry, ...]
     read_states: tuple[ReadState, ...]
     soft_state: SoftState | None  # None when unchanged since the last Ready
+    must_sync: bool

@@ -38,6 +38,11 @@ class MemoryStorage:
     entries: list[Entry] = field(default_factory=list)
 
     def save(self, rd: Ready) -> None:
+        # The core's MustSync rule, checked on every Ready of every test: an fsync is owed
+        # exactly when entries, a snapshot, or a new term or vote are to be written.
+        stored = (self.hard_state.term, self.hard_state.vote)
+        moved = rd.hard_state is not None and (rd.hard_state.term, rd.hard_state.vote) != stored
+        assert rd.must_sync == bool(rd.entries or rd.snapshot is not None or moved), rd
         if rd.snapshot is not None:
             self.snapshot = rd.snapshot
             self.entries = []

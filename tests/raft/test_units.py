@@ -8,7 +8,14 @@ from raft_harness import Cluster
 from raft_random import run
 
 from agree.errors import MembershipChangeError, NotLeaderError, ProposalRejectedError
-from agree.raft import ConfChange, ConfChangeType, ConfState, EntryType, InstallSnapshot
+from agree.raft import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    EntryType,
+    InstallSnapshot,
+    RequestVote,
+)
 from agree.raft.membership import apply_change, bootstrap_entries, check_change
 from agree.raft.readonly import ReadOnly
 from agree.raft.snapshot import SnapshotAssembler, snapshot_checksum
@@ -126,3 +133,34 @@ def test_transfers_do_not_postpone_the_check_quorum() -> None:
             c["a"].transfer_leader("bc"[k % 2])
         c.tick("a")
     assert c["a"].role.value == "follower"
+
+
+def test_must_sync_only_for_entries_snapshots_and_term_or_vote() -> None:
+    """etcd's MustSync: a Ready that only moves the commit index, or only sends, owes no fsync;
+    one with entries, a snapshot, or a new term or vote does (Figure 2's persistent state)."""
+    c = Cluster(["a", "b", "c"], pre_vote=False)
+    b = c["b"]
+    b.step(RequestVote(src="c", dst="b", term=b.term + 1, last_log_index=99, last_log_term=9))
+    rd = b.ready()
+    assert rd.hard_state is not None and rd.hard_state.vote == "c" and rd.must_sync
+    b.advance(rd)
+    c = Cluster(["a", "b", "c"], pre_vote=False)
+    a = c["a"]
+    c.elect("a")
+    a.propose(b"x")
+    rd = a.ready()
+    assert rd.entries and rd.must_sync
+    a.advance(rd)
+    c.send(*rd.messages)
+    (ack,) = c.take(lambda m: m.src == "b" and m.dst == "a")
+    c.drop()
+    a.step(ack)
+    rd = a.ready()  # the leader learns the entry is committed: only its commit index moves
+    assert rd.hard_state is not None and rd.hard_state.commit == a.commit_index
+    assert not rd.entries and rd.snapshot is None and not rd.must_sync
+    a.advance(rd)
+    a.tick()
+    while not a.has_ready():
+        a.tick()
+    rd = a.ready()
+    assert rd.messages and rd.hard_state is None and not rd.must_sync
