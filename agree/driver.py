@@ -32,6 +32,49 @@ from agree.transport.base import Transport
 log = logging.getLogger(__name__)
 
 
+# -- the inbox: one record per kind of input, stepped in arrival order -------------------------
+@dataclass(frozen=True, slots=True)
+class Receive:
+    message: Message
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Propose:
+    data: bytes
+    future: asyncio.Future[Outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class ProposeConfChange:
+    change: ConfChange
+    future: asyncio.Future[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TransferLeader:
+    target: str
+    future: asyncio.Future[None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadIndex:
+    future: asyncio.Future[int]
+
+
+@dataclass(frozen=True, slots=True)
+class TakeSnapshot:
+    future: asyncio.Future[int]
+
+
+Input = Receive | Tick | Propose | ProposeConfChange | TransferLeader | ReadIndex | TakeSnapshot
+_TICK = Tick()
+
+
 @dataclass(slots=True)
 class _Pending:
     term: int
@@ -61,7 +104,7 @@ class Driver:
         self.snapshot_entries = snapshot_entries
         self.snapshot_bytes = snapshot_bytes
         self.on_conf_change = on_conf_change
-        self._inbox: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._inbox: collections.deque[Input] = collections.deque()
         self._wake = asyncio.Event()
         self._pending: dict[int, _Pending] = {}  # log index -> the proposer waiting for it
         self._read_batch: list[asyncio.Future[int]] = []  # reads waiting for a ReadIndex round
@@ -114,7 +157,8 @@ class Driver:
         futures += [w[2] for w in self._applied_waiters] + self._leader_waiters
         futures += self._snapshot_waiters
         for item in self._inbox:
-            futures += [x for x in item if isinstance(x, asyncio.Future)]
+            if not isinstance(item, Receive | Tick):
+                futures.append(item.future)
         for fut in futures:
             if not fut.done():
                 fut.set_exception(exc)
@@ -127,7 +171,7 @@ class Driver:
         self._inbox.clear()
 
     # -- inputs (any coroutine on the loop may call these) -------------------------------------
-    def _push(self, *item: Any) -> None:
+    def _push(self, item: Input) -> None:
         if self._stopping:
             raise UnavailableError(f"node {self.raft.id!r} is stopping")
         self._inbox.append(item)
@@ -135,27 +179,27 @@ class Driver:
 
     def receive(self, message: Message) -> None:
         if not self._stopping:
-            self._push("msg", message)
+            self._push(Receive(message))
 
     def propose(self, data: bytes) -> asyncio.Future[Outcome]:
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._push("propose", data, fut)
+        self._push(Propose(data, fut))
         return fut
 
     def propose_conf_change(self, change: ConfChange) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._push("conf", change, fut)
+        self._push(ProposeConfChange(change, fut))
         return fut
 
     def transfer_leader(self, target: str) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._push("transfer", target, fut)
+        self._push(TransferLeader(target, fut))
         return fut
 
     def read_index(self) -> asyncio.Future[int]:
         """Resolves with a read index once it is confirmed and applied here (§6.4)."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._push("read", fut)
+        self._push(ReadIndex(fut))
         return fut
 
     def wait_applied(self, index: int) -> asyncio.Future[int]:
@@ -169,7 +213,7 @@ class Driver:
     def request_snapshot(self) -> asyncio.Future[int]:
         """Take a snapshot at the next turn of the loop; resolves with its index."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._push("snapshot", fut)
+        self._push(TakeSnapshot(fut))
         return fut
 
     def leader_change(self) -> asyncio.Future[None]:
@@ -186,7 +230,7 @@ class Driver:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(self.tick_interval)
-            self._push("tick")
+            self._push(_TICK)
 
     async def _run(self) -> None:
         raft = self.raft
@@ -252,32 +296,35 @@ class Driver:
         inbox = self._inbox
         while inbox:
             item = inbox.popleft()
-            kind = item[0]
             try:
-                if kind == "msg":
-                    raft.step(item[1])
-                elif kind == "tick":
-                    raft.tick()
-                elif kind == "propose":
-                    if not item[2].done():
-                        index = raft.propose(item[1])
-                        self._pending[index] = _Pending(raft.term, item[2])
-                elif kind == "conf":
-                    if not item[2].done():
-                        index = raft.propose_conf_change(item[1])
-                        self._pending[index] = _Pending(raft.term, item[2])
-                elif kind == "transfer":
-                    raft.transfer_leader(item[1])
-                    item[2].set_result(None)
-                elif kind == "read":
-                    self._read_batch.append(item[1])
-                elif kind == "snapshot":
-                    self._snapshot_waiters.append(item[1])
+                match item:
+                    case Receive(message):
+                        raft.step(message)
+                    case Tick():
+                        raft.tick()
+                    case Propose(data, future):
+                        if not future.done():
+                            index = raft.propose(data)
+                            self._pending[index] = _Pending(raft.term, future)
+                    case ProposeConfChange(change, future):
+                        if not future.done():
+                            index = raft.propose_conf_change(change)
+                            self._pending[index] = _Pending(raft.term, future)
+                    case TransferLeader(target, future):
+                        raft.transfer_leader(target)
+                        future.set_result(None)
+                    case ReadIndex(future):
+                        self._read_batch.append(future)
+                    case TakeSnapshot(future):
+                        self._snapshot_waiters.append(future)
             except AgreeError as exc:
-                if kind == "msg":
-                    log.warning("dropped a message from %s: %s", item[1].src, exc)
-                elif not item[-1].done():
-                    item[-1].set_exception(exc)
+                match item:
+                    case Receive(message):
+                        log.warning("dropped a message from %s: %s", message.src, exc)
+                    case Tick():
+                        raise
+                    case _ if not item.future.done():
+                        item.future.set_exception(exc)
         if self._read_batch:
             self._start_read_round()
 
