@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agree.calls import Outcome
+from agree.clock import Clock, SystemClock
 from agree.errors import AgreeError, NotLeaderError, ProposalLost, UnavailableError
 from agree.host import Host
 from agree.raft.entries import ConfChange, Entry, EntryType, HardState
@@ -89,6 +90,7 @@ class Driver:
         transport: Transport,
         host: Host,
         *,
+        clock: Clock | None = None,
         tick_interval: float,
         snapshot_entries: int,
         snapshot_bytes: int,
@@ -100,6 +102,7 @@ class Driver:
         self.store = store
         self.transport = transport
         self.host = host
+        self.clock: Clock = clock or SystemClock()
         self.tick_interval = tick_interval
         self.snapshot_entries = snapshot_entries
         self.snapshot_bytes = snapshot_bytes
@@ -229,7 +232,7 @@ class Driver:
     # -- the loop ------------------------------------------------------------------------------
     async def _ticker(self) -> None:
         while True:
-            await asyncio.sleep(self.tick_interval)
+            await self.clock.sleep(self.tick_interval)
             self._push(_TICK)
 
     async def _run(self) -> None:

@@ -14,7 +14,6 @@ import copy
 import json
 import logging
 import random
-import time
 import types
 import uuid
 from collections.abc import Iterator, Mapping
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agree.calls import Call, CallKind, Outcome, check_timeout
+from agree.clock import Clock, SystemClock
 from agree.cluster_schema import encode_schema_record
 from agree.codec import CommandRecord, encode_command
 from agree.driver import Driver
@@ -131,6 +131,7 @@ class Node:
         transport: Transport | None = None,
         join: bool = False,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
         **values: Any,
     ) -> None:
         if isinstance(settings, Settings):
@@ -146,6 +147,7 @@ class Node:
         self._transport = transport
         self._join = join
         self._rng = rng or random.Random()
+        self._clock: Clock = clock or SystemClock()
         self._client_id = uuid.uuid4().hex
         self._seq = 0
         self._outstanding: set[int] = set()
@@ -212,6 +214,7 @@ class Node:
             store,
             transport,
             host,
+            clock=self._clock,
             tick_interval=settings.TICK_INTERVAL,
             snapshot_entries=settings.SNAPSHOT_ENTRIES,
             snapshot_bytes=settings.SNAPSHOT_BYTES,
@@ -296,7 +299,7 @@ class Node:
         # The entry node validated it; the leader validates again when it applies.
         # The peer sent what was left of its caller's checked timeout (it may have run out on
         # the way): a deadline as it is, not a user's value to validate.
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = self._clock.monotonic() + timeout
         return await self._call(call, deadline, may_forward=False, validated=True)
 
     # -- calls ----------------------------------------------------------------------------------
@@ -327,7 +330,7 @@ class Node:
 
     def _deadline(self, timeout: float | None) -> float:
         seconds = check_timeout(timeout)
-        return asyncio.get_running_loop().time() + (
+        return self._clock.monotonic() + (
             self.settings.REQUEST_TIMEOUT if seconds is None else seconds
         )
 
@@ -363,14 +366,13 @@ class Node:
 
     def _stamp(self) -> int:
         # The leader's clock, made strictly increasing; replicas apply max(previous, stamp).
-        self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
+        self._last_stamp = max(self._clock.wall_ns(), self._last_stamp + 1)
         return self._last_stamp
 
     async def _command(self, call: Call, deadline: float, may_forward: bool) -> Outcome:
-        loop = asyncio.get_running_loop()
         in_doubt = False  # whether some attempt may have reached the log
         while True:
-            remaining = deadline - loop.time()
+            remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 if in_doubt:
                     raise OutcomeUnknownError(
@@ -433,12 +435,11 @@ class Node:
         if consistency is Consistency.LINEARIZABLE:
             await self._linearizable_index(deadline)
             return await self._local_query(call, deadline)
-        loop = asyncio.get_running_loop()
         while True:  # LEADER: the node that believes it leads answers, without a check
             soft = self.driver.soft_state
             if soft.role is Role.LEADER:
                 return await self._local_query(call, deadline)
-            remaining = deadline - loop.time()
+            remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 raise AgreeTimeoutError(f"{call.object}.{call.method}: no leader answered in time")
             if soft.leader_id is not None and soft.leader_id != self.id:
@@ -467,9 +468,8 @@ class Node:
 
     async def _linearizable_index(self, deadline: float) -> int:
         """ReadIndex (§6.4): a read index confirmed by the leader and applied here."""
-        loop = asyncio.get_running_loop()
         while True:
-            remaining = deadline - loop.time()
+            remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 raise AgreeTimeoutError("no linearizable read could be confirmed in time")
             # A round that is not confirmed within an election timeout (lost request, deposed
@@ -486,7 +486,7 @@ class Node:
         return self.settings.ELECTION_TICKS * self.settings.TICK_INTERVAL
 
     async def _wait_leader_change(self, deadline: float, at_most: float | None = None) -> None:
-        remaining = deadline - asyncio.get_running_loop().time()
+        remaining = deadline - self._clock.monotonic()
         if at_most is not None:
             remaining = min(remaining, at_most)
         if remaining <= 0:
@@ -593,7 +593,7 @@ class Node:
         return driver
 
     async def _conf_change(self, change: ConfChange, deadline: float) -> None:
-        remaining = deadline - asyncio.get_running_loop().time()
+        remaining = deadline - self._clock.monotonic()
         fut = self._require_leader().propose_conf_change(change)
         try:
             await asyncio.wait_for(fut, remaining)
@@ -621,16 +621,15 @@ class Node:
             )
         if learner:
             return
-        loop = asyncio.get_running_loop()
         while True:  # wait until the learner holds everything committed so far
             progress = self._require_leader().raft.status().progress.get(node_id)
             if progress is not None and progress[0] >= self.driver.raft.commit_index:
                 break
-            if loop.time() >= deadline:
+            if self._clock.monotonic() >= deadline:
                 raise AgreeTimeoutError(
                     f"learner {node_id!r} did not catch up in time; it stays a learner"
                 )
-            await asyncio.sleep(self.settings.TICK_INTERVAL)
+            await self._clock.sleep(self.settings.TICK_INTERVAL)
         await self._conf_change(ConfChange(ConfChangeType.PROMOTE, node_id), deadline)
 
     async def remove_member(self, node_id: str, *, timeout: float | None = None) -> None:
@@ -642,9 +641,8 @@ class Node:
         if self.leader_id == node_id:
             return
         await self._require_leader().transfer_leader(node_id)
-        loop = asyncio.get_running_loop()
         while self.leader_id != node_id:
-            if loop.time() >= deadline:
+            if self._clock.monotonic() >= deadline:
                 raise AgreeTimeoutError(f"leadership did not move to {node_id!r} in time")
             await self._wait_leader_change(deadline)
 

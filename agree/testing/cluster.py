@@ -1,5 +1,10 @@
 """A cluster of real nodes inside one process: real Raft cores, real storage (SQLite files by
-default), joined by the in-memory transport.  For tests and benchmarks."""
+default), joined by the in-memory transport.  For tests and benchmarks.
+
+On a :class:`~agree.testing.virtualtime.VirtualTimeLoop` the cluster runs on virtual time: its
+nodes stamp commands from the loop's clock and every wait here is a virtual one, so a run is
+decided by its seed.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from agree.clock import Clock, LoopClock, SystemClock
 from agree.errors import AgreeTimeoutError
 from agree.node import Node
 from agree.replicated import Replicated, create_initial
 from agree.settings import Settings
+from agree.testing.virtualtime import VirtualTimeLoop
 from agree.transport.memory import MemoryNetwork
 
 CLUSTER_SECRET = "in-process-cluster-secret"
@@ -30,6 +37,7 @@ class MemoryCluster:
         seed: int = 0,
         node_objects: Mapping[str, Mapping[str, type[Replicated]]] | None = None,
         database_url: str | None = None,
+        clock: Clock | None = None,
         **settings: Any,
     ) -> None:
         self.directory = Path(directory)
@@ -50,8 +58,17 @@ class MemoryCluster:
             "REQUEST_TIMEOUT": 10.0,
             **settings,
         }
+        self._clock = clock
         self.nodes: dict[str, Node] = {}
         self.joined: set[str] = set()  # nodes added by add_node, not founders
+
+    @property
+    def clock(self) -> Clock:
+        """The clock given, else one derived from the running loop: virtual on a virtual loop."""
+        if self._clock is None:
+            virtual = isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
+            self._clock = LoopClock() if virtual else SystemClock()
+        return self._clock
 
     def node_settings(self, node_id: str, nodes: Mapping[str, str] | None = None) -> Settings:
         return Settings(
@@ -73,6 +90,7 @@ class MemoryCluster:
             transport=self.network.transport(node_id),
             join=join,
             rng=random.Random(self.rng.random()),
+            clock=self.clock,
         )
 
     async def start(self, only: list[str] | None = None) -> MemoryCluster:
@@ -135,13 +153,13 @@ class MemoryCluster:
     ) -> Node:
         """The leader, once one is elected (one of ``among``, if given)."""
         allowed = None if among is None else set(among)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline:
+        clock = self.clock
+        deadline = clock.monotonic() + timeout
+        while clock.monotonic() < deadline:
             leader = self.leader()
             if leader is not None and (allowed is None or leader.id in allowed):
                 return leader
-            await asyncio.sleep(0.01)
+            await clock.sleep(0.01)
         within = "" if allowed is None else f" among {sorted(allowed)}"
         raise AgreeTimeoutError(f"no leader elected{within} within {timeout} s")
 
@@ -150,12 +168,12 @@ class MemoryCluster:
     ) -> None:
         """Poll ``predicate`` every tick until it holds; AgreeTimeoutError naming ``what`` if it
         does not within ``timeout``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        clock = self.clock
+        deadline = clock.monotonic() + timeout
         while not predicate():
-            if loop.time() >= deadline:
+            if clock.monotonic() >= deadline:
                 raise AgreeTimeoutError(f"{what}: not reached within {timeout} s")
-            await asyncio.sleep(self.settings["TICK_INTERVAL"])
+            await clock.sleep(self.settings["TICK_INTERVAL"])
 
     def local_state(
         self, name: str, read: Callable[[Any], T], *, among: Iterable[str] | None = None
