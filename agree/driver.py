@@ -23,6 +23,7 @@ from agree.calls import Outcome
 from agree.clock import Clock, SystemClock
 from agree.errors import AgreeError, NotLeaderError, ProposalLost, UnavailableError
 from agree.host import Host
+from agree.observer import NoObserver, Observer
 from agree.raft.entries import ConfChange, Entry, EntryType, HardState
 from agree.raft.messages import Message
 from agree.raft.node import RaftNode
@@ -76,6 +77,10 @@ Input = Receive | Tick | Propose | ProposeConfChange | TransferLeader | ReadInde
 _TICK = Tick()
 
 
+def _no_time() -> float:
+    return 0.0
+
+
 @dataclass(slots=True)
 class _Pending:
     term: int
@@ -91,6 +96,7 @@ class Driver:
         host: Host,
         *,
         clock: Clock | None = None,
+        observer: Observer | None = None,
         tick_interval: float,
         snapshot_entries: int,
         snapshot_bytes: int,
@@ -103,6 +109,9 @@ class Driver:
         self.transport = transport
         self.host = host
         self.clock: Clock = clock or SystemClock()
+        self.observer: Observer = observer or NoObserver()
+        # With no observer, the Ready loop does not read the clock for it at all.
+        self._observed = observer is not None
         self.tick_interval = tick_interval
         self.snapshot_entries = snapshot_entries
         self.snapshot_bytes = snapshot_bytes
@@ -261,18 +270,27 @@ class Driver:
 
     async def _handle_ready(self, rd: Ready) -> None:
         """Persist, send, apply, advance -- in that order (see agree.raft.ready.Ready)."""
+        observed = self._observed
+        now = self.clock.monotonic if observed else _no_time
         if rd.must_sync:
             # A commit-only hard state deferred earlier rides along with this write.
             hs = rd.hard_state if rd.hard_state is not None else self._deferred_hs
+            started = now()
             await self.store.save(hard_state=hs, entries=rd.entries, snapshot=rd.snapshot)
             self._deferred_hs = None
+            if observed:
+                self.observer.persisted(entries=len(rd.entries), seconds=now() - started)
         elif rd.hard_state is not None:
             # Only the commit index moved: it is volatile state (Figure 2), relearned from the
             # leader after a restart, so it need not cost an fsync of its own.
             self._deferred_hs = rd.hard_state
         if rd.messages:
+            started = now()
             self.transport.send(rd.messages)
+            if observed:
+                self.observer.sent(messages=len(rd.messages), seconds=now() - started)
         if rd.snapshot is not None or rd.committed_entries:
+            started = now()
             # Waits (without blocking the loop) while a read_lock() holds the state.
             async with self.host.lock.held():
                 if rd.snapshot is not None:
@@ -280,6 +298,9 @@ class Driver:
                     self._snapshot_jumped(rd.snapshot.meta.index)
                 for entry in rd.committed_entries:
                     self._apply(entry)
+            if observed:
+                count = len(rd.committed_entries)
+                self.observer.applied(entries=count, seconds=now() - started)
         for rs in rd.read_states:
             for fut in self._reads.pop(rs.context, ()):
                 if not fut.done():
@@ -418,6 +439,7 @@ class Driver:
         if index <= self.raft.snapshot_index:  # nothing applied since the last snapshot
             self._resolve_snapshot_waiters(self.raft.snapshot_index)
             return
+        started = self.clock.monotonic() if self._observed else 0.0
         # Pickling happens here, on the loop, because the state must be captured at exactly
         # `index`; writing the (possibly large) blob happens on the storage thread.
         async with self.host.lock.held():
@@ -427,6 +449,9 @@ class Driver:
         self._since_snapshot_entries = 0
         self._since_snapshot_bytes = 0
         log.info("node %s took a snapshot at index %d (%d bytes)", self.raft.id, index, len(data))
+        if self._observed:
+            seconds = self.clock.monotonic() - started
+            self.observer.snapshotted(index=index, size=len(data), seconds=seconds)
         self._resolve_snapshot_waiters(index)
 
     def _resolve_snapshot_waiters(self, index: int) -> None:

@@ -40,6 +40,7 @@ from agree.errors import (
     ValidationError,
 )
 from agree.host import Host
+from agree.observer import Observer
 from agree.raft.entries import (
     ConfChange,
     ConfChangeType,
@@ -132,6 +133,7 @@ class Node:
         join: bool = False,
         rng: random.Random | None = None,
         clock: Clock | None = None,
+        observer: Observer | None = None,
         **values: Any,
     ) -> None:
         if isinstance(settings, Settings):
@@ -148,6 +150,7 @@ class Node:
         self._join = join
         self._rng = rng or random.Random()
         self._clock: Clock = clock or SystemClock()
+        self._observer = observer
         self._client_id = uuid.uuid4().hex
         self._seq = 0
         self._outstanding: set[int] = set()
@@ -215,6 +218,7 @@ class Node:
             transport,
             host,
             clock=self._clock,
+            observer=self._observer,
             tick_interval=settings.TICK_INTERVAL,
             snapshot_entries=settings.SNAPSHOT_ENTRIES,
             snapshot_bytes=settings.SNAPSHOT_BYTES,

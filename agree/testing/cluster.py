@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from agree.clock import Clock, LoopClock, SystemClock
 from agree.errors import AgreeTimeoutError
 from agree.node import Node
+from agree.observer import Observer
 from agree.replicated import Replicated, create_initial
 from agree.settings import Settings
 from agree.testing.virtualtime import VirtualTimeLoop
@@ -38,6 +39,7 @@ class MemoryCluster:
         node_objects: Mapping[str, Mapping[str, type[Replicated]]] | None = None,
         database_url: str | None = None,
         clock: Clock | None = None,
+        observer: Observer | None = None,
         **settings: Any,
     ) -> None:
         self.directory = Path(directory)
@@ -59,6 +61,7 @@ class MemoryCluster:
             **settings,
         }
         self._clock = clock
+        self.observer = observer  # shared by every node
         self.nodes: dict[str, Node] = {}
         self.joined: set[str] = set()  # nodes added by add_node, not founders
 
@@ -71,12 +74,17 @@ class MemoryCluster:
         return self._clock
 
     def node_settings(self, node_id: str, nodes: Mapping[str, str] | None = None) -> Settings:
+        settings = dict(self.settings)
+        if isinstance(self.clock, LoopClock):
+            # On virtual time a "crash" is a node object stopped in this process, whose writes
+            # the OS keeps: an fsync per commit would only cost wall time.
+            settings.setdefault("SQLITE_SYNCHRONOUS", "NORMAL")
         return Settings(
             NODE_ID=node_id,
             NODES=dict(nodes or self.addresses),
             DATABASE_URL=self.database_url,
             CLUSTER_SECRET=CLUSTER_SECRET,
-            **self.settings,
+            **settings,
         )
 
     def _new_node(
@@ -91,6 +99,7 @@ class MemoryCluster:
             join=join,
             rng=random.Random(self.rng.random()),
             clock=self.clock,
+            observer=self.observer,
         )
 
     async def start(self, only: list[str] | None = None) -> MemoryCluster:

@@ -1,16 +1,20 @@
 """An asyncio event loop on virtual time, for deterministic node-level tests.
 
-The loop's clock starts at 0 and moves only when the loop is idle: when nothing is ready to run
-and no I/O is pending, instead of sleeping until the next timer it jumps straight to it.  So a
-test that waits ten election timeouts takes no wall time, and since nothing depends on how long
-the machine took, a run is a function of its seed (in one process: string hashing is salted per
-process, and set order follows it).
+The loop's clock starts at 0.  When nothing is ready to run and no I/O is pending, instead of
+sleeping until the next timer the loop jumps straight to it; so a test that waits ten election
+timeouts takes no wall time.  Each turn of the loop that has work also costs a fixed ``turn``
+of virtual time (the CPU the turn would have taken): without it, a loop kept busy -- clients
+retrying in a tight loop -- would never let a timer come due, and ticks would stop.  Since
+nothing depends on how long the machine took, a run is a function of its seed (in one process:
+string hashing is salted per process, and set order follows it).
 
 Work handed to an executor (``run_in_executor``, ``asyncio.to_thread``) runs inline, on the
 loop, at once: a thread finishing at a moment the wall clock chooses would make "idle" and the
-order of events depend on the machine.  Storage therefore blocks the loop while it runs, which
-is what a test wants: a save takes no virtual time.  Code that must block on another thread
-(``agree.embedded``'s handles) does not belong on this loop.
+order of events depend on the machine.  Its result is delivered ``io`` virtual seconds later,
+as a disk's latency would delay it, so storage costs virtual time as it would real time (and a
+test doing five seconds of work does about as much as it would on a machine).  Code that must
+block on another thread (``agree.embedded``'s handles, a callback run ``in_thread`` that waits)
+does not belong on this loop.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class _IdleSelector(selectors.BaseSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         events = self._real.select(0)
         if events or timeout == 0:
+            self._loop.advance(self._loop.turn)
             return events
         if timeout is None:
             # No timer at all: only another thread or a socket can wake the loop.
@@ -60,8 +65,10 @@ class _IdleSelector(selectors.BaseSelector):
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    def __init__(self) -> None:
+    def __init__(self, turn: float = 50e-6, io: float = 1e-3) -> None:
         self._now = 0.0
+        self.turn = turn  # virtual seconds one busy turn of the loop costs
+        self.io = io  # virtual seconds from a call handed to an executor to its result
         super().__init__(_IdleSelector(self))
 
     def time(self) -> float:
@@ -80,7 +87,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            fut.set_exception(exc)
+            self.call_later(self.io, _settle, fut, None, exc)
         else:
-            fut.set_result(result)
+            self.call_later(self.io, _settle, fut, result, None)
         return fut
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if fut.done():  # its awaiter was cancelled meanwhile
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)

@@ -167,6 +167,7 @@ async def test_a_slow_stream_is_cut_off_and_commands_go_on(tmp_path: Path) -> No
         assert [m.result for m in await _take(resumed, 10)] == list(range(2, 12))
 
 
+@pytest.mark.wall_clock  # its callback blocks a real thread while the loop goes on
 async def test_a_blocked_callback_is_cut_off_and_commands_go_on(tmp_path: Path) -> None:
     async with MemoryCluster(tmp_path, OBJECTS) as cluster:
         leader = await cluster.wait_leader()
