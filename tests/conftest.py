@@ -38,10 +38,11 @@ def postgres_url() -> str:
 
 
 class LeaderClock(types.ModuleType):
-    """Stands in for the ``time`` module of ``agree.node``, where a leader stamps the entries it
-    proposes with ``time.time_ns()``: the stamps run ``advance``'d seconds ahead of the real
-    clock, so tests move the leader-stamped time commands see in ``self.context.timestamp``
-    without sleeping.  Everything else is the real ``time`` module."""
+    """Stands in for the ``time`` module of ``agree.clock``, whose system clock gives the wall
+    time (``time.time_ns()``) a leader stamps the entries it proposes with: the stamps run
+    ``advance``'d seconds ahead of the real clock, so tests move the leader-stamped time
+    commands see in ``self.context.timestamp`` without sleeping.  Everything else is the real
+    ``time`` module."""
 
     def __init__(self) -> None:
         super().__init__("time")
@@ -59,9 +60,9 @@ class LeaderClock(types.ModuleType):
 
 @pytest.fixture
 def leader_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[LeaderClock]:
-    import agree.node  # here, not at the top: most tests never load the node runtime
+    import agree.clock  # here, not at the top: most tests never load the node runtime
 
     clock = LeaderClock()
-    # raising=True (the default): if agree.node stops using ``time``, this fails loudly.
-    monkeypatch.setattr(agree.node, "time", clock)
+    # raising=True (the default): if agree.clock stops using ``time``, this fails loudly.
+    monkeypatch.setattr(agree.clock, "time", clock)
     yield clock
