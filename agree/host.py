@@ -27,7 +27,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agree.calls import Outcome
-from agree.cluster_schema import check_local, decode_schema_record, is_schema_record, merge
+from agree.cluster_schema import (
+    adopt,
+    announce,
+    check_adopted,
+    check_local,
+    decode_schema_record,
+    is_schema_record,
+)
 from agree.codec import (
     CommandRecord,
     class_path,
@@ -108,6 +115,8 @@ class Host:
         self.objects: dict[str, Replicated] = dict(objects)
         # The schemas the cluster recorded (agree.cluster_schema): replicated state.
         self.cluster_schemas: dict[str, dict[str, Any]] = {}
+        # What each node announced its code has, by node id: replicated state too.
+        self.node_schemas: dict[str, dict[str, dict[str, Any]]] = {}
         self.sessions: SessionTable[Outcome] = SessionTable(session_ttl_ns)
         # The address book is replicated state: it changes with CONF_CHANGE entries.
         self.members: dict[str, str] = dict(members or {})
@@ -190,6 +199,19 @@ class Host:
 
     def _run_command(self, entry: Entry, record: CommandRecord, ts_ns: int) -> Outcome:
         try:
+            # The same on every replica (replicated state): a call proposed without the check
+            # at its entry node is refused here, alike everywhere, rather than applied only by
+            # the replicas whose code has it.
+            check_adopted(
+                record.object,
+                record.method,
+                record.args,
+                record.kwargs,
+                self.cluster_schemas,
+                self.node_schemas,
+                self.members,
+                applying=True,
+            )
             obj = self.object(record.object)
             op = self.operation(record.object, record.method, "command")
             bound = op.bind_json(record.args, record.kwargs)
@@ -210,15 +232,32 @@ class Host:
         except AgreeError as exc:
             log.error("entry %d: %s", entry.index, exc)
             return _error(exc)
-        self.cluster_schemas, conflicts = merge(self.cluster_schemas, record)
+        self.cluster_schemas, self.node_schemas, conflicts = announce(
+            self.cluster_schemas, self.node_schemas, record, self.members
+        )
         if conflicts:
             log.warning(
-                "schema record of node %s refused: objects %s differ from the cluster's",
+                "schema record of node %s refused: its objects %s do not extend the cluster's",
                 record.node_id,
                 ", ".join(conflicts),
             )
         self.check_schemas()
         return Outcome(result={"conflicts": conflicts}, index=entry.index)
+
+    def announced(self) -> bool:
+        """Whether the replicated state holds this node's current schemas as its announcement."""
+        mine = self.node_schemas.get(self.node_id)  # read on the loop, which applies
+        local = {name: s.json_schema() for name, s in self.local_schemas().items()}
+        return mine == local
+
+    def check_adopted(
+        self, name: str, method: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
+        """UnknownMethodError unless the cluster adopted this operation and the parameters the
+        call passes (agree.cluster_schema.check_adopted)."""
+        check_adopted(
+            name, method, args, kwargs, self.cluster_schemas, self.node_schemas, self.members
+        )
 
     def local_schemas(self) -> dict[str, ObjectSchema]:
         return {name: schema_of(obj) for name, obj in self.objects.items()}
@@ -242,9 +281,13 @@ class Host:
                 return None
             if change.type is ConfChangeType.REMOVE:
                 self.members.pop(change.node_id, None)
+                # A removed member no longer holds back what the others all announced.
+                self.cluster_schemas = adopt(self.cluster_schemas, self.node_schemas, self.members)
             elif change.context:
                 self.members[change.node_id] = change.context.decode()
-            return change
+        if change.type is ConfChangeType.REMOVE:
+            self.check_schemas()
+        return change
 
     def apply_noop(self, entry: Entry) -> None:
         with self.lock:
@@ -306,6 +349,7 @@ class Host:
                     "sessions": self.sessions,
                     "members": self.members,
                     "cluster_schemas": self.cluster_schemas,
+                    "node_schemas": self.node_schemas,
                     "applied_index": self.applied_index,
                     "applied_term": self.applied_term,
                     "last_ts_ns": self.last_ts_ns,
@@ -331,6 +375,8 @@ class Host:
             self.sessions = state["sessions"]
             self.members = state["members"]
             self.cluster_schemas = state["cluster_schemas"]
+            # Absent from a snapshot taken before nodes announced their schemas.
+            self.node_schemas = state.get("node_schemas", {})
             self.applied_index = state["applied_index"]
             self.applied_term = state["applied_term"]
             self.last_ts_ns = state["last_ts_ns"]

@@ -22,7 +22,13 @@ from typing import Any
 
 from agree.calls import Call, CallKind, Outcome, check_timeout
 from agree.clock import Clock, SystemClock
-from agree.cluster_schema import encode_schema_record
+from agree.cluster_schema import (
+    ANNOUNCE_METHOD,
+    ANNOUNCE_OBJECT,
+    announcement_args,
+    encode_schema_record,
+    record_from_args,
+)
 from agree.codec import CommandRecord, encode_command
 from agree.driver import Driver
 from agree.errors import (
@@ -161,6 +167,7 @@ class Node:
         self._host: Host | None = None
         self._hub: SubscriptionHub | None = None
         self._started = False
+        self._announcer: asyncio.Task[None] | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def __aenter__(self) -> Node:
@@ -229,6 +236,7 @@ class Node:
         await transport.start(self)
         await driver.start()
         self._started = True
+        self._announcer = asyncio.create_task(self._announce_until_recorded())
 
     async def stop(self, *, snapshot: bool = True) -> None:
         """Stop serving.  A clean stop snapshots what was applied since the last snapshot, so
@@ -239,6 +247,10 @@ class Node:
         if self.holds_read_lock():  # the stop's snapshot would wait for this very thread
             raise DeadlockError("stop() called from inside read_lock(); stop after the with block")
         self._started = False
+        if self._announcer is not None:
+            self._announcer.cancel()
+            with contextlib.suppress(BaseException):
+                await self._announcer
         assert self._driver and self._store and self._hub and self._transport
         await self._transport.close()
         await self._driver.stop(snapshot=snapshot)
@@ -266,6 +278,42 @@ class Node:
         # Nobody waits for it: its effect is the recorded schemas, checked on every replica.
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
+    async def _announce_until_recorded(self) -> None:
+        """Announce this node's schemas through the leader until the log holds them, so that
+        what its code adds can be adopted (agree.cluster_schema).  A leader announces on its
+        own (_announce_schema); this covers a node that starts as a follower."""
+        host = self._host
+        assert host is not None
+        call = Call(
+            ANNOUNCE_OBJECT,
+            ANNOUNCE_METHOD,
+            CallKind.COMMAND,
+            args=announcement_args(self.id, host.local_schemas()),
+        )
+        while self._started and not host.announced():
+            soft = self.driver.soft_state
+            wait = self._election_timeout()
+            if soft.leader_id is not None and soft.leader_id != self.id:
+                try:
+                    assert self._transport is not None
+                    await self._transport.forward(soft.leader_id, call, 4 * wait)
+                except AgreeError as exc:
+                    log.debug("node %s: schema announcement not recorded yet: %s", self.id, exc)
+            deadline = asyncio.get_running_loop().time() + wait
+            await self._wait_leader_change(deadline)
+
+    async def _record_announcement(self, call: Call, deadline: float) -> Outcome:
+        """As the leader, propose a forwarded announcement and answer once it applied."""
+        data = record_from_args(call.args)
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            outcome: Outcome = await asyncio.wait_for(
+                self._require_leader().propose(data), remaining
+            )
+        except TimeoutError:
+            raise AgreeTimeoutError("the schema announcement was not applied in time") from None
+        return outcome
+
     @property
     def failure(self) -> BaseException | None:
         """Why this node stopped serving, if it did (storage failure, schema mismatch...)."""
@@ -290,8 +338,15 @@ class Node:
 
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Wait until a leader is known and this node has applied everything committed before
-        now (one linearizable read round succeeds)."""
-        await self._linearizable_index(self._deadline(timeout))
+        now (one linearizable read round succeeds), and the log holds its schemas'
+        announcement (so that the operations its code adds are adopted when they can be)."""
+        deadline = self._deadline(timeout)
+        await self._linearizable_index(deadline)
+        loop = asyncio.get_running_loop()
+        while not self.host.announced():
+            if loop.time() >= deadline:
+                raise AgreeTimeoutError(f"node {self.id!r}: its schemas were not announced in time")
+            await asyncio.sleep(self.settings.TICK_INTERVAL)
 
     # -- transport handler ----------------------------------------------------------------------
     def receive(self, message: Message) -> None:
@@ -304,6 +359,8 @@ class Node:
         # The peer sent what was left of its caller's checked timeout (it may have run out on
         # the way): a deadline as it is, not a user's value to validate.
         deadline = self._clock.monotonic() + timeout
+        if call.object == ANNOUNCE_OBJECT and call.method == ANNOUNCE_METHOD:
+            return await self._record_announcement(call, deadline)
         return await self._call(call, deadline, may_forward=False, validated=True)
 
     # -- calls ----------------------------------------------------------------------------------
@@ -344,6 +401,8 @@ class Node:
         host = self.host
         kind = "command" if call.kind is CallKind.COMMAND else "query"
         op = host.operation(call.object, call.method, kind)
+        # Only what every member's code has may be proposed (agree.cluster_schema).
+        host.check_adopted(call.object, call.method, call.args, call.kwargs)
         self._check_size(call)
         if not validated:  # before anything is proposed or read
             op.bind_json(call.args, call.kwargs)

@@ -112,6 +112,7 @@ __all__ = [
     "TypeCodec",
     "build_schema",
     "canonical_json",
+    "extension_problems",
     "schema_fingerprint",
     "schema_of",
     "type_name",
@@ -1019,6 +1020,97 @@ def _param_differences(op: str, local: list[Any], remote: list[Any]) -> list[str
             out.append(
                 f"{op!r}: parameter {name!r} default {_short(lp.get('default'))} here, "
                 f"{_short(rp.get('default'))} on the remote"
+            )
+    return out
+
+
+def extension_problems(recorded: Mapping[str, Any], local: Mapping[str, Any]) -> list[str]:
+    """Why the published schema ``local`` is not a compatible extension of ``recorded``.
+
+    Empty when it is: every recorded operation is still here with the same kind, default
+    consistency, return type and parameters; a recorded positional parameter keeps its place;
+    and anything new -- an operation, or a parameter appended after the recorded ones -- is
+    optional to the log (a new parameter has a default, which must mean the old behaviour,
+    since the log's older entries are applied with it).  See the module docstring, "Upgrades".
+    Raises KeyError/TypeError on a malformed document.
+    """
+    old, new = _normalize(recorded), _normalize(local)
+    out: list[str] = []
+    if old["format"] != new["format"]:
+        out.append(f"schema format {new['format']} here, {old['format']} recorded")
+    oops, nops = old["operations"], new["operations"]
+    for name in sorted(oops):
+        ro = oops[name]
+        if name not in nops:
+            out.append(
+                f"{ro['kind']} {name!r} is recorded by the cluster but missing here (removed or"
+                " renamed); the log may still hold calls of it, so it must stay"
+            )
+            continue
+        lo = nops[name]
+        if lo["kind"] != ro["kind"]:
+            out.append(f"{name!r} is a {lo['kind']} here but the cluster recorded a {ro['kind']}")
+        if lo["consistency"] != ro["consistency"]:
+            out.append(
+                f"{name!r}: default consistency {lo['consistency']} here, {ro['consistency']}"
+                " recorded"
+            )
+        if lo["returns_type"] != ro["returns_type"]:
+            out.append(
+                f"{name!r}: return type {lo['returns_type']} here, {ro['returns_type']} recorded"
+            )
+        elif lo["returns"] != ro["returns"]:
+            out.append(
+                f"{name!r}: return type differs: {_short(lo['returns'])} here, "
+                f"{_short(ro['returns'])} recorded"
+            )
+        out.extend(_param_extension_problems(name, ro["params"], lo["params"]))
+    return out
+
+
+def _param_extension_problems(op: str, recorded: list[Any], local: list[Any]) -> list[str]:
+    out: list[str] = []
+    lby = {p["name"]: p for p in local}
+    rby = {p["name"]: p for p in recorded}
+    for p in recorded:
+        name = p["name"]
+        if name not in lby:
+            out.append(
+                f"{op!r}: parameter {name!r} is recorded by the cluster but missing here; the"
+                " log may hold calls that pass it"
+            )
+            continue
+        lp = lby[name]
+        if lp["type"] != p["type"]:
+            out.append(f"{op!r}: parameter {name!r} type {lp['type']} here, {p['type']} recorded")
+        elif lp["schema"] != p["schema"]:
+            out.append(
+                f"{op!r}: parameter {name!r} type differs: {_short(lp['schema'])} here, "
+                f"{_short(p['schema'])} recorded"
+            )
+        if lp["kind"] != p["kind"]:
+            out.append(f"{op!r}: parameter {name!r} is {lp['kind']} here, {p['kind']} recorded")
+        if lp["required"] != p["required"]:
+            here = "required" if lp["required"] else "optional"
+            there = "required" if p["required"] else "optional"
+            out.append(f"{op!r}: parameter {name!r} is {here} here, {there} recorded")
+        elif not lp["required"] and lp.get("default") != p.get("default"):
+            out.append(
+                f"{op!r}: parameter {name!r} default {_short(lp.get('default'))} here, "
+                f"{_short(p.get('default'))} recorded"
+            )
+    rpos = [p["name"] for p in recorded if p["kind"] == "positional_or_keyword"]
+    lpos = [p["name"] for p in local if p["kind"] == "positional_or_keyword"]
+    if all(n in lby for n in rpos) and lpos[: len(rpos)] != rpos:
+        out.append(
+            f"{op!r}: positional parameters {lpos} here, {rpos} recorded; the recorded ones must"
+            " keep their places (the log passes them by position), new ones come after them"
+        )
+    for p in local:
+        if p["name"] not in rby and p["required"]:
+            out.append(
+                f"{op!r}: new parameter {p['name']!r} has no default; the log's older calls do"
+                " not pass it, so give it a default that means the old behaviour"
             )
     return out
 

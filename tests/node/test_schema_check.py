@@ -63,8 +63,8 @@ async def test_matching_nodes_record_one_schema(tmp_path: Path) -> None:
         assert all(n.failure is None for n in cluster.nodes.values())
 
 
-def test_merge_ignores_documentation_but_not_signatures() -> None:
-    from agree.cluster_schema import SchemaRecord, merge
+def test_announcements_ignore_documentation_but_not_signatures() -> None:
+    from agree.cluster_schema import SchemaRecord, announce
     from agree.schema import schema_of
 
     class Documented(Counter):
@@ -72,7 +72,10 @@ def test_merge_ignores_documentation_but_not_signatures() -> None:
 
     recorded = {"counter": schema_of(Counter).json_schema()}
     same = SchemaRecord("n9", {"counter": schema_of(Documented).json_schema()})
-    assert merge(recorded, same) == (recorded, [])
+    merged, by_node, conflicts = announce(recorded, {}, same, ())
+    assert (merged, conflicts) == (recorded, [])
+    assert by_node == {"n9": same.schemas}
     other = SchemaRecord("n9", {"counter": schema_of(CounterV2).json_schema(), "x": {}})
-    merged, conflicts = merge(recorded, other)
-    assert conflicts == ["counter"] and merged == recorded  # refused whole: "x" not added
+    merged, by_node, conflicts = announce(recorded, {}, other, ())
+    # Refused whole: "x" not added, and n9's announcement not kept.
+    assert conflicts == ["counter"] and merged == recorded and by_node == {}
