@@ -290,17 +290,21 @@ class Node:
             CallKind.COMMAND,
             args=announcement_args(self.id, host.local_schemas()),
         )
+        wait = self._election_timeout()
         while self._started and not host.announced():
-            soft = self.driver.soft_state
-            wait = self._election_timeout()
-            if soft.leader_id is not None and soft.leader_id != self.id:
+            try:
+                leader = self.driver.soft_state.leader_id
+            except AgreeError:
+                return  # the node failed (e.g. its schema was refused): it says why itself
+            if leader is not None and leader != self.id:
                 try:
                     assert self._transport is not None
-                    await self._transport.forward(soft.leader_id, call, 4 * wait)
+                    await self._transport.forward(leader, call, 4 * wait)
                 except AgreeError as exc:
                     log.debug("node %s: schema announcement not recorded yet: %s", self.id, exc)
             deadline = asyncio.get_running_loop().time() + wait
-            await self._wait_leader_change(deadline)
+            with contextlib.suppress(AgreeError):
+                await self._wait_leader_change(deadline)
 
     async def _record_announcement(self, call: Call, deadline: float) -> Outcome:
         """As the leader, propose a forwarded announcement and answer once it applied."""
@@ -401,11 +405,11 @@ class Node:
         host = self.host
         kind = "command" if call.kind is CallKind.COMMAND else "query"
         op = host.operation(call.object, call.method, kind)
-        # Only what every member's code has may be proposed (agree.cluster_schema).
-        host.check_adopted(call.object, call.method, call.args, call.kwargs)
         self._check_size(call)
         if not validated:  # before anything is proposed or read
             op.bind_json(call.args, call.kwargs)
+        # Only what every member's code has may be proposed (agree.cluster_schema).
+        host.check_adopted(call.object, call.method, call.args, call.kwargs)
         if call.kind is CallKind.COMMAND:
             return await self._command(call, deadline, may_forward)
         consistency = call.consistency or op.consistency or Consistency.LINEARIZABLE
