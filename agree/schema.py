@@ -61,12 +61,34 @@ names, each with the same kind, default consistency, parameters (names, order,
 kinds, types, required-ness, defaults) and return type.  A type is compared
 twice: by its JSON Schema (which sees inside dataclasses and models) and by its
 canonical Python spelling (:func:`type_name`, which tells ``list[int]`` from
-``tuple[int, ...]`` where JSON Schema cannot).  Equality, not a
-one-sided "the remote lacks nothing" rule, because commands are replayed on
-every replica: a command that one node accepts and another does not know (or
-types differently) makes the replicas diverge — go-agree's defect.  Queries are
-held to the same rule so that a proxy built from one node's schema works
-against every node.  Compatible schemas have equal fingerprints.
+``tuple[int, ...]`` where JSON Schema cannot).  Compatible schemas have equal
+fingerprints; :meth:`ObjectSchema.check_compatible` checks it, e.g. between a
+published schema and the class a client expects.
+
+Upgrades
+--------
+Code changes while the log persists, so a cluster compares each node's code with
+the schema it *recorded* (agree.cluster_schema) by a one-sided rule instead:
+:func:`extension_problems`.  The new schema is a *compatible extension* of the
+recorded one when every committed entry the log may hold is applied by it as the
+recorded code would apply it:
+
+* kept as it is: every recorded operation (name, kind ``command``/``query``,
+  default consistency, return type) and every recorded parameter (name, kind,
+  type, required-ness, default), positional ones in their places;
+* added: new operations; new parameters after the recorded positional ones (or
+  keyword-only), each with a default, which must mean the old behaviour, since
+  the log's older entries are applied with it; new hosted objects.
+
+Anything else is incompatible: removing or renaming an operation or parameter
+(the log may hold calls of it), changing a type (even widening one: an ``int``
+that becomes ``int | str``, or a return type, which retried calls and clients
+decode), a default, a kind (command into query) or a parameter's place, or a
+new required parameter.  Queries are held to the same rule as commands so that
+a proxy built from one node's schema works against every node.  Equality, or a
+one-sided extension that the whole cluster adopts at once, never "the remote
+lacks nothing" per node: a command one replica accepts and another does not
+know makes the replicas diverge -- go-agree's defect.
 """
 
 from __future__ import annotations

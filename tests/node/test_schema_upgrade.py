@@ -15,6 +15,7 @@ from agree.calls import Call, CallKind
 from agree.codec import CommandRecord, encode_command
 from agree.mutation import Mutation
 from agree.testing.cluster import MemoryCluster
+from agree.testing.models import KVStore
 
 
 class Counter(Replicated):
@@ -130,12 +131,11 @@ def test_reopening_with_an_incompatible_change_is_refused(
 # -- a rolling upgrade of a three-node cluster ---------------------------------------------------
 
 
-async def _eventually_callable(node: Any, deadline: float) -> int:
+async def _eventually(action: Any, deadline: float) -> Any:
     loop = asyncio.get_running_loop()
     while True:
         try:
-            result: int = await node.proxy("counter").reset()
-            return result
+            return await action()
         except UnknownMethodError:
             if loop.time() > deadline:
                 raise
@@ -176,7 +176,7 @@ async def test_rolling_upgrade_adopts_a_new_command_once_every_member_runs_it(
         node = await cluster.restart_node(old_id)
         await node.wait_ready()
         loop = asyncio.get_running_loop()
-        assert await _eventually_callable(node, loop.time() + 10) == 0
+        assert await _eventually(lambda: node.proxy("counter").reset(), loop.time() + 10) == 0
         assert await node.proxy("counter").add(7) == 7
         await cluster.wait_applied((await cluster.wait_leader()).host.applied_index)
         assert {n.host.objects["counter"].value for n in cluster.running()} == {7}  # type: ignore[attr-defined]
@@ -237,5 +237,48 @@ async def test_a_new_parameter_is_refused_until_every_member_has_it(tmp_path: Pa
             except UnknownMethodError:
                 assert loop.time() < deadline
                 await asyncio.sleep(0.02)
+    finally:
+        await cluster.stop()
+
+
+async def test_a_new_object_is_callable_once_every_member_hosts_it(tmp_path: Path) -> None:
+    cluster = MemoryCluster(tmp_path, {"counter": Counter})
+    await cluster.start()
+    try:
+        await (await cluster.wait_leader()).wait_ready()
+        for i, node_id in enumerate(("n1", "n2", "n3")):
+            cluster.node_objects[node_id] = {"counter": Counter, "kv": KVStore}
+            node = await cluster.restart_node(node_id)
+            await node.wait_ready()
+            if i < 2:
+                with pytest.raises(UnknownMethodError) as info:
+                    await node.proxy("kv").set("a", "1")
+                assert "has not adopted the object 'kv'" in str(info.value)
+                assert "'n3'" in str(info.value) and f"'{node_id}'" not in str(info.value)
+                assert all(n.failure is None for n in cluster.running())
+        loop = asyncio.get_running_loop()
+        kv = cluster.nodes["n2"].proxy("kv")
+        await _eventually(lambda: kv.set("a", "1"), loop.time() + 10)
+        assert await kv.get("a") == "1"
+    finally:
+        await cluster.stop()
+
+
+async def test_removing_the_last_old_member_adopts_what_the_others_run(tmp_path: Path) -> None:
+    cluster = MemoryCluster(tmp_path, {"counter": Counter})
+    await cluster.start()
+    try:
+        await (await cluster.wait_leader()).wait_ready()
+        for node_id in ("n1", "n2"):
+            cluster.node_objects[node_id] = {"counter": CounterWithReset}
+            await (await cluster.restart_node(node_id)).wait_ready()
+        n1 = cluster.nodes["n1"]
+        with pytest.raises(UnknownMethodError, match="nodes 'n3' have not announced"):
+            await n1.proxy("counter").reset()
+        await cluster.stop_node("n3")
+        leader = await cluster.wait_leader(among=["n1", "n2"])
+        await leader.remove_member("n3")
+        loop = asyncio.get_running_loop()
+        assert await _eventually(lambda: n1.proxy("counter").reset(), loop.time() + 10) == 0
     finally:
         await cluster.stop()
