@@ -158,6 +158,7 @@ async def test_rolling_upgrade_adopts_a_new_command_once_every_member_runs_it(
             cluster.node_objects[follower] = {"counter": CounterWithReset}
             node = await cluster.restart_node(follower)
             await node.wait_ready()
+            await cluster.wait_applied(node.host.applied_index)  # its announcement, everywhere
             assert node.failure is None
             # Its old operations work alongside the old nodes.
             assert await node.proxy("counter").add(1) == 4 + i
@@ -169,13 +170,17 @@ async def test_rolling_upgrade_adopts_a_new_command_once_every_member_runs_it(
             assert all(f"'{n}'" in message for n in lacking), message
             assert f"'{follower}'" not in message
         # The old leader's code knows no "reset": nothing of it was ever committed for it.
+        await cluster.wait_applied(cluster.nodes[old_id].host.applied_index)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while len(applied_by_old_code) < 3 and loop.time() < deadline:  # delivered in a thread
+            await asyncio.sleep(0.02)
         assert [m.method for m in applied_by_old_code] == ["add", "add", "add"]
         assert all(m.error is None for m in applied_by_old_code)
         # Last, the leader: a follower running the new code takes over.
         cluster.node_objects[old_id] = {"counter": CounterWithReset}
         node = await cluster.restart_node(old_id)
         await node.wait_ready()
-        loop = asyncio.get_running_loop()
         assert await _eventually(lambda: node.proxy("counter").reset(), loop.time() + 10) == 0
         assert await node.proxy("counter").add(7) == 7
         await cluster.wait_applied((await cluster.wait_leader()).host.applied_index)
@@ -250,6 +255,7 @@ async def test_a_new_object_is_callable_once_every_member_hosts_it(tmp_path: Pat
             cluster.node_objects[node_id] = {"counter": Counter, "kv": KVStore}
             node = await cluster.restart_node(node_id)
             await node.wait_ready()
+            await cluster.wait_applied(node.host.applied_index)
             if i < 2:
                 with pytest.raises(UnknownMethodError) as info:
                     await node.proxy("kv").set("a", "1")
@@ -273,6 +279,7 @@ async def test_removing_the_last_old_member_adopts_what_the_others_run(tmp_path:
             cluster.node_objects[node_id] = {"counter": CounterWithReset}
             await (await cluster.restart_node(node_id)).wait_ready()
         n1 = cluster.nodes["n1"]
+        await cluster.wait_applied(cluster.nodes["n2"].host.applied_index)
         with pytest.raises(UnknownMethodError, match="nodes 'n3' have not announced"):
             await n1.proxy("counter").reset()
         await cluster.stop_node("n3")
