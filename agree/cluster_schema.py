@@ -195,12 +195,20 @@ def check_adopted(
     apply a call its code does not have.  A cluster that recorded nothing yet (its first
     leader's announcement is not applied here yet) refuses nothing.  ``applying``: the check
     of a committed entry, which every replica makes alike."""
-    done = "it was refused as it applied, by every replica alike" if applying else (
-        "nothing was proposed"
-    )
     if not recorded:
         return
     schema = recorded.get(obj)
+    operation = None if schema is None else schema["operations"].get(method)
+    if operation is not None:  # the usual case: a quick look at what the call passes
+        params = operation["params"]
+        positional = [p["name"] for p in params if p["kind"] == "positional_or_keyword"]
+        if len(args) <= len(positional) and (
+            not kwargs or set(kwargs) <= {p["name"] for p in params}
+        ):
+            return
+    done = "it was refused as it applied, by every replica alike" if applying else (
+        "nothing was proposed"
+    )
     nodes = sorted(n for n in announced if not members or n in members)
     if schema is None:
         lacking = [n for n in nodes if obj not in announced[n]]
@@ -208,7 +216,6 @@ def check_adopted(
             f"{obj}.{method}: the cluster has not adopted the object {obj!r} yet"
             + _lacking(lacking, f"hosts {obj!r}", done)
         )
-    operation = schema["operations"].get(method)
     if operation is None:
         lacking = [
             n for n in nodes if method not in announced[n].get(obj, {}).get("operations", {})
@@ -217,13 +224,8 @@ def check_adopted(
             f"{obj}.{method}: the cluster has not adopted {method!r} yet"
             + _lacking(lacking, f"has {obj}.{method}", done)
         )
-    params = operation["params"]
-    positional = [p["name"] for p in params if p["kind"] == "positional_or_keyword"]
-    known = {p["name"] for p in params}
-    passed = positional[: len(args)] if len(args) <= len(positional) else None
-    unknown = sorted(set(kwargs) - known)
-    if passed is not None and not unknown:
-        return
+    unknown = sorted(set(kwargs) - {p["name"] for p in params})
+    passed = None if len(args) > len(positional) else positional[: len(args)]
     new = unknown or [f"#{len(positional) + 1} (positional)"]
     lacking = []
     for n in nodes:
