@@ -299,8 +299,13 @@ class Node:
             if leader is not None and leader != self.id:
                 try:
                     assert self._transport is not None
-                    await self._transport.forward(leader, call, 4 * wait)
-                except AgreeError as exc:
+                    outcome = await self._transport.forward(leader, call, 4 * wait)
+                    # Applied there: once it is applied here too, the loop ends (a slow apply
+                    # here must not announce twice).
+                    await asyncio.wait_for(self.driver.wait_applied(outcome.index), 4 * wait)
+                    if host.announced():
+                        return
+                except (AgreeError, TimeoutError) as exc:
                     log.debug("node %s: schema announcement not recorded yet: %s", self.id, exc)
             deadline = asyncio.get_running_loop().time() + wait
             with contextlib.suppress(AgreeError):

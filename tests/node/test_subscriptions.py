@@ -268,6 +268,8 @@ async def test_resuming_from_before_a_restored_snapshot_is_refused(tmp_path: Pat
         for _ in range(5):
             await c.add(1)
         node_id = next(n for n in cluster.ids if n != leader.id)
+        for n in cluster.running():  # each node's schema announcement is in the log
+            await n.wait_ready(WAIT)
         await cluster.wait_applied(leader.host.applied_index)
         snap_index = await cluster.nodes[node_id].snapshot()
         node = await cluster.restart_node(node_id)
