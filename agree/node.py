@@ -307,14 +307,14 @@ class Node:
                         return
                 except (AgreeError, TimeoutError) as exc:
                     log.debug("node %s: schema announcement not recorded yet: %s", self.id, exc)
-            deadline = asyncio.get_running_loop().time() + wait
+            deadline = self._clock.monotonic() + wait
             with contextlib.suppress(AgreeError):
                 await self._wait_leader_change(deadline)
 
     async def _record_announcement(self, call: Call, deadline: float) -> Outcome:
         """As the leader, propose a forwarded announcement and answer once it applied."""
         data = record_from_args(call.args)
-        remaining = deadline - asyncio.get_running_loop().time()
+        remaining = deadline - self._clock.monotonic()
         try:
             outcome: Outcome = await asyncio.wait_for(
                 self._require_leader().propose(data), remaining
