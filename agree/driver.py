@@ -15,10 +15,11 @@ import collections
 import heapq
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agree import unsafe
 from agree.calls import Outcome
 from agree.clock import Clock, SystemClock
 from agree.errors import AgreeError, NotLeaderError, ProposalLost, UnavailableError
@@ -102,7 +103,12 @@ class Driver:
         snapshot_bytes: int,
         on_conf_change: Callable[[ConfChange], None] | None = None,
         on_leader: Callable[[], None] | None = None,
+        addresses: Mapping[str, str] | None = None,
     ) -> None:
+        """``addresses``: how this node reaches members (its NODES setting); they take
+        precedence over the addresses replicated in the membership, which are the view of
+        whichever node proposed or snapshotted them."""
+        self.addresses = dict(addresses or {})
         self.on_leader = on_leader
         self.raft = raft
         self.store = store
@@ -131,6 +137,7 @@ class Driver:
         self._deferred_hs: HardState | None = None  # a commit-only change not yet written
         self._snapshot_waiters: list[asyncio.Future[int]] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self._saving_behind: asyncio.Future[None] | None = None  # unsafe.ACK_BEFORE_DURABLE
         self._stopping = False
         self.failure: BaseException | None = None
 
@@ -211,6 +218,9 @@ class Driver:
     def read_index(self) -> asyncio.Future[int]:
         """Resolves with a read index once it is confirmed and applied here (§6.4)."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if unsafe.LOCAL_READS:  # the negative control: no ReadIndex round, a stale read
+            fut.set_result(self.host.applied_index)
+            return fut
         self._push(ReadIndex(fut))
         return fut
 
@@ -276,7 +286,12 @@ class Driver:
             # A commit-only hard state deferred earlier rides along with this write.
             hs = rd.hard_state if rd.hard_state is not None else self._deferred_hs
             started = now()
-            await self.store.save(hard_state=hs, entries=rd.entries, snapshot=rd.snapshot)
+            if unsafe.ACK_BEFORE_DURABLE and rd.snapshot is None:
+                self._save_behind(hs, rd.entries)  # the negative control: ack, store later
+            else:
+                if self._saving_behind is not None:
+                    await self._saving_behind
+                await self.store.save(hard_state=hs, entries=rd.entries, snapshot=rd.snapshot)
             self._deferred_hs = None
             if observed:
                 self.observer.persisted(entries=len(rd.entries), seconds=now() - started)
@@ -295,6 +310,8 @@ class Driver:
             async with self.host.lock.held():
                 if rd.snapshot is not None:
                     self.host.restore(rd.snapshot.data)
+                    # The snapshot's membership may name members this node has not heard of.
+                    self.transport.update_peers(self.peer_addresses())
                     self._snapshot_jumped(rd.snapshot.meta.index)
                 for entry in rd.committed_entries:
                     self._apply(entry)
@@ -314,6 +331,22 @@ class Driver:
             or self._since_snapshot_bytes >= self.snapshot_bytes
         ):
             await self._take_snapshot()
+
+    def _save_behind(self, hs: HardState | None, entries: Sequence[Entry]) -> None:
+        """unsafe.ACK_BEFORE_DURABLE only: store in the background, after the previous save."""
+        previous = self._saving_behind
+
+        async def save() -> None:
+            if previous is not None:
+                await previous
+            await self.store.save(hard_state=hs, entries=entries, snapshot=None)
+
+        self._saving_behind = asyncio.ensure_future(save())
+
+    def peer_addresses(self) -> dict[str, str]:
+        """The members' addresses as this node reaches them: its own settings first."""
+        members = self.host.members
+        return {m: self.addresses.get(m, url) for m, url in members.items()}
 
     def _step_inbox(self) -> None:
         raft = self.raft
@@ -393,7 +426,7 @@ class Driver:
             change = self.host.apply_conf_change(entry)
             result = entry.index
             if change is not None:
-                self.transport.update_peers(self.host.members)
+                self.transport.update_peers(self.peer_addresses())
                 if self.on_conf_change is not None:
                     self.on_conf_change(change)
         else:

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agree import unsafe
 from agree.calls import Call, CallKind, Outcome, check_timeout
 from agree.clock import Clock, SystemClock
 from agree.cluster_schema import (
@@ -182,13 +183,15 @@ class Node:
             return
         settings = self.settings
         objects = self._build_objects()
+        unsafe.refuse_unless_allowed()
         store = AsyncLogStore(
             await asyncio.to_thread(
                 open_store,
                 settings.store_url(),
                 auto_migrate=settings.AUTO_MIGRATE,
                 owner=self.id,
-            )
+            ),
+            commit_delay=settings.STORAGE_COMMIT_DELAY,
         )
         try:
             persisted = await store.load()
@@ -230,9 +233,10 @@ class Node:
             snapshot_entries=settings.SNAPSHOT_ENTRIES,
             snapshot_bytes=settings.SNAPSHOT_BYTES,
             on_leader=self._announce_schema,
+            addresses=settings.NODES,
         )
         self._store, self._host, self._hub, self._driver = store, host, hub, driver
-        transport.update_peers(host.members)
+        transport.update_peers(driver.peer_addresses())
         await transport.start(self)
         await driver.start()
         self._started = True

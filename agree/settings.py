@@ -89,6 +89,7 @@ _EXPECTED: Final[Mapping[str, str]] = {
     "TLS_CA": "the path of a PEM CA certificate file, or None",
     "AUTO_MIGRATE": "True or False (true or false with -s)",
     "SQLITE_SYNCHRONOUS": "'FULL' (durable) or 'NORMAL' (faster, unsafe under power loss)",
+    "STORAGE_COMMIT_DELAY": "a number of seconds >= 0 (testing only; 0 in production)",
     "LOG_LEVEL": "one of 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'",
 }
 
@@ -131,6 +132,7 @@ class Settings(BaseModel):
     REQUEST_TIMEOUT: float = defaults.REQUEST_TIMEOUT
     AUTO_MIGRATE: bool = defaults.AUTO_MIGRATE
     SQLITE_SYNCHRONOUS: SqliteSynchronous = defaults.SQLITE_SYNCHRONOUS
+    STORAGE_COMMIT_DELAY: float = defaults.STORAGE_COMMIT_DELAY
     LOG_LEVEL: LogLevel = defaults.LOG_LEVEL
 
     # -- construction ---------------------------------------------------------------------
@@ -258,6 +260,17 @@ class Settings(BaseModel):
     @classmethod
     def _check_seconds(cls, value: float, info: pydantic.ValidationInfo) -> float:
         return _positive(info.field_name, value)
+
+    @field_validator("STORAGE_COMMIT_DELAY")
+    @classmethod
+    def _check_delay(cls, value: float, info: pydantic.ValidationInfo) -> float:
+        if not value >= 0:  # also refuses NaN
+            raise ConfigurationError(
+                f"STORAGE_COMMIT_DELAY is {value!r}; it must be "
+                f"{_EXPECTED['STORAGE_COMMIT_DELAY']}",
+                setting="STORAGE_COMMIT_DELAY",
+            )
+        return float(value)
 
     @field_validator(
         "ELECTION_TICKS",

@@ -87,5 +87,9 @@ AUTO_MIGRATE: bool = False
 # a vote it cast or entries it acknowledged.
 SQLITE_SYNCHRONOUS: Literal["FULL", "NORMAL"] = "FULL"
 
+# Testing only: seconds the store sleeps before each commit, to model a slow
+# disk in fault-injection runs (agree.testing.chaos).  Leave it at 0.
+STORAGE_COMMIT_DELAY: float = 0.0
+
 # Level of the "agree" logger: DEBUG, INFO, WARNING, ERROR or CRITICAL.
 LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

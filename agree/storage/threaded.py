@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -33,10 +34,14 @@ class AsyncLogStore:
         *,
         thread_name: str = "agree-storage",
         executor: concurrent.futures.ThreadPoolExecutor | None = None,
+        commit_delay: float = 0.0,
     ) -> None:
         """``executor``: a one-thread executor to share (an :class:`AsyncStorage`'s); the
-        store then leaves it running when it closes."""
+        store then leaves it running when it closes.  ``commit_delay``: testing only
+        (STORAGE_COMMIT_DELAY), seconds the worker sleeps before each save, as a slow disk
+        would take to commit."""
         self._store = store
+        self._commit_delay = commit_delay
         self._owns_executor = executor is None
         self._executor = executor or concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=thread_name
@@ -64,11 +69,19 @@ class AsyncLogStore:
         entries: Sequence[Entry],
         snapshot: Snapshot | None = None,
     ) -> None:
-        await self._run(
-            functools.partial(
-                self._store.save, hard_state=hard_state, entries=entries, snapshot=snapshot
-            )
+        save = functools.partial(
+            self._store.save, hard_state=hard_state, entries=entries, snapshot=snapshot
         )
+        delay = self._commit_delay
+        if delay:
+
+            def slow_save() -> None:
+                time.sleep(delay)  # in the storage thread, where a slow fsync would block
+                save()
+
+            await self._run(slow_save)
+        else:
+            await self._run(save)
 
     async def compact(self, snapshot: Snapshot) -> None:
         await self._run(functools.partial(self._store.compact, snapshot))
