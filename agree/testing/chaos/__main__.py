@@ -28,6 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(ALL_FAULTS),
         help=f"comma-separated fault kinds (default: all of {', '.join(ALL_FAULTS)})",
     )
+    parser.add_argument(
+        "--commit-delay",
+        type=float,
+        help="every node's STORAGE_COMMIT_DELAY in seconds (default: one slow disk by seed)",
+    )
     parser.add_argument("--dir", type=Path, help="work directory (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("-v", "--verbose", action="store_true", help="print faults as they happen")
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             kinds=kinds,
             env=env,
             keep=args.keep,
+            commit_delay=args.commit_delay,
         )
     )
     faults = ", ".join(f"{k}={v}" for k, v in sorted(report.faults.items()))

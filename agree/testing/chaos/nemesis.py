@@ -36,7 +36,15 @@ NETWORK_FAULTS = (
     "slow-link",
     "reset",
 )
-PROCESS_FAULTS = ("kill", "kill-leader", "pause", "pause-leader", "membership", "transfer")
+PROCESS_FAULTS = (
+    "kill",
+    "kill-leader",
+    "kill-majority",
+    "pause",
+    "pause-leader",
+    "membership",
+    "transfer",
+)
 ALL_FAULTS = NETWORK_FAULTS + PROCESS_FAULTS
 
 
@@ -151,6 +159,21 @@ class Nemesis:
             self.note(f"SIGKILL {node}")
             await self._hold(1, 5)
             c.start_node(node)
+        elif kind == "kill-majority":
+            # The leader and enough others to lose the quorum, at once (Jepsen's kill of a
+            # majority); restarted in random order.
+            rest = [n for n in ids if n != leader]
+            rng.shuffle(rest)
+            victims = ([leader] if leader else []) + rest
+            victims = victims[: len(ids) // 2 + 1]
+            for node in victims:
+                c.kill(node)
+            self.note(f"SIGKILL {victims}")
+            await self._hold(1, 3)
+            rng.shuffle(victims)
+            for node in victims:
+                c.start_node(node)
+                await asyncio.sleep(rng.uniform(0, c.election_timeout))
         elif kind in ("pause", "pause-leader"):
             node = leader if kind == "pause-leader" and leader else rng.choice(ids)
             c.pause(node)

@@ -47,6 +47,8 @@ class Report:
     directory: Path | None = None
     notes: list[str] = field(default_factory=list)
     converged_after: float | None = None
+    kinds: tuple[str, ...] = ALL_FAULTS
+    commit_delay: float | None = None
 
     def summary(self) -> str:
         return (
@@ -98,7 +100,10 @@ async def run(
     tick: float = 0.05,
     check_time_limit: float = 60.0,
     keep: bool = False,
+    commit_delay: float | None = None,
 ) -> Report:
+    """``commit_delay``: every node's STORAGE_COMMIT_DELAY (default: one slow disk chosen by
+    the seed)."""
     rng = random.Random(seed)
     report = Report(seconds=seconds, nodes=nodes, seed=seed, database=database)
     workdir = directory or Path(tempfile.mkdtemp(prefix=f"agree-chaos-{seed}-"))
@@ -110,7 +115,12 @@ async def run(
         log.info("%7.2fs %s", stamp, text)
 
     options, static = node_options([f"n{i}" for i in range(1, nodes + 1)], rng, tick)
+    if commit_delay is not None:
+        for opts in options.values():
+            opts.commit_delay = commit_delay
     report.faults.update(static)
+    report.kinds = kinds
+    report.commit_delay = commit_delay
     cluster = ChaosCluster(
         workdir, nodes, database=Database(database, workdir), rng=rng, options=options, env=env
     )
@@ -186,10 +196,14 @@ async def run(
 
 def replay_command(report: Report, env: dict[str, str] | None = None) -> str:
     prefix = "".join(f"{k}={v} " for k, v in sorted((env or {}).items()))
-    db = " --database postgres" if report.database == "postgres" else ""
+    extra = " --database postgres" if report.database == "postgres" else ""
+    if set(report.kinds) != set(ALL_FAULTS):
+        extra += f" --faults {','.join(report.kinds)}"
+    if report.commit_delay is not None:
+        extra += f" --commit-delay {report.commit_delay:g}"
     return (
         f"{prefix}python -m agree.testing.chaos --seconds {report.seconds:g} "
-        f"--nodes {report.nodes} --seed {report.seed}{db}"
+        f"--nodes {report.nodes} --seed {report.seed}{extra}"
     )
 
 
