@@ -53,6 +53,9 @@ class _Subscriber:
         self.queue: collections.deque[MutationRecord] = collections.deque()
         self.maxsize = maxsize
         self.last_index = 0  # the last index delivered to the subscriber
+        # Resuming from index N on a node that has not applied N yet: what it applies below N
+        # is not for this subscriber (it saw those elsewhere).
+        self.after = 0
         self.error: AgreeError | None = None
         self.closed = False
         self.event = asyncio.Event()
@@ -164,7 +167,7 @@ class SubscriptionHub:
         if history.maxlen != 0:
             history.append(rec)
         for sub in self._subs:
-            if sub.matches(rec):
+            if rec.index > sub.after and sub.matches(rec):
                 sub.offer(rec)
         self._subs = [s for s in self._subs if not s.closed]
 
@@ -191,7 +194,7 @@ class SubscriptionHub:
     ) -> _Subscriber:
         sub = _Subscriber(object, method, maxsize)
         if from_index is not None:
-            sub.last_index = from_index - 1
+            sub.last_index = sub.after = from_index - 1
             if from_index <= self._floor:
                 raise SubscriptionOverflowError(
                     f"cannot resume from index {from_index}: this node's state starts from a"

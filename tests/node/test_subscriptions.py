@@ -147,6 +147,22 @@ def test_resuming_from_before_the_first_mutation_loses_nothing() -> None:
     assert list(none_kept.stream(from_index=5)._sub.queue) == []
 
 
+def test_resuming_ahead_of_this_node_skips_what_it_applies_before_the_resume_point() -> None:
+    # Regression (found by agree.testing.chaos): a watcher resuming from index N on a node that
+    # was behind (restarted, or re-added and catching up) got the mutations that node applied
+    # below N -- ones it had already seen -- out of order.
+    def decode(rec: MutationRecord) -> Any:
+        return rec.index
+
+    hub = SubscriptionHub(decode, history=3)
+    for index in (1, 2):
+        hub.publish(MutationRecord("o", "m", [], {}, None, None, index, 1, 0))
+    s = hub.stream(from_index=6)
+    for index in range(3, 9):
+        hub.publish(MutationRecord("o", "m", [], {}, None, None, index, 1, 0))
+    assert [rec.index for rec in s._sub.queue] == [6, 7, 8]
+
+
 async def test_a_slow_stream_is_cut_off_and_commands_go_on(tmp_path: Path) -> None:
     async with MemoryCluster(tmp_path, OBJECTS) as cluster:
         leader = await cluster.wait_leader()
