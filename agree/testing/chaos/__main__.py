@@ -29,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated fault kinds (default: all of {', '.join(ALL_FAULTS)})",
     )
     parser.add_argument(
+        "--postgres-url",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="with --database postgres: the server (each node gets a schema of its own)",
+    )
+    parser.add_argument(
         "--commit-delay",
         type=float,
         help="every node's STORAGE_COMMIT_DELAY in seconds (default: one slow disk by seed)",
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             env=env,
             keep=args.keep,
             commit_delay=args.commit_delay,
+            postgres_url=args.postgres_url,
         )
     )
     faults = ", ".join(f"{k}={v}" for k, v in sorted(report.faults.items()))

@@ -183,9 +183,12 @@ class Nemesis:
         elif kind == "transfer":
             target = rng.choice(ids)
             self.note(f"transfer leadership to {target}")
-            async with AsyncClient(list(c.urls.values()), timeout=5) as client:
+            client = AsyncClient(list(c.urls.values()), timeout=5)
+            try:
                 with contextlib.suppress(AgreeError):
                     await client.transfer_leader(target)
+            finally:
+                await client.close()
         elif kind == "membership":
             await self._churn(leader)
 
@@ -209,13 +212,20 @@ class Nemesis:
             await self._hold(1, 3)
             c.start_node(node, join=True)
             self.note(f"add {node} back, empty")
-            for _ in range(5):
+            for _ in range(10):
+                # A fresh client each time: one that chased a leader through a dead address
+                # would keep trying it.
+                adder = AsyncClient(others, timeout=5)  # no connect(): it would chase leader_url
                 try:
-                    await client.add_member(node, c.urls[node])
+                    if node in await adder.members():
+                        break
+                    await adder.add_member(node, c.urls[node])
                     break
                 except AgreeError as exc:
                     self.note(f"add {node}: {exc!r}; retrying")
-                    await asyncio.sleep(c.election_timeout)
+                finally:
+                    await adder.close()
+                await asyncio.sleep(c.election_timeout)
         finally:
             await client.close()
 

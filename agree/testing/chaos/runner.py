@@ -101,6 +101,7 @@ async def run(
     check_time_limit: float = 60.0,
     keep: bool = False,
     commit_delay: float | None = None,
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432/test",
 ) -> Report:
     """``commit_delay``: every node's STORAGE_COMMIT_DELAY (default: one slow disk chosen by
     the seed)."""
@@ -122,7 +123,12 @@ async def run(
     report.kinds = kinds
     report.commit_delay = commit_delay
     cluster = ChaosCluster(
-        workdir, nodes, database=Database(database, workdir), rng=rng, options=options, env=env
+        workdir,
+        nodes,
+        database=Database(database, workdir, postgres_url),
+        rng=rng,
+        options=options,
+        env=env,
     )
     history = History()
     started = time.monotonic()
