@@ -79,7 +79,7 @@ class Nemesis:
         self.counts: Counter[str] = Counter()
         self.note = note
         self._stop = asyncio.Event()
-        self.killed: set[str] = set()
+        self.removed: set[str] = set()  # removed and not (yet) added back
 
     def _possible(self, kind: str) -> bool:
         n = len(self.cluster.ids)
@@ -207,34 +207,44 @@ class Nemesis:
                 if node in members:
                     self.note(f"remove {node} did not happen ({exc!r}); leaving it")
                     return
+            self.removed.add(node)
             c.kill(node)
             c.database.wipe(node)
             await self._hold(1, 3)
             c.start_node(node, join=True)
-            self.note(f"add {node} back, empty")
-            for _ in range(10):
-                # A fresh client each time: one that chased a leader through a dead address
-                # would keep trying it.
-                adder = AsyncClient(others, timeout=5)  # no connect(): it would chase leader_url
-                try:
-                    if node in await adder.members():
-                        break
-                    await adder.add_member(node, c.urls[node])
-                    break
-                except AgreeError as exc:
-                    self.note(f"add {node}: {exc!r}; retrying")
-                finally:
-                    await adder.close()
-                await asyncio.sleep(c.election_timeout)
+            await self._add_back(node)
         finally:
             await client.close()
 
-    async def heal(self) -> None:
-        """Every link healed, every paused node resumed, every dead node restarted."""
+    async def _add_back(self, node: str) -> None:
+        c = self.cluster
+        others = [c.urls[n] for n in c.ids if n != node]
+        self.note(f"add {node} back, empty")
+        for _ in range(10):
+            # A fresh client each time: one that chased a leader through a dead address
+            # would keep trying it.
+            adder = AsyncClient(others, timeout=5)  # no connect(): it would chase leader_url
+            try:
+                if node not in await adder.members():
+                    await adder.add_member(node, c.urls[node])
+                self.removed.discard(node)
+                return
+            except AgreeError as exc:
+                self.note(f"add {node}: {exc!r}; retrying")
+            finally:
+                await adder.close()
+            await asyncio.sleep(c.election_timeout)
+
+    async def heal(self, *, final: bool = False) -> None:
+        """Every link healed, every paused node resumed, every dead node restarted; ``final``:
+        every removed node added back too."""
         c = self.cluster
         c.network.heal()
         for node in list(c.paused):
             c.resume(node)
         for node in c.ids:
             if not c.running(node):
-                c.start_node(node)
+                c.start_node(node, join=node in self.removed)
+        if final:
+            for node in sorted(self.removed):
+                await self._add_back(node)

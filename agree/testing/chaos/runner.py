@@ -148,14 +148,17 @@ async def run(
         await asyncio.sleep(seconds)
         nemesis.stop()
         await chaos
-        await nemesis.heal()
+        await nemesis.heal(final=True)
         healed = time.monotonic()
         note("healed")
         await workload.stop_writers()
         report.faults.update(nemesis.counts)
         # All replicas must reach the same state within 10 election timeouts of the heal
         # (plus what restarting processes takes to load, which is not Raft's time).
-        await cluster.wait_ready([n for n in cluster.ids if cluster.running(n)], timeout=60)
+        if nemesis.removed:
+            report.anomalies.append(f"membership: {sorted(nemesis.removed)} could not be re-added")
+        members = [n for n in cluster.ids if n not in nemesis.removed]
+        await cluster.wait_ready(members, timeout=60)
         budget = 10 * cluster.election_timeout + (time.monotonic() - healed)
         ok, why = await _converge(cluster, healed + budget)
         if ok:
