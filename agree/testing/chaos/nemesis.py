@@ -159,13 +159,14 @@ class Nemesis:
             self.note(f"SIGKILL {node}")
             await self._hold(1, 5)
             c.start_node(node)
-        elif kind == "kill-majority":
-            # The leader and enough others to lose the quorum, at once (Jepsen's kill of a
-            # majority); restarted in random order.
+        elif kind in ("kill-majority", "kill-all"):
+            # The leader and enough others to lose the quorum (or every node), at once, as a
+            # power cut would; restarted in random order.
             rest = [n for n in ids if n != leader]
             rng.shuffle(rest)
             victims = ([leader] if leader else []) + rest
-            victims = victims[: len(ids) // 2 + 1]
+            if kind == "kill-majority":
+                victims = victims[: len(ids) // 2 + 1]
             for node in victims:
                 c.kill(node)
             self.note(f"SIGKILL {victims}")
