@@ -1,4 +1,4 @@
-"""Fault injection on real node processes, every history checked (``python -m agree.testing.chaos``).
+"""Fault injection on real node processes, every history checked: ``python -m agree.testing.chaos``.
 
 * :mod:`~agree.testing.chaos.proxy`: a fault-injecting proxy per directed peer link, and the
   partition shapes;
