@@ -17,7 +17,7 @@ import random
 import types
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agree import unsafe
@@ -85,6 +85,10 @@ class NodeStatus:
     voters: tuple[str, ...]
     learners: tuple[str, ...]
     members: dict[str, str]
+    #: Leader only: member -> the highest log index known to be replicated on it.
+    match_index: dict[str, int] = field(default_factory=dict)
+    #: Member -> seconds since this node last received a message from it.
+    last_contact: dict[str, float] = field(default_factory=dict)
 
 
 def bootstrap_state(nodes: Mapping[str, str]) -> PersistedState:
@@ -169,6 +173,8 @@ class Node:
         self._hub: SubscriptionHub | None = None
         self._started = False
         self._announcer: asyncio.Task[None] | None = None
+        # Peer -> monotonic time of its last message, for the operators' view of liveness.
+        self._last_heard: dict[str, float] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def __aenter__(self) -> Node:
@@ -363,6 +369,7 @@ class Node:
 
     # -- transport handler ----------------------------------------------------------------------
     def receive(self, message: Message) -> None:
+        self._last_heard[message.src] = self._clock.monotonic()
         if self._driver is not None:
             self._driver.receive(message)
 
@@ -644,6 +651,7 @@ class Node:
     def status(self) -> NodeStatus:
         raft = self.driver.raft
         conf = raft.conf
+        now = self._clock.monotonic()
         return NodeStatus(
             id=self.id,
             role=self.driver.soft_state.role.value,
@@ -655,6 +663,12 @@ class Node:
             voters=tuple(sorted(conf.voters)),
             learners=tuple(sorted(conf.learners)),
             members=dict(self.host.members),
+            match_index={peer: match for peer, (match, _) in raft.status().progress.items()},
+            last_contact={
+                peer: round(now - heard, 3)
+                for peer, heard in self._last_heard.items()
+                if peer in self.host.members
+            },
         )
 
     def _not_leader(self) -> NotLeaderError:

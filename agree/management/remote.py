@@ -39,6 +39,14 @@ def remote_client(command: BaseCommand, options: dict[str, Any]) -> Client:
     """A client for the cluster the options (or the settings) name."""
     from agree.client import Client
 
+    urls, token, context = connection(command, options)
+    return Client(urls, token=token, timeout=options.get("timeout") or 10.0, ssl=context)
+
+
+def connection(
+    command: BaseCommand, options: dict[str, Any]
+) -> tuple[list[str], str | None, ssl.SSLContext | None]:
+    """The URLs, token and TLS context the options (or the settings) name."""
     urls: list[str] = list(options.get("url") or [])
     context: ssl.SSLContext | None = None
     if command.settings_given(options):
@@ -55,7 +63,7 @@ def remote_client(command: BaseCommand, options: dict[str, Any]) -> Client:
             "--settings MODULE (or AGREE_SETTINGS_MODULE) so that NODES is used"
         )
     token = options.get("token") or os.environ.get(TOKEN_ENV) or None
-    return Client(urls, token=token, timeout=options.get("timeout") or 10.0, ssl=context)
+    return urls, token, context
 
 
 def _cluster_settings(command: BaseCommand, options: dict[str, Any]) -> Settings:

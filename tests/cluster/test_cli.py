@@ -46,7 +46,8 @@ def test_cluster_commands(process_cluster: Callable[..., ProcessCluster]) -> Non
         return out.getvalue()
 
     status = json.loads(run("status", "--json"))
-    assert (status["id"], status["role"]) == ("n1", "leader")
+    assert status["leader_id"] == "n1"
+    assert status["members"]["n1"]["role"] == "leader"
     assert "leader: n1" in run("status")
     assert json.loads(run("call", "ledger.append", '"from-cli"')) == 1
     assert json.loads(run("call", "ledger.append", "plain-text")) == 2
@@ -60,6 +61,8 @@ def test_cluster_commands(process_cluster: Callable[..., ProcessCluster]) -> Non
     assert "append" in json.loads(run("schema", "--json"))["ledger"]["operations"]
     assert run("snapshot").startswith("Snapshot at index ")
     assert run("transfer-leader", "n1") == "n1 is the leader.\n"
+    with pytest.raises(CommandError, match=r"^Overdrawn: balance 0 < 5$"):
+        run("call", "ledger.take", "5")
     with pytest.raises(agree.UnknownMethodError):
         run("call", "ledger.apend", '"x"')
     with pytest.raises(agree.PermissionDeniedError):
