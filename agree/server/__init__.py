@@ -7,5 +7,5 @@ client API and the operations endpoints.  Its modules load aiohttp.
   leader transfer, watch, health, metrics);
 * :mod:`agree.server.peer` is the peer transport's route (mounted with ``add_peer_routes``);
 * :mod:`agree.server.auth` checks client tokens; :mod:`agree.server.metrics` exposes Prometheus
-  metrics.
+  metrics; :mod:`agree.server.dashboard` serves the live cluster dashboard at ``/``.
 """

@@ -184,10 +184,14 @@ def create_app(
     The peer transport's routes are added by the caller (``add_peer_routes``) before the app
     starts; ``transport`` (the node's peer transport) lets /metrics report its counters.
     """
-    from agree.server import client_api
+    from agree.server import client_api, dashboard
 
     settings = node.settings
-    app = web.Application(client_max_size=settings.MAX_BODY_BYTES, middlewares=[error_middleware])
+    # The CORS middleware is outermost so that error answers carry its header too.
+    app = web.Application(
+        client_max_size=settings.MAX_BODY_BYTES,
+        middlewares=[dashboard.cors_middleware, error_middleware],
+    )
     app[NODE] = node
     app[TOKENS] = TokenChecker(settings.TOKENS)
     app[METRICS] = Metrics(node, transport)
@@ -195,6 +199,7 @@ def create_app(
     app[GRACE] = settings.REQUEST_TIMEOUT
     app[OWNS_NODE] = start_node
     app.add_routes(client_api.routes)
+    app.add_routes(dashboard.routes)
     if start_node:
         app.cleanup_ctx.append(_node_lifetime)
     app.cleanup_ctx.append(_watch_leader)

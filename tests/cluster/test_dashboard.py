@@ -1,0 +1,65 @@
+"""The dashboard in a real headless Chromium: open it on a three-node cluster, see three nodes,
+a leader and a mutation arrive in the feed; SIGKILL a node and see the page mark it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cdp import Browser, chromium_path
+from processes import ProcessCluster, http
+
+pytest.importorskip("agree.transport.aiohttp", reason="needs the network peer transport")
+
+CHROMIUM = chromium_path()
+if CHROMIUM is None:
+    if os.environ.get("CI") == "true":
+        raise RuntimeError("CI must install chromium (.ci/run does: apt-get install -y chromium)")
+    pytest.skip("no chromium here (apt-get install -y chromium)", allow_module_level=True)
+
+ROWS = "document.querySelectorAll('#members tbody tr[data-node]')"
+
+
+def role_of(node_id: str) -> str:
+    return f"(document.querySelector('#members tr[data-node={node_id}]') || {{}}).dataset?.role"
+
+
+async def test_dashboard_shows_the_cluster_and_a_killed_node(
+    process_cluster: Callable[..., ProcessCluster], tmp_path: Path
+) -> None:
+    assert CHROMIUM is not None
+    cluster = process_cluster(3)
+    cluster.start_all()
+    leader = cluster.leader()
+    page_node = next(i for i in cluster.ids if i != leader)
+    victim = next(i for i in cluster.ids if i not in (leader, page_node))
+
+    status, body = http("GET", cluster.urls[page_node] + "/")
+    assert status == 200 and "<title>agree cluster</title>" in body
+    # Self-contained: no script, style sheet or image is loaded from anywhere.
+    assert "src=" not in body and "<link" not in body and "@import" not in body
+
+    async with Browser(CHROMIUM) as browser:
+        page = await browser.open(cluster.urls[page_node] + "/")
+        await page.wait_for(f"{ROWS}.length === 3")
+        await page.wait_for(f"document.getElementById('leader').textContent === {leader!r}")
+        assert await page.evaluate(role_of(leader)) == "leader"
+        await page.wait_for(f"{role_of(victim)} === 'follower'")
+        assert await page.evaluate("document.getElementById('self').textContent") == page_node
+        assert await page.evaluate("!!document.querySelector('[data-object=ledger]')")
+
+        # A mutation anywhere in the cluster appears in the live feed without a reload.
+        code, answer = http(
+            "POST", cluster.urls[leader] + "/v1/objects/ledger/append", {"args": ["seen-live"]}
+        )
+        assert code == 200, answer
+        feed = "document.getElementById('feed').textContent"
+        await page.wait_for(f"{feed}.includes('ledger.append(\"seen-live\")')")
+
+        cluster.kill(victim)
+        await page.wait_for(f"{role_of(victim)} === 'unreachable'")
+        assert await page.evaluate(f"{ROWS}.length") == 3
+        assert await page.evaluate(role_of(leader)) == "leader"
+        await page.screenshot(Path(os.environ.get("AGREE_SCREENSHOT", tmp_path / "dashboard.png")))
