@@ -679,6 +679,31 @@ def _did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" — did you mean {by_folded[close[0]]!r}?" if close else ""
 
 
+def load_cluster_settings(
+    module: str | types.ModuleType | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Settings:
+    """The settings as seen from outside any one node (a client, ``check``, ``devcluster``):
+    as :func:`load_settings`, except that a missing NODE_ID with several NODES is taken to be
+    the first member instead of being an error."""
+    try:
+        return load_settings(module, overrides)
+    except ConfigurationError as exc:
+        if exc.setting != "NODE_ID":
+            raise
+    nodes: Any
+    if overrides and "NODES" in overrides:
+        nodes = _decode_override("NODES", overrides["NODES"])
+    else:
+        if module is None:
+            module = os.environ.get(SETTINGS_MODULE_ENV, "").strip() or None
+        if isinstance(module, str):
+            module = _import_settings_module(module, "--settings")
+        nodes = getattr(module, "NODES", defaults.NODES)
+    first = next(iter(nodes), None) if isinstance(nodes, Mapping) else None
+    return load_settings(module, overrides, NODE_ID=first)
+
+
 def _infer_node_id(data: Mapping[str, Any]) -> Mapping[str, Any]:
     """Fill a missing NODE_ID from a one-node NODES; a several-node NODES needs it said."""
     if data.get("NODE_ID") is not None:

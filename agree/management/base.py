@@ -141,3 +141,12 @@ class BaseCommand:
 
         overrides: Sequence[str] = options.get("overrides") or ()
         return load_settings(options.get("settings"), parse_overrides(overrides))
+
+    @staticmethod
+    def load_cluster_settings(options: dict[str, Any]) -> Settings:
+        """The settings for a command that acts on the whole cluster rather than as one node:
+        NODE_ID may be left out with several NODES (the first member is assumed)."""
+        from agree.settings import load_cluster_settings, parse_overrides
+
+        overrides: Sequence[str] = options.get("overrides") or ()
+        return load_cluster_settings(options.get("settings"), parse_overrides(overrides))

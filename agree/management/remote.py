@@ -8,7 +8,6 @@ the node's certificate (mutual TLS).
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import ssl
@@ -18,7 +17,6 @@ from agree.management.base import BaseCommand, CommandError, CommandParser
 
 if TYPE_CHECKING:
     from agree.client import Client
-    from agree.settings import Settings
 
 TOKEN_ENV = "AGREE_TOKEN"
 
@@ -50,7 +48,7 @@ def connection(
     urls: list[str] = list(options.get("url") or [])
     context: ssl.SSLContext | None = None
     if command.settings_given(options):
-        settings = _cluster_settings(command, options)
+        settings = command.load_cluster_settings(options)
         if not urls:
             urls = [settings.node_url(), *settings.peers().values()]
         if settings.TLS_CERT is not None and settings.TLS_KEY is not None:
@@ -64,28 +62,6 @@ def connection(
         )
     token = options.get("token") or os.environ.get(TOKEN_ENV) or None
     return urls, token, context
-
-
-def _cluster_settings(command: BaseCommand, options: dict[str, Any]) -> Settings:
-    """The settings, for reaching the cluster: a settings module shared by every node names no
-    NODE_ID, and any member will do (the client asks them in turn)."""
-    from agree.errors import ConfigurationError
-    from agree.settings import SETTINGS_MODULE_ENV, load_settings, parse_overrides
-
-    try:
-        return command.load_settings(options)
-    except ConfigurationError as exc:
-        if exc.setting != "NODE_ID":
-            raise
-        overrides = parse_overrides(options.get("overrides") or ())
-        module = options.get("settings") or os.environ.get(SETTINGS_MODULE_ENV) or None
-        if "NODES" in overrides:
-            nodes = json.loads(overrides["NODES"])
-        else:
-            nodes = getattr(importlib.import_module(module), "NODES", None) if module else None
-        if not isinstance(nodes, dict) or not nodes:
-            raise
-        return load_settings(module, overrides, NODE_ID=next(iter(nodes)))
 
 
 def dumps(value: Any) -> str:
