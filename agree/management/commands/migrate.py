@@ -5,7 +5,8 @@ any are pending, for deploy scripts that must not start a node on an old schema.
 REVISION`` first records that a database with no migration record already has the tables of
 REVISION (made without this command, or whose record was lost), then migrates from there.
 The database is ``--database-url``, else the DATABASE_URL of the settings (``--settings``,
-``$AGREE_SETTINGS_MODULE``, ``-s``), for ``--node`` or the settings' NODE_ID.
+``$AGREE_SETTINGS_MODULE``, ``-s``), for ``--node`` or the settings' NODE_ID; ``--all`` migrates
+the database of every node of NODES in turn (a project whose nodes all run on this machine).
 """
 
 from __future__ import annotations
@@ -28,10 +29,16 @@ class Command(BaseCommand):
             help="the node's database, e.g. sqlite:///agree-data/n1.db (default: DATABASE_URL "
             "from the settings)",
         )
-        parser.add_argument(
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument(
             "--node",
             metavar="NODE_ID",
             help="with settings: migrate this node's database (default: the settings' NODE_ID)",
+        )
+        which.add_argument(
+            "--all",
+            action="store_true",
+            help="with settings: migrate the database of every node of NODES",
         )
         parser.add_argument(
             "--stamp",
@@ -58,10 +65,34 @@ class Command(BaseCommand):
                 "no database to migrate: pass --database-url URL, or name the settings with "
                 "--settings MODULE (or AGREE_SETTINGS_MODULE) so that DATABASE_URL is used"
             )
-        return self.load_settings(options).database_url_for_node(options.get("node"))
+        node = options.get("node")
+        if node:
+            # The settings may name several nodes and none as this one (a project's settings):
+            # --node says whose database it is.
+            return self.load_cluster_settings(options).database_url_for_node(node)
+        return self.load_settings(options).database_url_for_node()
 
     def handle(self, **options: Any) -> int | None:
-        url = self.database_url(options)
+        if options.get("all"):
+            if options.get("database_url") or not self.settings_given(options):
+                raise CommandError(
+                    "--all migrates the nodes of the settings' NODES; name the "
+                    "settings and leave out --database-url"
+                )
+            settings = self.load_cluster_settings(options)
+            status = None
+            for node_id in settings.NODES:
+                self.stdout.write(f"Node {node_id}:")
+                status = (
+                    self.migrate_one(
+                        settings.replace(NODE_ID=node_id).database_url_for_node(), options
+                    )
+                    or status
+                )
+            return status
+        return self.migrate_one(self.database_url(options), options)
+
+    def migrate_one(self, url: str, options: dict[str, Any]) -> int | None:
         if url.startswith(MEMORY_URL):
             raise CommandError(f"{url} is an in-memory store; it has no tables to migrate")
         shown = display_url(url)
