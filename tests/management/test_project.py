@@ -126,7 +126,7 @@ def test_check_findings_have_ids_and_hints(project: tuple[str, Path], tmp_path: 
         "-s",
         "CLUSTER_SECRET=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
         "-s",
-        'OBJECTS={"counter": "%s.models.Counter", "gone": "%s.models.Missing"}' % (name, name),
+        "OBJECTS=" + json.dumps({"counter": f"{name}.models.Counter", "gone": f"{name}.x.Gone"}),
         "-s",
         f"TLS_CERT={tmp_path}/missing.pem",
         "-s",
