@@ -9,11 +9,17 @@ from collections.abc import Callable
 from io import StringIO
 
 import pytest
-from processes import ProcessCluster
+from processes import ProcessCluster, http
 
 from agree.management import call_command
 
 pytest.importorskip("agree.transport.aiohttp", reason="needs the network peer transport")
+
+
+def call_text(*args: str) -> str:
+    out = StringIO()
+    call_command(args[0], *args[1:], stdout=out)
+    return out.getvalue()
 
 
 def test_status_lists_every_member_and_a_dead_one(
@@ -40,6 +46,25 @@ def test_status_lists_every_member_and_a_dead_one(
         assert member["url"] == cluster.urls[member_id]
         assert member["lag"] >= 0
         assert member["last_contact"] is not None
+
+    # The leader's own status says how far each member has replicated; a follower's does not.
+    _, leader_status = http("GET", cluster.urls[leader] + "/v1/status")
+    assert sorted(leader_status["match_index"]) == ["n1", "n2", "n3"]
+    assert sorted(leader_status["last_contact"]) == sorted(set(cluster.ids) - {leader})
+    follower = next(i for i in cluster.ids if i != leader)
+    assert http("GET", cluster.urls[follower] + "/v1/status")[1]["match_index"] == {}
+
+    # Hand leadership over and back through the commands, as an operator would.
+    other = next(i for i in cluster.ids if i != leader)
+    assert call_text("transfer-leader", other, "--url", cluster.urls[leader]) == (
+        f"{other} is the leader.\n"
+    )
+    assert status()[1]["leader_id"] == other
+    assert call_text("transfer-leader", leader, "--url", cluster.urls[other]) == (
+        f"{leader} is the leader.\n"
+    )
+    members = call_text("members", "list", "--url", cluster.urls[leader]).splitlines()
+    assert [line.split()[:2] for line in members] == [[i, "voter"] for i in cluster.ids]
 
     victim = next(i for i in cluster.ids if i != leader)
     cluster.kill(victim)
