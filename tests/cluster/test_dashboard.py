@@ -63,3 +63,21 @@ async def test_dashboard_shows_the_cluster_and_a_killed_node(
         assert await page.evaluate(f"{ROWS}.length") == 3
         assert await page.evaluate(role_of(leader)) == "leader"
         await page.screenshot(Path(os.environ.get("AGREE_SCREENSHOT", tmp_path / "dashboard.png")))
+
+
+async def test_dashboard_with_tokens(process_cluster: Callable[..., ProcessCluster]) -> None:
+    """With TOKENS, the page sends ?token= as the Authorization header, also to the other
+    nodes (a cross-origin request with a preflight); without it, it reaches nothing."""
+    assert CHROMIUM is not None
+    token = "read-token-for-the-dashboard-0123"
+    cluster = process_cluster(3, TOKENS={token: "read"})
+    cluster.start_all()
+    async with Browser(CHROMIUM) as browser:
+        page = await browser.open(cluster.urls["n1"] + f"/?token={token}")
+        await page.wait_for(f"{ROWS}.length === 3")
+        await page.wait_for(
+            f"[...{ROWS}].every(r => ['leader', 'follower'].includes(r.dataset.role))"
+        )
+        denied = await browser.open(cluster.urls["n1"] + "/")
+        await denied.wait_for("document.getElementById('error').textContent.includes('token')")
+        assert await denied.evaluate(f"{ROWS}.length") == 0
