@@ -123,6 +123,13 @@ def _usage(out: TextIO) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``agree-manage`` console script.  Returns the process exit status."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        return _reader_gone()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     # A console script's sys.path starts with its bin directory; a project's settings module
     # (--settings mysite.settings) is found from the directory the user runs it in, as with
@@ -165,3 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
         return 1
     return int(status or 0)
+
+
+def _reader_gone() -> int:
+    """The output's reader went away (``agree-manage schema | head``): stop quietly, as a
+    command killed by SIGPIPE would, instead of a traceback.  Standard output is pointed at
+    /dev/null so that flushing it at exit does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + 13  # the shell's status for a process ended by SIGPIPE
