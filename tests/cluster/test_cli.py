@@ -32,7 +32,7 @@ def test_cluster_commands_from_a_shared_settings_module(
     monkeypatch.syspath_prepend(str(cluster.dir))
     out = StringIO()
     call_command("status", "--settings", module, "--json", stdout=out)
-    assert json.loads(out.getvalue())["id"] == "n1"
+    assert json.loads(out.getvalue())["leader_id"] == "n1"
 
 
 def test_cluster_commands(process_cluster: Callable[..., ProcessCluster]) -> None:
