@@ -67,10 +67,13 @@ class Page:
         return answer["result"].get("value")
 
     async def wait_for(self, expression: str, timeout: float = 30.0) -> Any:
-        """The value of ``expression`` once it is truthy; AssertionError after ``timeout``."""
+        """The value of ``expression`` once it is truthy; AssertionError after ``timeout``.
+
+        An expression that throws counts as falsy: the page may not have loaded yet."""
         deadline = time.monotonic() + timeout
+        guarded = f"(() => {{ try {{ return ({expression}); }} catch (e) {{ return false; }} }})()"
         while True:
-            value = await self.evaluate(expression)
+            value = await self.evaluate(guarded)
             if value:
                 return value
             if time.monotonic() > deadline:
