@@ -114,7 +114,7 @@ def test_migrate_node_of_a_several_node_settings_module(project: tuple[str, Path
     node whose database to migrate."""
     name, root = project
     call_command("migrate", "--node", "n2", "--settings", f"{name}.settings", stdout=StringIO())
-    assert sorted(p.name for p in (root / "data").iterdir()) == ["n2.db"]
+    assert sorted(p.name for p in (root / "data").glob("*.db")) == ["n2.db"]
 
 
 def test_check_findings_have_ids_and_hints(project: tuple[str, Path], tmp_path: Path) -> None:
