@@ -41,6 +41,12 @@ async def test_dashboard_shows_the_cluster_and_a_killed_node(
     # Self-contained: no script, style sheet or image is loaded from anywhere.
     assert "src=" not in body and "<link" not in body and "@import" not in body
 
+    # Made before the page opens: the feed starts a little in the past, so it shows it.
+    code, answer = http(
+        "POST", cluster.urls[leader] + "/v1/objects/ledger/append", {"args": ["before-open"]}
+    )
+    assert code == 200, answer
+
     async with Browser(CHROMIUM) as browser:
         page = await browser.open(cluster.urls[page_node] + "/")
         await page.wait_for(f"{ROWS}.length === 3")
@@ -57,6 +63,7 @@ async def test_dashboard_shows_the_cluster_and_a_killed_node(
         assert code == 200, answer
         feed = "document.getElementById('feed').textContent"
         await page.wait_for(f"{feed}.includes('ledger.append(\"seen-live\")')")
+        assert await page.evaluate(f"{feed}.includes('ledger.append(\"before-open\")')")
 
         cluster.kill(victim)
         await page.wait_for(f"{role_of(victim)} === 'unreachable'")
