@@ -68,7 +68,14 @@ def serve_node(module: str, node_id: str) -> None:
     def configure(app: web.Application, node: Node) -> None:
         async def run(request: web.Request) -> web.Response:
             body = await request.json()
-            result = await issue(node, int(body["window"]), int(body["n"]), int(body["payload"]))
+            result = await issue(
+                node,
+                int(body["window"]),
+                int(body["n"]),
+                int(body["payload"]),
+                str(body.get("op", "write")),
+                float(body.get("seconds", 1e9)),
+            )
             return web.json_response(result)
 
         app.router.add_post("/bench/run", run)
@@ -76,29 +83,40 @@ def serve_node(module: str, node_id: str) -> None:
     asyncio.run(serve(settings, host, port, configure=configure))
 
 
-async def issue(node: Any, window: int, n: int, payload: int) -> dict[str, Any]:
-    """``n`` commands with ``window`` in flight through the node's proxy; latencies in ms."""
+async def issue(
+    node: Any, window: int, n: int, payload: int, op: str = "write", seconds: float = 1e9
+) -> dict[str, Any]:
+    """``n`` commands (``op="write"``, ``KVStore.set``) or linearizable reads (``op="read"``,
+    ``KVStore.get``) with ``window`` in flight through the node's proxy, no new one started
+    after ``seconds``; latencies in ms."""
     kv = node.proxy("kv")
     value = "v" * payload
     latencies: list[float] = []
     next_i = 0
+    stop_at = time.perf_counter() + seconds
 
     async def worker() -> None:
         nonlocal next_i
-        while next_i < n:
+        while next_i < n and time.perf_counter() < stop_at:
             i = next_i
             next_i += 1
             started = time.perf_counter()
-            await kv.set(f"k{i % KEY_SPACE:04d}", value)
+            if op == "write":
+                await kv.set(f"k{i % KEY_SPACE:04d}", value)
+            else:
+                await kv.get(f"k{i % KEY_SPACE:04d}")
             latencies.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(min(window, n))))
-    elapsed = time.perf_counter() - started
+    return summary(latencies, time.perf_counter() - started)
+
+
+def summary(latencies: list[float], seconds: float) -> dict[str, Any]:
     latencies.sort()
     return {
-        "n": n,
-        "seconds": elapsed,
+        "n": len(latencies),
+        "seconds": seconds,
         "p50_ms": latencies[len(latencies) // 2],
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
     }
@@ -208,6 +226,13 @@ class Cluster:
     def cpu(self) -> float:
         return sum(cpu_seconds(p.pid) for p in self.procs.values())
 
+    def pids(self, leader: str) -> dict[str, int]:
+        """Each node's pid by role: ``leader``, ``follower1``, ``follower2``, ..."""
+        followers = [i for i in self.urls if i != leader]
+        pids = {"leader": self.procs[leader].pid}
+        pids.update({f"follower{k}": self.procs[i].pid for k, i in enumerate(followers, 1)})
+        return pids
+
     def close(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
@@ -222,31 +247,175 @@ class Cluster:
             self._postgres("DROP SCHEMA IF EXISTS")
 
 
-def one_run(args: argparse.Namespace, window: int, n: int) -> dict[str, float]:
+def cpu_by_process(pids: dict[str, int]) -> dict[str, float]:
+    return {role: cpu_seconds(pid) for role, pid in pids.items()}
+
+
+def per_command(
+    before: dict[str, float], after: dict[str, float], commands: int
+) -> dict[str, float]:
+    """CPU µs per committed command of each process, and of all of them (``cpu_us_per_command``)."""
+    figures = {f"cpu_us_{role}": (after[role] - before[role]) / commands * 1e6 for role in before}
+    figures["cpu_us_per_command"] = sum(figures.values())
+    return figures
+
+
+def one_run(
+    args: argparse.Namespace, window: int, n: int, reads: int = 0, profile: str | None = None
+) -> dict[str, float]:
+    """One fresh agree cluster: one-at-a-time latency, then ``n`` commands with ``window`` in
+    flight (profiled with py-spy when ``profile`` names an output file), then ``reads``
+    linearizable reads with ``--read-window`` in flight on the leader and on a follower."""
     with tempfile.TemporaryDirectory(prefix="agree-bench-") as tmp:
         cluster = Cluster(Path(tmp), args.nodes, args.database)
         try:
             leader = cluster.wait_leader()
-            via = leader if args.via == "leader" else next(i for i in cluster.urls if i != leader)
+            follower = next(i for i in cluster.urls if i != leader)
+            via = leader if args.via == "leader" else follower
             url = cluster.urls[via] + "/bench/run"
-            payload = {"window": 1, "n": 100, "payload": args.payload}
-            request("POST", url, payload)  # warm-up
-            seq = request("POST", url, {**payload, "n": min(n, 500)})[1]
-            cpu_before = cluster.cpu()
-            status, result = request("POST", url, {**payload, "window": window, "n": n})
-            cpu = cluster.cpu() - cpu_before
-            if status != 200:
-                raise SystemExit(f"bench run failed: {result}")
+            payload = {"window": 1, "n": 100, "payload": args.payload, "seconds": args.seconds}
+            post(url, payload)  # warm-up
+            seq = post(url, {**payload, "n": min(n, 500)})
+            pids = cluster.pids(leader)
+            spy = start_profile(args, pids["leader"], profile) if profile else None
+            before = cpu_by_process(pids)
+            result = post(url, {**payload, "window": window, "n": n})
+            after = cpu_by_process(pids)
+            if spy is not None:
+                stop_profile(spy)
+            figures = {
+                "writes_per_s": result["n"] / result["seconds"],
+                "seq_p50_ms": seq["p50_ms"],
+                "seq_p99_ms": seq["p99_ms"],
+                "p50_ms": result["p50_ms"],
+                "p99_ms": result["p99_ms"],
+                **per_command(before, after, result["n"]),
+            }
+            for where, node_id in (("leader", leader), ("follower", follower)) if reads else ():
+                read = {**payload, "op": "read", "window": args.read_window, "n": reads}
+                read_url = cluster.urls[node_id] + "/bench/run"
+                before = cpu_by_process(pids)
+                outcome = post(read_url, read)
+                after = cpu_by_process(pids)
+                figures[f"reads_per_s_{where}"] = outcome["n"] / outcome["seconds"]
+                figures[f"reads_p50_ms_{where}"] = outcome["p50_ms"]
+                cpu = per_command(before, after, outcome["n"])["cpu_us_per_command"]
+                figures[f"reads_cpu_us_per_read_{where}"] = cpu
         finally:
             cluster.close()
+    return figures
+
+
+def post(url: str, body: dict[str, Any]) -> Any:
+    status, result = request("POST", url, body)
+    if status != 200:
+        raise SystemExit(f"bench run failed: {result}")
+    return result
+
+
+def pysyncobj_run(args: argparse.Namespace, mode: str, window: int, n: int) -> dict[str, float]:
+    """The same workload on a fresh PySyncObj cluster in ``mode`` (see pysyncobj_cluster)."""
+    from pysyncobj_cluster import PySyncObjCluster
+
+    with tempfile.TemporaryDirectory(prefix="pysyncobj-bench-") as tmp:
+        cluster = PySyncObjCluster(Path(tmp), args.nodes, mode, free_ports(args.nodes))
+        try:
+            leader = cluster.wait_leader()
+            run = {"cmd": "run", "window": 1, "n": 100, "payload": args.payload}
+            run["seconds"] = args.seconds
+            cluster.ask(leader, {**run, "n": 20})  # warm-up
+            seq = cluster.ask(leader, {**run, "n": min(n, 500)})
+            followers = [a for a in cluster.addresses if a != leader]
+            pids = {"leader": cluster.procs[leader].pid}
+            pids.update({f"follower{k}": cluster.procs[a].pid for k, a in enumerate(followers, 1)})
+            before = cpu_by_process(pids)
+            result = cluster.ask(leader, {**run, "window": window, "n": n})
+            after = cpu_by_process(pids)
+        finally:
+            cluster.close()
+    if result["failures"]:
+        print(f"  (PySyncObj {mode}: {result['failures']} commands failed)", flush=True)
     return {
         "writes_per_s": result["n"] / result["seconds"],
         "seq_p50_ms": seq["p50_ms"],
         "seq_p99_ms": seq["p99_ms"],
-        "cpu_us_per_command": cpu / result["n"] * 1e6,
         "p50_ms": result["p50_ms"],
         "p99_ms": result["p99_ms"],
+        **per_command(before, after, result["n"]),
     }
+
+
+# -- profiling the leader -------------------------------------------------------------------------
+
+
+def start_profile(args: argparse.Namespace, pid: int, output: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling the leader's process (every thread) in its raw (collapsed) format."""
+    options = ["-f", "raw", "--threads", "--rate", "250", "--nonblocking"]
+    spy = subprocess.Popen(
+        [args.py_spy, "record", *options, "--pid", str(pid), "-o", output],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # py-spy attaches before the measured run starts
+    return spy
+
+
+def stop_profile(spy: subprocess.Popen[bytes]) -> None:
+    spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+    spy.wait(timeout=60)
+
+
+# -- the table ------------------------------------------------------------------------------------
+
+SYSTEMS = ("agree", "pysyncobj-memory", "pysyncobj-file")
+LABELS = {
+    "agree": "agree",
+    "pysyncobj-memory": "PySyncObj memory journal, batching",
+    "pysyncobj-file": "PySyncObj file journal, no batching",
+}
+
+
+def medians(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+
+
+def print_row(label: str, window: int, figures: dict[str, float]) -> None:
+    cpu = " ".join(
+        f"{figures[k]:.0f}"
+        for k in sorted(figures, key=lambda k: (k != "cpu_us_leader", k))
+        if k.startswith(("cpu_us_leader", "cpu_us_follower"))
+    )
+    print(
+        f"{label:<36} {window:>6} {figures['writes_per_s']:>9.0f} {figures['p50_ms']:>8.2f} "
+        f"{figures['p99_ms']:>8.2f} {figures['seq_p50_ms']:>8.2f} {figures['seq_p99_ms']:>8.2f} "
+        f"{figures['cpu_us_per_command']:>7.0f} ({cpu})",
+        flush=True,
+    )
+
+
+def plot(table: dict[str, dict[int, dict[str, float]]], path: Path, title: str) -> None:
+    """Throughput and p50 against the in-flight window, one line per system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 8), sharex=True)
+    for system, rows in table.items():
+        windows = sorted(rows)
+        top.plot(windows, [rows[w]["writes_per_s"] for w in windows], "o-", label=LABELS[system])
+        bottom.plot(windows, [rows[w]["p50_ms"] for w in windows], "o-", label=LABELS[system])
+    top.set_ylabel("committed commands/s")
+    bottom.set_ylabel("p50 latency (ms)")
+    bottom.set_xlabel("commands in flight")
+    for axes in (top, bottom):
+        axes.set_xscale("log")
+        axes.grid(True, which="both", alpha=0.3)
+    bottom.set_yscale("log")
+    top.legend()
+    top.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -261,33 +430,116 @@ def main() -> None:
     parser.add_argument("--payload", type=int, default=64, help="bytes of each value")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="no new command after this long in a run"
+    )
+    parser.add_argument(
+        "--reads",
+        type=int,
+        default=20_000,
+        help="linearizable reads on the leader and on a follower, with the configuration run "
+        "(the last of a table); 0: none",
+    )
+    parser.add_argument("--read-window", type=int, default=1_000)
+    parser.add_argument("--compare", choices=("pysyncobj",), help="the same workload on it")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="py-spy's raw samples of the leader during the configuration run (its last run)",
+    )
+    parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     if (args.window is None) != (args.n is None):
         parser.error("--window and --n go together")
-    table = ((args.window, args.n),) if args.window is not None else TABLE
-    print(
-        f"{args.nodes} node processes, {args.database}, via {args.via}, "
-        f"{args.payload}-byte values; medians of {args.runs} runs"
+    windows = ((args.window, args.n),) if args.window is not None else TABLE
+    systems = SYSTEMS if args.compare else SYSTEMS[:1]
+    title = (
+        f"{args.nodes} node processes, {args.database}, via {args.via}, {args.payload}-byte values"
     )
+    print(f"{title}; medians of {args.runs} runs, alternating")
     print(
-        f"{'W':>6} {'N':>7} {'writes/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'seq p50':>8} {'seq p99':>8} {'CPU us/cmd':>11}"
+        f"{'system':<36} {'W':>6} {'writes/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'seq p50':>8} {'seq p99':>8} {'CPU us/cmd (leader follower...)'}"
     )
-    figures: dict[str, float] = {}
-    for window, n in table:
-        runs = [one_run(args, window, n) for _ in range(args.runs)]
-        figures = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-        print(
-            f"{window:>6} {n:>7} {figures['writes_per_s']:>10.0f} {figures['p50_ms']:>8.2f} "
-            f"{figures['p99_ms']:>8.2f} {figures['seq_p50_ms']:>8.2f} "
-            f"{figures['seq_p99_ms']:>8.2f} {figures['cpu_us_per_command']:>11.0f}",
-            flush=True,
-        )
+    table: dict[str, dict[int, dict[str, float]]] = {s: {} for s in systems}
+    for position, (window, n) in enumerate(windows):
+        last = position == len(windows) - 1
+        runs: dict[str, list[dict[str, float]]] = {s: [] for s in systems}
+        for run in range(args.runs):
+            profile = args.profile if last and run == args.runs - 1 else None
+            reads = args.reads if last else 0
+            runs["agree"].append(one_run(args, window, n, reads, profile))
+            if args.compare:
+                runs["pysyncobj-memory"].append(pysyncobj_run(args, "memory", window, n))
+                runs["pysyncobj-file"].append(pysyncobj_run(args, "file", window, n))
+        for system in systems:
+            table[system][window] = medians(runs[system])
+            print_row(LABELS[system], window, table[system][window])
+    agree = table["agree"][windows[-1][0]]
+    if "reads_per_s_leader" in agree:
+        for where in ("leader", "follower"):
+            print(
+                f"linearizable reads on the {where}, {args.read_window} in flight: "
+                f"{agree[f'reads_per_s_{where}']:.0f}/s (p50 "
+                f"{agree[f'reads_p50_ms_{where}']:.2f} ms, "
+                f"{agree[f'reads_cpu_us_per_read_{where}']:.0f} CPU us per read), "
+                f"{agree[f'reads_per_s_{where}'] / agree['writes_per_s']:.2f}x the write rate",
+                flush=True,
+            )
+    ratios: dict[str, dict[str, float]] = {}
+    if args.compare:
+        print("ratios (agree / PySyncObj; throughput: higher is better, latency: lower):")
+        for window, _ in windows:
+            mine = table["agree"][window]
+            memory = table["pysyncobj-memory"][window]
+            file = table["pysyncobj-file"][window]
+            ratios[str(window)] = {
+                "writes_per_s_vs_memory": mine["writes_per_s"] / memory["writes_per_s"],
+                "writes_per_s_vs_file": mine["writes_per_s"] / file["writes_per_s"],
+                "seq_p50_vs_file": mine["seq_p50_ms"] / file["seq_p50_ms"],
+                "seq_p50_vs_memory": mine["seq_p50_ms"] / memory["seq_p50_ms"],
+                "cpu_vs_memory": mine["cpu_us_per_command"] / memory["cpu_us_per_command"],
+            }
+            r = ratios[str(window)]
+            print(
+                f"  W={window:>6}: writes/s {r['writes_per_s_vs_memory']:.2f}x memory-batching, "
+                f"{r['writes_per_s_vs_file']:.2f}x file-no-batching; one-at-a-time p50 "
+                f"{r['seq_p50_vs_file']:.2f}x file-no-batching, "
+                f"{r['seq_p50_vs_memory']:.2f}x memory-batching; "
+                f"CPU/cmd {r['cpu_vs_memory']:.2f}x memory-batching",
+                flush=True,
+            )
+    if args.profile:
+        from profile_layers import print_layers
+
+        print_layers(Path(args.profile), agree.get("cpu_us_leader"))
     if args.json:
         keys = ("writes_per_s", "seq_p50_ms", "seq_p99_ms", "cpu_us_per_command")
-        Path(args.json).write_text(json.dumps({k: figures[k] for k in keys}, indent=2) + "\n")
-        print(f"figures written to {args.json}")
+        document: dict[str, Any] = {k: agree[k] for k in keys}
+        document.update({k: v for k, v in agree.items() if k not in keys})
+        document["config"] = {
+            "nodes": args.nodes,
+            "database": args.database,
+            "via": args.via,
+            "payload": args.payload,
+            "runs": args.runs,
+            "window": windows[-1][0],
+            "n": windows[-1][1],
+        }
+        document["table"] = {s: {str(w): f for w, f in rows.items()} for s, rows in table.items()}
+        if ratios:
+            document["ratios"] = ratios
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"figures written to {path}")
+        try:
+            plot(table, path.with_suffix(".png"), title)
+        except ImportError:
+            print("(no plot: matplotlib is in the bench extra)")
+        else:
+            print(f"plot written to {path.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+"""Where a node's CPU goes, by layer: a summary of py-spy's raw samples.
+
+``py-spy record -f raw --threads --pid PID -o FILE`` writes one line per distinct stack,
+``frame;frame;...;leaf COUNT``, each frame ``function (file:line)``.  Each sample is charged to
+the layer of its innermost frame (self time: time in C code, e.g. sqlite3 or the socket calls,
+is charged to the Python line that called it), and to the thread it ran on (the event loop's,
+or another: the storage worker, executors).  With the process's CPU µs per command (measured
+from /proc), each layer's share of the samples becomes µs per command; py-spy counts samples
+where the thread was running, not waiting, so the shares are of busy time.
+
+Run by hand: ``.venv/bin/python bench/profile_layers.py FILE [--cpu-us US_PER_COMMAND]``
+(``bench/throughput.py --profile FILE`` prints the same at the end of its run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import Counter
+from pathlib import Path
+
+FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+
+# The first match on a frame's file names its layer; order matters (agree/server/peer.py is
+# the peer transport, the rest of agree/server the client HTTP API).
+LAYERS = (
+    ("agree/raft/", "Raft core (agree/raft)"),
+    ("agree/storage/", "storage: agree/storage + sqlite3/psycopg calls"),
+    ("sqlalchemy", "SQLAlchemy"),
+    ("agree/transport/", "peer transport (agree/transport)"),
+    ("agree/server/peer", "peer transport (agree/server/peer.py)"),
+    ("agree/wire/", "peer wire encoding (agree/wire)"),
+    ("agree/server/", "client HTTP API (agree/server)"),
+    ("agree/driver", "driver: Raft I/O loop (agree/driver.py)"),
+    ("agree/node", "node: calls, sessions, reads (agree/node.py)"),
+    ("agree/proxy", "proxy (agree/proxy.py)"),
+    ("agree/host", "host: applying commands (agree/host.py)"),
+    ("agree/", "agree, other modules"),
+    ("aiohttp", "aiohttp"),
+    ("asyncio", "asyncio event loop"),
+    ("selectors", "asyncio event loop"),
+    ("bench/", "bench workload (issuing the commands)"),
+    ("threading", "threads, queues, executors"),
+    ("concurrent/futures", "threads, queues, executors"),
+    ("queue.py", "threads, queues, executors"),
+)
+
+
+def layer_of(path: str) -> str:
+    for needle, layer in LAYERS:
+        if needle in path:
+            return layer
+    return "other: " + path.rsplit("/", 1)[-1]
+
+
+def parse(path: Path) -> list[tuple[list[tuple[str, str]], int]]:
+    """Each stack as its frames (function, file), outermost first, with its sample count."""
+    stacks = []
+    for line in path.read_text().splitlines():
+        body, _, count = line.rpartition(" ")
+        if not body or not count.isdigit():
+            continue
+        frames = []
+        for frame in body.split(";"):
+            match = FRAME.match(frame.strip())
+            if match:
+                frames.append((match["function"], match["file"]))
+            else:
+                frames.append((frame.strip(), ""))
+        stacks.append((frames, int(count)))
+    return stacks
+
+
+def summarise(path: Path) -> tuple[Counter[str], Counter[str], Counter[str], int]:
+    """Samples by layer, by thread and by leaf file; and the total."""
+    layers: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
+    files: Counter[str] = Counter()
+    total = 0
+    for frames, count in parse(path):
+        code = [f for f in frames if f[1]]
+        if not code:
+            continue
+        total += count
+        leaf_file = code[-1][1]
+        layers[layer_of(leaf_file)] += count
+        files[f"{leaf_file.split('site-packages/')[-1]}:{code[-1][0]}"] += count
+        on_loop = any(function in ("run_forever", "_run_once") for function, _ in code)
+        threads["event loop thread" if on_loop else "other threads (storage worker, ...)"] += count
+    return layers, threads, files, total
+
+
+def print_layers(path: Path, cpu_us: float | None, top: int = 25) -> None:
+    layers, threads, files, total = summarise(path)
+    if not total:
+        print(f"{path}: no samples")
+        return
+    unit = f"of {cpu_us:.0f} CPU us per command" if cpu_us else "of the samples"
+    print(f"leader's profile ({total} busy samples), by layer, {unit}:")
+    for counter, heading in ((threads, "thread"), (layers, "layer"), (files, "leaf function")):
+        print(f"  by {heading}:")
+        for name, count in counter.most_common(top):
+            share = count / total
+            us = f"{share * cpu_us:7.1f} us" if cpu_us else ""
+            print(f"    {share * 100:5.1f}% {us}  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--cpu-us", type=float, help="the process's CPU us per command")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    print_layers(args.file, args.cpu_us, args.top)
+
+
+if __name__ == "__main__":
+    main()
