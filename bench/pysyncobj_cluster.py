@@ -129,6 +129,7 @@ class PySyncObjCluster:
     """``nodes`` PySyncObj processes on loopback in ``mode`` (``memory`` or ``file``)."""
 
     def __init__(self, directory: Path, nodes: int, mode: str, ports: list[int]) -> None:
+        self.directory = directory
         self.addresses = [f"127.0.0.1:{p}" for p in ports[:nodes]]
         self.procs = {
             address: subprocess.Popen(
@@ -142,6 +143,9 @@ class PySyncObjCluster:
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
+                # Its warnings (e.g. "truncating already-applied log entries") are kept aside
+                # and counted, not mixed into the bench's table.
+                stderr=(directory / f"{address.replace(':', '_')}.log").open("w"),
                 text=True,
                 cwd=directory,
             )
@@ -167,6 +171,10 @@ class PySyncObjCluster:
                 return str(leaders.pop())
             time.sleep(0.1)
         raise SystemExit("PySyncObj elected no leader")
+
+    def warnings(self) -> int:
+        """Lines the nodes wrote to their standard error so far."""
+        return sum(len(path.read_text().splitlines()) for path in self.directory.glob("*.log"))
 
     def close(self) -> None:
         for proc in self.procs.values():

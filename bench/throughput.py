@@ -333,8 +333,13 @@ def pysyncobj_run(args: argparse.Namespace, mode: str, window: int, n: int) -> d
             after = cpu_by_process(pids)
         finally:
             cluster.close()
-    if result["failures"]:
-        print(f"  (PySyncObj {mode}: {result['failures']} commands failed)", flush=True)
+            warnings = cluster.warnings()
+    if result["failures"] or warnings:
+        print(
+            f"  (PySyncObj {mode}, W={window}: {result['failures']} commands failed; "
+            f"{warnings} warnings from its nodes, e.g. truncating applied entries)",
+            flush=True,
+        )
     return {
         "writes_per_s": result["n"] / result["seconds"],
         "seq_p50_ms": seq["p50_ms"],
