@@ -333,7 +333,8 @@ def main() -> None:
             ratios[row] = {
                 "ops_per_s": mine["ops_per_s"] / theirs["ops_per_s"],
                 "p50": mine["p50_ms"] / theirs["p50_ms"],
-                "cpu": mine["cpu_us_per_command"] / theirs["cpu_us_per_command"],
+                # /proc counts CPU in clock ticks (10 ms): a tiny run may show none.
+                "cpu": mine["cpu_us_per_command"] / max(theirs["cpu_us_per_command"], 1e-9),
             }
             r = ratios[row]
             print(

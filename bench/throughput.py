@@ -504,7 +504,9 @@ def main() -> None:
                 "writes_per_s_vs_file": mine["writes_per_s"] / file["writes_per_s"],
                 "seq_p50_vs_file": mine["seq_p50_ms"] / file["seq_p50_ms"],
                 "seq_p50_vs_memory": mine["seq_p50_ms"] / memory["seq_p50_ms"],
-                "cpu_vs_memory": mine["cpu_us_per_command"] / memory["cpu_us_per_command"],
+                # /proc counts CPU in clock ticks (10 ms): a tiny run may show none.
+                "cpu_vs_memory": mine["cpu_us_per_command"]
+                / max(memory["cpu_us_per_command"], 1e-9),
             }
             r = ratios[str(window)]
             print(
