@@ -35,7 +35,12 @@ LAYERS = (
     ("agree/node", "node: calls, sessions, reads (agree/node.py)"),
     ("agree/proxy", "proxy (agree/proxy.py)"),
     ("agree/host", "host: applying commands (agree/host.py)"),
+    ("agree/schema", "schema: arguments to and from JSON (agree/schema.py)"),
+    ("agree/calls", "calls and outcomes (agree/calls.py, codec.py)"),
+    ("agree/codec", "calls and outcomes (agree/calls.py, codec.py)"),
     ("agree/", "agree, other modules"),
+    ("json/", "json (standard library)"),
+    ("<string>", "dataclass-generated methods"),
     ("aiohttp", "aiohttp"),
     ("asyncio", "asyncio event loop"),
     ("selectors", "asyncio event loop"),
@@ -85,8 +90,13 @@ def summarise(path: Path) -> tuple[Counter[str], Counter[str], Counter[str], int
         leaf_file = code[-1][1]
         layers[layer_of(leaf_file)] += count
         files[f"{leaf_file.split('site-packages/')[-1]}:{code[-1][0]}"] += count
-        on_loop = any(function in ("run_forever", "_run_once") for function, _ in code)
-        threads["event loop thread" if on_loop else "other threads (storage worker, ...)"] += count
+        # py-spy qualifies methods by class ("BaseEventLoop.run_forever") and, with --threads,
+        # starts each stack with "thread (ID): NAME" (e.g. agree-storage_0).
+        name = frames[0][0].partition("): ")[2] if frames[0][0].startswith("thread") else ""
+        if any(function.endswith(".run_forever") for function, _ in code):
+            threads["event loop thread"] += count
+        else:
+            threads[f"thread {name.rstrip('_0123456789') or '(unnamed)'}"] += count
     return layers, threads, files, total
 
 

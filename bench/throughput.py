@@ -107,9 +107,14 @@ async def issue(
                 await kv.get(f"k{i % KEY_SPACE:04d}")
             latencies.append((time.perf_counter() - started) * 1000)
 
+    term = node.status().term
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(min(window, n))))
-    return summary(latencies, time.perf_counter() - started)
+    result = summary(latencies, time.perf_counter() - started)
+    # Elections during the run (a leader whose loop stalls past the election timeout is
+    # deposed, and its commands in flight are then forwarded to the new leader).
+    result["terms_passed"] = node.status().term - term
+    return result
 
 
 def summary(latencies: list[float], seconds: float) -> dict[str, Any]:
@@ -284,6 +289,7 @@ def one_run(
             if spy is not None:
                 stop_profile(spy)
             figures = {
+                "terms_passed": result["terms_passed"],
                 "writes_per_s": result["n"] / result["seconds"],
                 "seq_p50_ms": seq["p50_ms"],
                 "seq_p99_ms": seq["p99_ms"],
@@ -475,6 +481,12 @@ def main() -> None:
             profile = args.profile if last and run == args.runs - 1 else None
             reads = args.reads if last else 0
             runs["agree"].append(one_run(args, window, n, reads, profile))
+            if runs["agree"][-1]["terms_passed"]:
+                print(
+                    f"  (agree, W={window}: {runs['agree'][-1]['terms_passed']:.0f} new terms "
+                    "during the measured run: the leader was deposed and its commands forwarded)",
+                    flush=True,
+                )
             if args.compare:
                 runs["pysyncobj-memory"].append(pysyncobj_run(args, "memory", window, n))
                 runs["pysyncobj-file"].append(pysyncobj_run(args, "file", window, n))

@@ -103,7 +103,7 @@ def test_http_api_compares_with_etcd(tmp_path: Path) -> None:
 def test_profile_layers_charges_each_sample_to_its_innermost_frame(tmp_path: Path) -> None:
     layers = load("profile_layers")
     raw = tmp_path / "leader.raw"
-    loop = "thread (0x1);run_forever (/usr/lib/python3.11/asyncio/base_events.py:607)"
+    loop = "thread (0x1);BaseEventLoop.run_forever (/usr/lib/python3.11/asyncio/base_events.py:607)"
     raw.write_text(
         f"{loop};_step (agree/driver.py:10);append (agree/raft/log.py:5) 3\n"
         f"{loop};_step (agree/driver.py:10) 1\n"
@@ -117,4 +117,5 @@ def test_profile_layers_charges_each_sample_to_its_innermost_frame(tmp_path: Pat
     assert by_layer["driver: Raft I/O loop (agree/driver.py)"] == 1
     assert by_layer["storage: agree/storage + sqlite3/psycopg calls"] == 4
     assert by_thread["event loop thread"] == 4
+    assert by_thread["thread (unnamed)"] == 4
     assert by_file["agree/storage/sql.py:save"] == 4
