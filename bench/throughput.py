@@ -89,9 +89,12 @@ async def issue(
     """``n`` commands (``op="write"``, ``KVStore.set``) or linearizable reads (``op="read"``,
     ``KVStore.get``) with ``window`` in flight through the node's proxy, no new one started
     after ``seconds``; latencies in ms."""
+    from agree.errors import AgreeError
+
     kv = node.proxy("kv")
     value = "v" * payload
     latencies: list[float] = []
+    failures: dict[str, int] = {}
     next_i = 0
     stop_at = time.perf_counter() + seconds
 
@@ -101,10 +104,14 @@ async def issue(
             i = next_i
             next_i += 1
             started = time.perf_counter()
-            if op == "write":
-                await kv.set(f"k{i % KEY_SPACE:04d}", value)
-            else:
-                await kv.get(f"k{i % KEY_SPACE:04d}")
+            try:
+                if op == "write":
+                    await kv.set(f"k{i % KEY_SPACE:04d}", value)
+                else:
+                    await kv.get(f"k{i % KEY_SPACE:04d}")
+            except AgreeError as exc:  # e.g. timed out: counted, not in the rate
+                failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+                continue
             latencies.append((time.perf_counter() - started) * 1000)
 
     term = node.status().term
@@ -114,6 +121,7 @@ async def issue(
     # Elections during the run (a leader whose loop stalls past the election timeout is
     # deposed, and its commands in flight are then forwarded to the new leader).
     result["terms_passed"] = node.status().term - term
+    result["failures"] = failures
     return result
 
 
@@ -159,7 +167,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Cluster:
-    def __init__(self, directory: Path, nodes: int, database: str) -> None:
+    def __init__(
+        self, directory: Path, nodes: int, database: str, request_timeout: float = 60.0
+    ) -> None:
         ids = [f"n{i}" for i in range(1, nodes + 1)]
         self.urls = {
             i: f"http://127.0.0.1:{p}" for i, p in zip(ids, free_ports(nodes), strict=True)
@@ -178,7 +188,9 @@ class Cluster:
             "DATABASE_URL": url,
             "OBJECTS": {"kv": "agree.testing.models.KVStore"},
             "AUTO_MIGRATE": True,
-            "REQUEST_TIMEOUT": 600.0,
+            # A command that gets no answer (e.g. stranded on a deposed leader) fails after
+            # this long, counted in the run's failures, instead of holding the run up.
+            "REQUEST_TIMEOUT": request_timeout,
             "LOG_LEVEL": "WARNING",
         }
         if nodes > 1:
@@ -272,7 +284,7 @@ def one_run(
     flight (profiled with py-spy when ``profile`` names an output file), then ``reads``
     linearizable reads with ``--read-window`` in flight on the leader and on a follower."""
     with tempfile.TemporaryDirectory(prefix="agree-bench-") as tmp:
-        cluster = Cluster(Path(tmp), args.nodes, args.database)
+        cluster = Cluster(Path(tmp), args.nodes, args.database, args.request_timeout)
         try:
             leader = cluster.wait_leader()
             follower = next(i for i in cluster.urls if i != leader)
@@ -288,6 +300,8 @@ def one_run(
             after = cpu_by_process(pids)
             if spy is not None:
                 stop_profile(spy)
+            if result["failures"]:
+                print(f"  (agree, W={window}: failed {result['failures']})", flush=True)
             figures = {
                 "terms_passed": result["terms_passed"],
                 "writes_per_s": result["n"] / result["seconds"],
@@ -303,6 +317,8 @@ def one_run(
                 before = cpu_by_process(pids)
                 outcome = post(read_url, read)
                 after = cpu_by_process(pids)
+                if outcome["failures"]:
+                    print(f"  (agree reads on the {where}: failed {outcome['failures']})")
                 figures[f"reads_per_s_{where}"] = outcome["n"] / outcome["seconds"]
                 figures[f"reads_p50_ms_{where}"] = outcome["p50_ms"]
                 cpu = per_command(before, after, outcome["n"])["cpu_us_per_command"]
@@ -452,6 +468,9 @@ def main() -> None:
         "(the last of a table); 0: none",
     )
     parser.add_argument("--read-window", type=int, default=1_000)
+    parser.add_argument(
+        "--request-timeout", type=float, default=60.0, help="the nodes' REQUEST_TIMEOUT"
+    )
     parser.add_argument("--compare", choices=("pysyncobj",), help="the same workload on it")
     parser.add_argument(
         "--profile",
