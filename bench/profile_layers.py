@@ -76,17 +76,39 @@ def parse(path: Path) -> list[tuple[list[tuple[str, str]], int]]:
     return stacks
 
 
+def task_of(code: list[tuple[str, str]]) -> str:
+    """The coroutine or callback the event loop was running (the frame its handle called), or
+    the thread's own function off the loop; "event loop itself" when in neither."""
+    for k, (function, file) in enumerate(code):
+        if function == "Handle._run" and k + 1 < len(code):
+            function, file = code[k + 1]
+            return f"{function} ({file.split('site-packages/')[-1]})"
+    if any(f.endswith(".run_forever") for f, _ in code):
+        return "event loop itself (select, scheduling)"
+    function, file = code[-1]
+    return f"off the loop: {function} ({file.split('site-packages/')[-1]})"
+
+
 def summarise(path: Path) -> tuple[Counter[str], Counter[str], Counter[str], int]:
     """Samples by layer, by thread and by leaf file; and the total."""
+    return summarise_all(path)[:4]  # type: ignore[return-value]
+
+
+def summarise_all(
+    path: Path,
+) -> tuple[Counter[str], Counter[str], Counter[str], int, Counter[str]]:
+    """Samples by layer, by thread, by leaf file, the total, and by task."""
     layers: Counter[str] = Counter()
     threads: Counter[str] = Counter()
     files: Counter[str] = Counter()
+    tasks: Counter[str] = Counter()
     total = 0
     for frames, count in parse(path):
         code = [f for f in frames if f[1]]
         if not code:
             continue
         total += count
+        tasks[task_of(code)] += count
         leaf_file = code[-1][1]
         layers[layer_of(leaf_file)] += count
         files[f"{leaf_file.split('site-packages/')[-1]}:{code[-1][0]}"] += count
@@ -97,17 +119,22 @@ def summarise(path: Path) -> tuple[Counter[str], Counter[str], Counter[str], int
             threads["event loop thread"] += count
         else:
             threads[f"thread {name.rstrip('_0123456789') or '(unnamed)'}"] += count
-    return layers, threads, files, total
+    return layers, threads, files, total, tasks
 
 
 def print_layers(path: Path, cpu_us: float | None, top: int = 25) -> None:
-    layers, threads, files, total = summarise(path)
+    layers, threads, files, total, tasks = summarise_all(path)
     if not total:
         print(f"{path}: no samples")
         return
     unit = f"of {cpu_us:.0f} CPU us per command" if cpu_us else "of the samples"
     print(f"leader's profile ({total} busy samples), by layer, {unit}:")
-    for counter, heading in ((threads, "thread"), (layers, "layer"), (files, "leaf function")):
+    for counter, heading in (
+        (threads, "thread"),
+        (tasks, "task (what the loop was running, all it called included)"),
+        (layers, "layer (self time)"),
+        (files, "leaf function (self time)"),
+    ):
         print(f"  by {heading}:")
         for name, count in counter.most_common(top):
             share = count / total
