@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agree import unsafe
+from agree import logs, unsafe
 from agree.calls import Outcome
 from agree.clock import Clock, SystemClock
 from agree.errors import AgreeError, NotLeaderError, ProposalLost, UnavailableError
@@ -29,10 +29,9 @@ from agree.raft.entries import ConfChange, Entry, EntryType, HardState
 from agree.raft.messages import Message
 from agree.raft.node import RaftNode
 from agree.raft.ready import Ready, Role, SoftState
+from agree.storage.base import DEFAULT_GROUP
 from agree.storage.threaded import AsyncLogStore
 from agree.transport.base import Transport
-
-log = logging.getLogger(__name__)
 
 
 # -- the inbox: one record per kind of input, stepped in arrival order -------------------------
@@ -140,13 +139,21 @@ class Driver:
         self._saving_behind: asyncio.Future[None] | None = None  # unsafe.ACK_BEFORE_DURABLE
         self._stopping = False
         self.failure: BaseException | None = None
+        # Every line of this node's runtime carries its id, group and current term.
+        self.group = DEFAULT_GROUP
+        self.log = logs.get_logger(
+            __name__, node=raft.id, group=self.group, term=lambda: self.raft.term
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        # Lines logged by what the loop runs (the host applying entries, subscriptions) carry
+        # the node too, without binding anything in the caller's context.
+        bound = logs.bound_context(node=self.raft.id, group=self.group)
         self._tasks = [
-            loop.create_task(self._run(), name=f"agree-driver-{self.raft.id}"),
-            loop.create_task(self._ticker(), name=f"agree-ticker-{self.raft.id}"),
+            loop.create_task(self._run(), name=f"agree-driver-{self.raft.id}", context=bound),
+            loop.create_task(self._ticker(), name=f"agree-ticker-{self.raft.id}", context=bound),
         ]
 
     async def stop(self, *, snapshot: bool = True) -> None:
@@ -164,11 +171,7 @@ class Driver:
                 await self._take_snapshot()
             except Exception as exc:
                 # Nothing is lost: the log still holds what the snapshot would have covered.
-                log.error(
-                    "node %s: no snapshot at stop, the next start replays the log: %s",
-                    self.raft.id,
-                    exc,
-                )
+                self.log.error("no snapshot at stop, the next start replays the log: %s", exc)
 
     def _fail_everything(self, exc: AgreeError) -> None:
         futures: list[asyncio.Future[Any]] = [p.future for p in self._pending.values()]
@@ -272,7 +275,7 @@ class Driver:
         except BaseException as exc:
             # Storage failed or the state machine could not be restored: the node cannot go on
             # safely.  Stop serving and say why; callers get the error instead of hanging.
-            log.critical("node %s stopped: %s", raft.id, exc, exc_info=exc)
+            self.log.critical("stopped: %s", exc, exc_info=exc)
             self.failure = exc
             self._stopping = True
             err = exc if isinstance(exc, AgreeError) else UnavailableError(f"node failed: {exc}")
@@ -377,7 +380,10 @@ class Driver:
             except AgreeError as exc:
                 match item:
                     case Receive(message):
-                        log.warning("dropped a message from %s: %s", message.src, exc)
+                        self.log.warning(
+                            "dropped a message from %s: %s", message.src, exc,
+                            extra={"peer": message.src},
+                        )
                     case Tick():
                         raise
                     case _ if not item.future.done():
@@ -426,6 +432,12 @@ class Driver:
             change = self.host.apply_conf_change(entry)
             result = entry.index
             if change is not None:
+                self.log.info(
+                    "membership change applied: %s %s",
+                    change.type.value,
+                    change.node_id,
+                    extra={"index": entry.index, "member": change.node_id},
+                )
                 self.transport.update_peers(self.peer_addresses())
                 if self.on_conf_change is not None:
                     self.on_conf_change(change)
@@ -454,6 +466,17 @@ class Driver:
 
     def _soft_state_changed(self, soft: SoftState) -> None:
         previous, self._soft = self._soft, soft
+        if soft.role is Role.LEADER and previous.role is not Role.LEADER:
+            self.log.info("became the leader")
+        elif soft.leader_id != previous.leader_id or soft.role is not previous.role:
+            # A new leader is news; a role change during an election is detail.
+            self.log.log(
+                logging.INFO if soft.leader_id != previous.leader_id else logging.DEBUG,
+                "now %s; the leader is %s",
+                soft.role.value,
+                soft.leader_id or "unknown",
+                extra={"leader": soft.leader_id},
+            )
         if previous.role is Role.LEADER and soft.role is not Role.LEADER:
             # Reads queued on a deposed leader can never be confirmed by it.
             for ctx in list(self._reads):
@@ -481,7 +504,9 @@ class Driver:
         await self.store.compact(snapshot)
         self._since_snapshot_entries = 0
         self._since_snapshot_bytes = 0
-        log.info("node %s took a snapshot at index %d (%d bytes)", self.raft.id, index, len(data))
+        self.log.info(
+            "took a snapshot at index %d (%d bytes)", index, len(data), extra={"index": index}
+        )
         if self._observed:
             seconds = self.clock.monotonic() - started
             self.observer.snapshotted(index=index, size=len(data), seconds=seconds)

@@ -127,12 +127,15 @@ def wrap(
     *,
     name: str = "default",
     timeout: float = EMBEDDED_START_TIMEOUT,
+    configure_logging: bool = False,
     **settings: Any,
 ) -> Wrapped:
     """Replicate ``obj`` on a one-node cluster stored under ``path``; block until it is ready.
 
     ``settings`` override any setting (e.g. ``SNAPSHOT_ENTRIES=1000``).  ``timeout`` bounds
-    the start, in seconds.
+    the start, in seconds.  The node's records go to the ``agree`` loggers, configured by the
+    program; with ``configure_logging=True`` they are written to stderr in ``LOG_FORMAT`` at
+    ``LOG_LEVEL`` (:func:`agree.logs.configure`) -- a library never does that unasked.
     """
     if not isinstance(obj, Replicated):
         what = (
@@ -148,6 +151,10 @@ def wrap(
     timeout = EMBEDDED_START_TIMEOUT if seconds is None else seconds
     values: dict[str, Any] = {"TICK_INTERVAL": EMBEDDED_TICK_INTERVAL, **settings}
     node_settings = Settings.single_node(path, **values)
+    if configure_logging:
+        from agree import logs
+
+        logs.configure(node_settings)
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):

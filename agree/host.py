@@ -163,7 +163,10 @@ class Host:
                     record = decode_command(entry.data)
                 except (ProtocolError, CorruptionError, IncompatibleVersionError) as exc:
                     log.error(
-                        "entry %d is not a command this node can decode: %s", entry.index, exc
+                        "entry %d is not a command this node can decode: %s",
+                        entry.index,
+                        exc,
+                        extra={"index": entry.index},
                     )
                     return _error(exc)
             ts_ns = self.last_ts_ns = max(self.last_ts_ns, record.timestamp_ns)
@@ -230,7 +233,7 @@ class Host:
         try:
             record = decode_schema_record(entry.data)
         except AgreeError as exc:
-            log.error("entry %d: %s", entry.index, exc)
+            log.error("entry %d: %s", entry.index, exc, extra={"index": entry.index})
             return _error(exc)
         self.cluster_schemas, self.node_schemas, conflicts = announce(
             self.cluster_schemas, self.node_schemas, record, self.members

@@ -246,6 +246,13 @@ class Node:
         await transport.start(self)
         await driver.start()
         self._started = True
+        driver.log.info(
+            "started: members %s, applied index %d%s",
+            ", ".join(sorted(host.members)),
+            host.applied_index,
+            " (waiting to be added to a cluster)" if fresh and self._join else "",
+            extra={"index": host.applied_index},
+        )
         self._announcer = asyncio.create_task(self._announce_until_recorded())
 
     async def stop(self, *, snapshot: bool = True) -> None:
@@ -266,6 +273,7 @@ class Node:
         await self._driver.stop(snapshot=snapshot)
         self._hub.close()
         await self._store.close()
+        self._driver.log.info("stopped", extra={"index": self._driver.host.applied_index})
 
     def _build_objects(self) -> dict[str, Replicated]:
         objects: dict[str, Replicated] = {}

@@ -56,6 +56,7 @@ SETTINGS_MODULE_ENV: Final = "AGREE_SETTINGS_MODULE"
 MIN_SECRET_LENGTH: Final = 16
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+LogFormat = Literal["console", "json"]
 Permission = Literal["read", "write", "admin"]
 SqliteSynchronous = Literal["FULL", "NORMAL"]
 
@@ -91,6 +92,7 @@ _EXPECTED: Final[Mapping[str, str]] = {
     "SQLITE_SYNCHRONOUS": "'FULL' (durable) or 'NORMAL' (faster, unsafe under power loss)",
     "STORAGE_COMMIT_DELAY": "a number of seconds >= 0 (testing only; 0 in production)",
     "LOG_LEVEL": "one of 'DEBUG', 'INFO', 'WARNING', 'ERROR', 'CRITICAL'",
+    "LOG_FORMAT": "'console' (for a terminal) or 'json' (one JSON object per line)",
 }
 
 
@@ -134,6 +136,7 @@ class Settings(BaseModel):
     SQLITE_SYNCHRONOUS: SqliteSynchronous = defaults.SQLITE_SYNCHRONOUS
     STORAGE_COMMIT_DELAY: float = defaults.STORAGE_COMMIT_DELAY
     LOG_LEVEL: LogLevel = defaults.LOG_LEVEL
+    LOG_FORMAT: LogFormat = defaults.LOG_FORMAT
 
     # -- construction ---------------------------------------------------------------------
 
@@ -184,6 +187,11 @@ class Settings(BaseModel):
     @classmethod
     def _upper_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("LOG_FORMAT", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("NODE_ID")
     @classmethod

@@ -93,3 +93,10 @@ STORAGE_COMMIT_DELAY: float = 0.0
 
 # Level of the "agree" logger: DEBUG, INFO, WARNING, ERROR or CRITICAL.
 LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+# How runnode writes the "agree" logs to stderr: "console" (one readable line
+# per record) or "json" (one JSON object per line with the stable keys ts,
+# level, logger, msg, node, group, term, index, object, method, then extras).
+# An embedded node configures no logging unless agree.logs.configure() is
+# called.  The cluster secret and the tokens never appear in a line.
+LOG_FORMAT: Literal["console", "json"] = "console"

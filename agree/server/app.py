@@ -20,7 +20,12 @@ from typing import Any, Final
 from aiohttp import web
 
 from agree import api_errors
-from agree.errors import AgreeError, ProtocolError
+from agree.errors import (
+    AgreeError,
+    AuthenticationError,
+    PermissionDeniedError,
+    ProtocolError,
+)
 from agree.node import Node
 from agree.server.auth import TokenChecker
 from agree.server.metrics import Metrics
@@ -101,12 +106,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         body = api_errors.encode(ProtocolError(f"{request.method} {request.path}: {message}"))
         return web.json_response(body, status=http.status)
     except AgreeError as exc:
+        if isinstance(exc, AuthenticationError | PermissionDeniedError):
+            # Who was refused and why, never the token they sent.
+            log.info(
+                "refused %s %s: %s",
+                request.method,
+                request.path,
+                exc,
+                extra={"remote": request.remote, **_call_fields(request)},
+            )
         return error_response(exc)
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("internal error answering %s %s", request.method, request.path)
         return web.json_response(api_errors.encode(Exception()), status=500)
+
+
+def _call_fields(request: web.Request) -> dict[str, str]:
+    """The object and method a request addresses, as log fields."""
+    info = request.match_info
+    return {k: info[k] for k in ("object", "method") if k in info}
 
 
 def _reject_constant(name: str) -> Any:

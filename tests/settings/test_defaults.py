@@ -37,6 +37,7 @@ def test_text_settings_are_exactly_the_string_typed_ones() -> None:
         "CLUSTER_SECRET",
         "SQLITE_SYNCHRONOUS",
         "LOG_LEVEL",
+        "LOG_FORMAT",
         "TLS_CERT",
         "TLS_KEY",
         "TLS_CA",
@@ -62,6 +63,7 @@ def test_load_settings_without_a_module_gives_the_framework_defaults() -> None:
     assert s.AUTO_MIGRATE is False
     assert s.SQLITE_SYNCHRONOUS == "FULL"
     assert s.LOG_LEVEL == "INFO"
+    assert s.LOG_FORMAT == "console"
     for name in Settings.model_fields:
         if name != "NODE_ID":
             assert s.model_dump()[name] == getattr(settings_defaults, name), name

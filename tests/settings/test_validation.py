@@ -96,6 +96,8 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"AUTO_MIGRATE": 1}, "AUTO_MIGRATE", "True or False"),
     ({"SQLITE_SYNCHRONOUS": "OFF"}, "SQLITE_SYNCHRONOUS", "'FULL' (durable) or 'NORMAL'"),
     ({"LOG_LEVEL": "VERBOSE"}, "LOG_LEVEL", "one of 'DEBUG', 'INFO'"),
+    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT", "'console' (for a terminal) or 'json'"),
+    ({"LOG_FORMAT": 1}, "LOG_FORMAT", "'console' (for a terminal) or 'json'"),
     # names
     ({"NODEZ": {}}, "NODEZ", "unknown setting 'NODEZ' — did you mean 'NODES'?"),
     ({"election_ticks": 3}, "election_ticks", "did you mean 'ELECTION_TICKS'?"),
@@ -154,11 +156,12 @@ def test_valid_edge_values_pass() -> None:
         TICK_INTERVAL=1,  # an int is a number of seconds too
         SQLITE_SYNCHRONOUS="normal",
         LOG_LEVEL="debug",
+        LOG_FORMAT="JSON",
         OBJECTS={"kv-1": "pkg.mod.KV", "counter": "pkg.Counter"},
     )
     assert s.NODES == {"a.b_c-1": "http://Host.Example:1", "n2": "https://[::1]:65535"}
     assert s.TICK_INTERVAL == 1.0 and isinstance(s.TICK_INTERVAL, float)
-    assert (s.SQLITE_SYNCHRONOUS, s.LOG_LEVEL) == ("NORMAL", "DEBUG")
+    assert (s.SQLITE_SYNCHRONOUS, s.LOG_LEVEL, s.LOG_FORMAT) == ("NORMAL", "DEBUG", "json")
 
 
 def test_port_zero_is_allowed_for_a_single_node() -> None:

@@ -68,16 +68,6 @@ def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-def _configure_logging(level: str) -> None:
-    logger = logging.getLogger("agree")
-    logger.setLevel(level)
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
-
-
 class Command(BaseCommand):
     help = "Run this node: serve clients and peers on one port until SIGTERM or SIGINT."
 
@@ -115,7 +105,11 @@ class Command(BaseCommand):
                     f"NODES[{settings.NODE_ID!r}] = {settings.node_url()!r} has port 0 (not "
                     "served); give it the port to listen on, or pass --bind HOST:PORT"
                 )
-        _configure_logging(settings.LOG_LEVEL)
+        # A process running one node owns its logging: LOG_FORMAT and LOG_LEVEL, every line
+        # bound with this node's id (agree.logs).
+        from agree import logs
+
+        logs.configure(settings)
         asyncio.run(serve(settings, host, port, join=bool(options.get("join"))))
         return None
 
