@@ -4,6 +4,7 @@ exist, and docs/batteries.md lists every operation of every battery with its kin
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,8 @@ PAGES = [REPO / "README.md", *DOCS]
 def test_there_are_docs() -> None:
     names = {p.name for p in DOCS}
     assert {"concepts.md", "consistency.md", "exactly-once.md", "deterministic-commands.md",
-            "batteries.md"} <= names
+            "batteries.md", "settings.md", "http-api.md", "quickstart.md", "operations.md",
+            "security.md"} <= names
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
@@ -69,3 +71,48 @@ def test_batteries_page_lists_every_operation_with_its_kind() -> None:
         schema = schema_of(getattr(agree.batteries, name))
         actual = {op.name: op.kind for op in schema.operations.values()}
         assert ops == actual, name
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location("docs_generate", REPO / "docs" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", ["settings.md", "http-api.md"])
+def test_generated_reference_pages_are_up_to_date(name: str) -> None:
+    render = _generator().PAGES[name]
+    committed = (REPO / "docs" / name).read_text()
+    assert committed == render(), (
+        f"docs/{name} is out of date; regenerate it with: python docs/generate.py"
+    )
+
+
+def test_every_setting_and_every_route_is_in_the_generated_pages() -> None:
+    from aiohttp.web import RouteDef
+
+    from agree.server.client_api import routes
+    from agree.settings import Settings
+
+    settings_page = (REPO / "docs" / "settings.md").read_text()
+    for name in Settings.model_fields:
+        assert f"\n## {name}\n" in settings_page, name
+    api_page = (REPO / "docs" / "http-api.md").read_text()
+    for route in routes:
+        assert isinstance(route, RouteDef)
+        assert f"\n## {route.method} {route.path}\n" in api_page, route.path
+
+
+def test_the_generator_check_mode_fails_on_a_stale_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    generate = _generator()
+    for name in generate.PAGES:
+        (tmp_path / name).write_text("stale\n")
+    monkeypatch.setattr(generate, "DOCS", tmp_path)
+    assert generate.main(["--check"]) == 1
+    assert "python docs/generate.py" in capsys.readouterr().err
+    assert generate.main([]) == 0
+    assert generate.main(["--check"]) == 0

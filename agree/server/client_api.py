@@ -29,9 +29,11 @@ Errors: ``{"error": {"type", "message", ...attributes}}`` (:mod:`agree.api_error
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import time
-from dataclasses import asdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from aiohttp import web
@@ -58,6 +60,56 @@ from agree.server.metrics import CONTENT_TYPE
 from agree.settings import validate_node_id, validate_node_url
 
 routes = web.RouteTableDef()
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What an endpoint needs and answers: the source of docs/http-api.md (``docs/generate.py``).
+
+    ``permission`` is enforced by :func:`endpoint` before the handler runs; None means the
+    handler checks it itself (``needs`` then says what it checks) or the endpoint is open.
+    """
+
+    summary: str
+    permission: Permission | None
+    needs: str = ""
+    body: str = ""
+    returns: str = ""
+    errors: tuple[str, ...] = ()
+
+
+#: Every route's handler -> its Endpoint.
+ENDPOINTS: Final[dict[Handler, Endpoint]] = {}
+
+
+def endpoint(
+    summary: str,
+    permission: Permission | None,
+    *,
+    needs: str = "",
+    body: str = "",
+    returns: str = "",
+    errors: tuple[str, ...] = (),
+) -> Callable[[Handler], Handler]:
+    """Describe a handler (under ``@routes.<method>``) and enforce its ``permission``."""
+    spec = Endpoint(summary, permission, needs, body, returns, errors)
+
+    def decorate(handler: Handler) -> Handler:
+        if permission is None:
+            wrapped = handler
+        else:
+
+            @functools.wraps(handler)
+            async def wrapped(request: web.Request) -> web.StreamResponse:
+                _require(request, permission)
+                return await handler(request)
+
+        ENDPOINTS[wrapped] = spec
+        return wrapped
+
+    return decorate
 
 #: The longest ``timeout`` a caller may ask for, in seconds.
 MAX_TIMEOUT: Final = 600.0
@@ -137,6 +189,28 @@ def _call_from_body(name: str, method: str, kind: CallKind, body: dict[str, Any]
 
 
 @routes.post("/v1/objects/{object}/{method}")
+@endpoint(
+    "Call a method of a replicated object: a command is replicated and applied once (with "
+    "client_id/seq, also across retries); a query reads at the asked consistency. Any node "
+    "answers: a follower forwards to the leader.",
+    None,
+    needs="read for a query, write for a command",
+    body='{"args": [...], "kwargs": {...}, "consistency": '
+    + " | ".join(f'"{level.value}"' for level in Consistency)
+    + ', "client_id": str, "seq": int, "ack": int, "timeout": seconds} -- all optional; '
+    "consistency is for queries only; client_id and seq (>= 1) go together, ack < seq",
+    returns='200 {"result": <JSON>, "index": <log index>}; 422 {"error": {"type": '
+    '"application", ...}} when the method itself raised (the call was carried out)',
+    errors=(
+        "validation",
+        "unknown_object",
+        "unknown_method",
+        "not_leader",
+        "unavailable",
+        "outcome_unknown",
+        "timeout",
+    ),
+)
 async def call(request: web.Request) -> web.Response:
     node = request.app[NODE]
     authorization = request.headers.get("Authorization")
@@ -189,8 +263,12 @@ async def call(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/schema")
+@endpoint(
+    "The published schema of every object this node hosts.",
+    READ,
+    returns='200 {"objects": {name: {"operations": ..., ...}}}',
+)
 async def schema(request: web.Request) -> web.Response:
-    _require(request, READ)
     host = request.app[NODE].host
     return web.json_response(
         {"objects": {name: s.json_schema() for name, s in host.local_schemas().items()}}
@@ -209,14 +287,23 @@ def _status_json(request: web.Request) -> dict[str, Any]:
 
 
 @routes.get("/v1/status")
+@endpoint(
+    "This node's view: its role, the leader, term, commit and applied indexes, members.",
+    READ,
+    returns='200 {"id", "role", "leader_id", "leader_url", "term", "commit_index", '
+    '"applied_index", "voters", "learners", "members", "url", ...}',
+)
 async def status(request: web.Request) -> web.Response:
-    _require(request, READ)
     return web.json_response(_status_json(request))
 
 
 @routes.get("/v1/members")
+@endpoint(
+    "The cluster's members as this node knows them.",
+    READ,
+    returns='200 {"members": {id: {"url", "role": "voter" | "learner"}}, "leader_id"}',
+)
 async def members(request: web.Request) -> web.Response:
-    _require(request, READ)
     node = request.app[NODE]
     return web.json_response({"members": node.members(), "leader_id": node.leader_id})
 
@@ -230,8 +317,16 @@ def _checked(what: str, check: Any, value: Any, **kwargs: Any) -> str:
 
 
 @routes.post("/v1/members")
+@endpoint(
+    "Add a node: as a learner, then (unless learner is true) promoted to voter once it has "
+    "caught up. Only the leader changes membership; one change at a time (single-server "
+    "changes, Raft dissertation §4.1).",
+    ADMIN,
+    body='{"id": node id, "url": "http(s)://host:port", "learner": false, "timeout": seconds}',
+    returns='200 {"members": {...}}',
+    errors=("validation", "not_leader", "membership_change", "outcome_unknown", "timeout"),
+)
 async def add_member(request: web.Request) -> web.Response:
-    _require(request, ADMIN)
     body = await read_json_object(request)
     node_id = _checked("id", validate_node_id, body.get("id"))
     url = _checked("url", validate_node_url, body.get("url"))
@@ -245,8 +340,13 @@ async def add_member(request: web.Request) -> web.Response:
 
 
 @routes.delete("/v1/members/{id}")
+@endpoint(
+    "Remove a member (a voter or a learner). Only the leader changes membership.",
+    ADMIN,
+    returns='200 {"members": {...}}',
+    errors=("validation", "not_leader", "membership_change", "outcome_unknown"),
+)
 async def remove_member(request: web.Request) -> web.Response:
-    _require(request, ADMIN)
     node_id = _checked("id", validate_node_id, request.match_info["id"])
     node = request.app[NODE]
     if node_id not in node.members():
@@ -257,8 +357,15 @@ async def remove_member(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/leader")
+@endpoint(
+    "Hand leadership to a voter and wait until it leads (Raft dissertation §3.10). Sent to "
+    "the leader.",
+    ADMIN,
+    body='{"id": node id, "timeout": seconds}',
+    returns='200 {"leader_id"}',
+    errors=("validation", "not_leader", "timeout"),
+)
 async def transfer_leader(request: web.Request) -> web.Response:
-    _require(request, ADMIN)
     body = await read_json_object(request)
     node_id = _checked("id", validate_node_id, body.get("id"))
     node = request.app[NODE]
@@ -270,8 +377,13 @@ async def transfer_leader(request: web.Request) -> web.Response:
 
 
 @routes.post("/v1/snapshot")
+@endpoint(
+    "Snapshot this node's state now and compact its log (Raft §7).",
+    ADMIN,
+    returns='200 {"index": the snapshot\'s last log index}',
+    errors=("unavailable",),
+)
 async def snapshot(request: web.Request) -> web.Response:
-    _require(request, ADMIN)
     node = request.app[NODE]
     with request.app[INFLIGHT].track():
         index = await node.snapshot()
@@ -279,13 +391,21 @@ async def snapshot(request: web.Request) -> web.Response:
 
 
 @routes.get("/v1/watch/{object}")
+@endpoint(
+    "Server-sent events: one `mutation` event per applied command of the object, its `id` "
+    "the log index. Query: method=M filters by method; from_index=N (or the Last-Event-ID "
+    "header, from the next index) resumes.",
+    READ,
+    returns="200 text/event-stream; `event: error` with subscription_overflow when the "
+    "watcher fell too far behind (resume from the index it gives)",
+    errors=("validation", "unknown_object", "unknown_method", "subscription_overflow"),
+)
 async def watch(request: web.Request) -> web.StreamResponse:
     """Server-sent events, one ``mutation`` event per applied command, ``id`` = its log index.
 
     Resume with ``?from_index=N`` or the standard ``Last-Event-ID`` header (from the next index);
     a start that this node no longer holds is refused with 410 and SubscriptionOverflowError.
     """
-    _require(request, READ)
     node = request.app[NODE]
     name = request.match_info["object"]
     schema = node.host.schema(name)
@@ -332,6 +452,12 @@ async def watch(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/livez")
+@endpoint(
+    "Liveness: 503 once the node has failed (storage error, unrestorable state) and must be "
+    "restarted.",
+    None,
+    returns='200 {"live": true}; 503 {"live": false, "reason"}',
+)
 async def livez(request: web.Request) -> web.Response:
     failure = request.app[NODE].failure
     if failure is not None:
@@ -340,6 +466,13 @@ async def livez(request: web.Request) -> web.Response:
 
 
 @routes.get("/readyz")
+@endpoint(
+    "Readiness: a leader is known and the applied index is within READY_APPLY_LAG "
+    "entries of the commit index.",
+    None,
+    returns='200 {"ready": true, "reasons": [], "leader_id", "commit_index", "applied_index"}; '
+    "503 with the reasons",
+)
 async def readyz(request: web.Request) -> web.Response:
     node = request.app[NODE]
     reasons = []
@@ -364,8 +497,13 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 @routes.get("/metrics")
+@endpoint(
+    "Prometheus metrics of this node (text exposition format).",
+    None,
+    returns="200 text/plain; version=0.0.4",
+)
 async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=request.app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})
 
 
-__all__ = ["routes"]
+__all__ = ["ENDPOINTS", "Endpoint", "endpoint", "routes"]

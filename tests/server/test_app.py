@@ -58,3 +58,40 @@ def test_unavailable_answers_say_where_to_go_and_when_to_retry() -> None:
     unknown = error_response(NotLeaderError())
     assert (unknown.status, "Link" in unknown.headers) == (503, False)
     assert "Retry-After" not in error_response(ValidationError("bad")).headers
+
+
+async def test_each_route_enforces_the_permission_its_endpoint_declares(tmp_path: Path) -> None:
+    """The permission docs/http-api.md lists is the one checked: a token one rank lower is
+    refused with 403 naming it; an open endpoint needs no token at all."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from agree.server.client_api import ENDPOINTS, routes
+
+    tokens = {"r" * 16: "read", "w" * 16: "write", "a" * 16: "admin"}
+    below = {"write": "r" * 16, "admin": "w" * 16}
+    async with MemoryCluster(tmp_path, {"counter": Counter}, TOKENS=tokens) as cluster:
+        leader = await cluster.wait_leader()
+        app = create_app(leader, start_node=False)
+        async with TestClient(TestServer(app)) as client:
+            checked = 0
+            for route in routes:
+                assert isinstance(route, web.RouteDef)
+                spec = ENDPOINTS[route.handler]  # type: ignore[index]
+                path = route.path.format(object="counter", method="add", id="n1")
+                if spec.permission is None:
+                    if spec.needs:
+                        continue  # checked by the handler itself (tests/cluster/test_http_api)
+                    async with client.request(route.method, path) as response:
+                        assert response.status not in (401, 403), route.path
+                    continue
+                async with client.request(route.method, path) as response:
+                    assert response.status == 401, route.path
+                if spec.permission == "read":
+                    continue  # no rank below read: any valid token is enough
+                headers = {"Authorization": f"Bearer {below[spec.permission]}"}
+                async with client.request(route.method, path, headers=headers) as response:
+                    body = await response.json()
+                    assert response.status == 403, route.path
+                    assert body["error"]["required"] == spec.permission, route.path
+                checked += 1
+            assert checked >= 4
