@@ -143,7 +143,7 @@ def render_http_api() -> str:
     ]
     table = [r for r in routes if isinstance(r, RouteDef)]
     for route in table:
-        spec = ENDPOINTS.get(route.handler)  # type: ignore[arg-type]
+        spec = ENDPOINTS.get(route.handler)
         if spec is None:
             raise SystemExit(f"{route.method} {route.path} has no @endpoint declaration")
         permission = spec.permission or spec.needs or "none"
@@ -154,7 +154,7 @@ def render_http_api() -> str:
             f"| {route.method} | [`{route.path}`](#{anchor}) | {permission} | {_cell(first)} |\n"
         )
     for route in table:
-        spec = ENDPOINTS[route.handler]  # type: ignore[index]
+        spec = ENDPOINTS[route.handler]
         out.append(f"\n## {route.method} {route.path}\n\n{spec.summary}\n\n")
         out.append(f"- Permission: {spec.permission or spec.needs or 'none (open)'}\n")
         if spec.body:
