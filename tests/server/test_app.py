@@ -76,7 +76,7 @@ async def test_each_route_enforces_the_permission_its_endpoint_declares(tmp_path
             checked = 0
             for route in routes:
                 assert isinstance(route, web.RouteDef)
-                spec = ENDPOINTS[route.handler]  # type: ignore[index]
+                spec = ENDPOINTS[route.handler]
                 path = route.path.format(object="counter", method="add", id="n1")
                 if spec.permission is None:
                     if spec.needs:
