@@ -116,3 +116,23 @@ def test_the_generator_check_mode_fails_on_a_stale_page(
     assert "python docs/generate.py" in capsys.readouterr().err
     assert generate.main([]) == 0
     assert generate.main(["--check"]) == 0
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+def test_cited_agree_manage_commands_and_options_exist(page: Path) -> None:
+    """Every ``agree-manage [--settings X] COMMAND --option`` a page shows is a real command,
+    and its options are ones that command (or the dispatcher) takes."""
+    from agree.management import get_commands, load_command
+
+    commands = set(get_commands())
+    text = page.read_text()
+    # In code: at the start of a line, after a backtick or a path ("/.venv/bin/").
+    pattern = (
+        r"(?m)(?:^\s*|[`/])agree-manage(?: --settings \S+)? ([a-z][a-z-]*)((?: [^\n`|#]*)?)"
+    )
+    for name, rest in re.findall(pattern, text):
+        assert name in commands, f"{page.name} shows agree-manage {name}, which does not exist"
+        parser = load_command(name).create_parser("agree-manage", name)
+        known = {s for action in parser._actions for s in action.option_strings}
+        for option in re.findall(r"(?<!\S)(--[a-z][a-z-]*)", rest):
+            assert option in known, f"{page.name}: agree-manage {name} has no {option}"
