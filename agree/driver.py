@@ -380,10 +380,8 @@ class Driver:
             except AgreeError as exc:
                 match item:
                     case Receive(message):
-                        self.log.warning(
-                            "dropped a message from %s: %s", message.src, exc,
-                            extra={"peer": message.src},
-                        )
+                        peer = {"peer": message.src}
+                        self.log.warning("dropped a message from %s: %s", message.src, exc, extra=peer)
                     case Tick():
                         raise
                     case _ if not item.future.done():
