@@ -45,10 +45,12 @@ ELECTION_TICKS: int = 10
 # ELECTION_TICKS or followers campaign against a healthy leader.
 HEARTBEAT_TICKS: int = 1
 
-# Take a snapshot and compact the log after this many applied entries (§7)...
+# Take a snapshot and compact the log after this many applied entries, or
+# after SNAPSHOT_BYTES, whichever comes first (Raft §7).
 SNAPSHOT_ENTRIES: int = 10_000
 
-# ...or once the log holds this many bytes, whichever comes first.
+# Take a snapshot and compact the log once the entries applied since the last
+# one hold this many bytes, or after SNAPSHOT_ENTRIES, whichever comes first.
 SNAPSHOT_BYTES: int = 64 * 1024 * 1024
 
 # Largest HTTP request body accepted from a client or peer; a larger one is
