@@ -380,8 +380,9 @@ class Driver:
             except AgreeError as exc:
                 match item:
                     case Receive(message):
-                        peer = {"peer": message.src}
-                        self.log.warning("dropped a message from %s: %s", message.src, exc, extra=peer)
+                        src = message.src
+                        extra = {"peer": src}
+                        self.log.warning("dropped a message from %s: %s", src, exc, extra=extra)
                     case Tick():
                         raise
                     case _ if not item.future.done():
