@@ -32,7 +32,12 @@ class SystemClock:
     """Production time: the loop's monotonic clock and the system's wall clock."""
 
     def monotonic(self) -> float:
-        return asyncio.get_running_loop().time()
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:
+            # Read from a thread without a loop (e.g. ``node.status()`` from an embedded
+            # handle's caller): a default loop's clock is time.monotonic() itself.
+            return time.monotonic()
 
     def wall_ns(self) -> int:
         return time.time_ns()

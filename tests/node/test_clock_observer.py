@@ -78,3 +78,14 @@ async def test_the_observer_sees_persist_send_apply_and_snapshot(tmp_path: Path)
     assert all(int(c["messages"]) > 0 for c in calls["sent"])  # type: ignore[call-overload]
     assert [c["index"] for c in calls["snapshotted"]][:1] == [index]
     assert all(float(c["seconds"]) >= 0 for cs in calls.values() for c in cs)  # type: ignore[arg-type]
+
+
+def test_the_system_clock_reads_monotonic_time_outside_a_loop() -> None:
+    """``Node.status()`` may be called from a thread with no event loop (an embedded handle's
+    caller); the clock it reads must answer there too, on the same scale as a default loop's."""
+    import time as _time
+
+    from agree.clock import SystemClock
+
+    before = _time.monotonic()
+    assert before <= SystemClock().monotonic() <= _time.monotonic()
