@@ -28,7 +28,7 @@ from agree.errors import (
 )
 from agree.node import Node
 from agree.server.auth import TokenChecker
-from agree.server.metrics import Metrics
+from agree.server.metrics import Metrics, RuntimeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -197,12 +197,18 @@ async def _drain(app: web.Application) -> None:
 
 
 def create_app(
-    node: Node, *, start_node: bool = True, transport: object | None = None
+    node: Node,
+    *,
+    start_node: bool = True,
+    transport: object | None = None,
+    runtime_metrics: RuntimeMetrics | None = None,
 ) -> web.Application:
     """The node's application.  With ``start_node`` the app starts and stops the node itself.
 
     The peer transport's routes are added by the caller (``add_peer_routes``) before the app
-    starts; ``transport`` (the node's peer transport) lets /metrics report its counters.
+    starts; ``transport`` (the node's peer transport) lets /metrics report its counters, and
+    ``runtime_metrics`` (the observer the node was built with) its storage, apply, send and
+    snapshot latencies.
     """
     from agree.server import client_api, dashboard
 
@@ -214,7 +220,7 @@ def create_app(
     )
     app[NODE] = node
     app[TOKENS] = TokenChecker(settings.TOKENS)
-    app[METRICS] = Metrics(node, transport)
+    app[METRICS] = Metrics(node, transport, runtime_metrics)
     app[INFLIGHT] = InFlight()
     app[GRACE] = settings.REQUEST_TIMEOUT
     app[OWNS_NODE] = start_node

@@ -80,12 +80,82 @@ def _started(node: Node) -> bool:
     return True
 
 
+class RuntimeMetrics:
+    """The runtime's :class:`~agree.observer.Observer` as Prometheus histograms, in the style of
+    etcd's (``disk_wal_fsync_duration_seconds``, ``server_apply_duration_seconds``, ...).
+
+    Built before the node (the node takes its observer when it is constructed) and registered
+    into the server's registry by :class:`Metrics`.
+    """
+
+    def __init__(self) -> None:
+        self.storage_write = Histogram(
+            "agree_disk_write_duration_seconds",
+            "Time of one durable storage transaction (one Ready's hard state and entries).",
+            registry=None,
+        )
+        self.entries_persisted = Counter(
+            "agree_disk_entries_persisted", "Log entries written durably.", registry=None
+        )
+        self.apply = Histogram(
+            "agree_server_apply_duration_seconds",
+            "Time to apply one Ready's committed entries to the replicated objects.",
+            registry=None,
+        )
+        self.entries_applied = Counter(
+            "agree_server_entries_applied", "Committed entries applied.", registry=None
+        )
+        self.send = Histogram(
+            "agree_network_send_duration_seconds",
+            "Time to hand one Ready's messages to the peer transport.",
+            registry=None,
+        )
+        self.snapshot = Histogram(
+            "agree_snapshot_save_duration_seconds",
+            "Time to take a snapshot and compact the log.",
+            registry=None,
+        )
+
+    def collectors(self) -> tuple[Counter | Histogram, ...]:
+        return (
+            self.storage_write,
+            self.entries_persisted,
+            self.apply,
+            self.entries_applied,
+            self.send,
+            self.snapshot,
+        )
+
+    # -- Observer ---------------------------------------------------------------------------------
+    def persisted(self, *, entries: int, seconds: float) -> None:
+        self.storage_write.observe(seconds)
+        self.entries_persisted.inc(entries)
+
+    def sent(self, *, messages: int, seconds: float) -> None:
+        self.send.observe(seconds)
+
+    def applied(self, *, entries: int, seconds: float) -> None:
+        self.apply.observe(seconds)
+        self.entries_applied.inc(entries)
+
+    def snapshotted(self, *, index: int, size: int, seconds: float) -> None:
+        self.snapshot.observe(seconds)
+
+
 class Metrics:
     """The registry of one node's server and the event counters the server updates."""
 
-    def __init__(self, node: Node, transport: object | None = None) -> None:
+    def __init__(
+        self,
+        node: Node,
+        transport: object | None = None,
+        runtime: RuntimeMetrics | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(_NodeCollector(node, transport))
+        if runtime is not None:
+            for collector in runtime.collectors():
+                self.registry.register(collector)
         self.leader_changes = Counter(
             "agree_server_leader_changes_seen",
             "Leader changes seen by this node.",

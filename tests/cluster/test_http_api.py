@@ -148,4 +148,10 @@ def test_calls_errors_health_and_metrics_over_http(
     assert metrics["agree_server_has_leader"] == "1.0"
     assert float(metrics["agree_server_leader_changes_seen_total"]) >= 1
     assert float(metrics["agree_server_proposals_applied_total"]) >= 4
+    # The runtime's own latencies (the node's Observer): writes, applies and the snapshot above.
+    assert float(metrics["agree_disk_write_duration_seconds_count"]) >= 1
+    assert float(metrics["agree_disk_entries_persisted_total"]) >= 4
+    assert float(metrics["agree_server_apply_duration_seconds_count"]) >= 1
+    assert float(metrics["agree_server_entries_applied_total"]) >= 4
+    assert float(metrics["agree_snapshot_save_duration_seconds_count"]) >= 1
     assert metrics["agree_server_proposals_pending"] == "0.0"

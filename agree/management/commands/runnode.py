@@ -128,6 +128,7 @@ async def serve(
     """
     from agree.node import Node
     from agree.server.app import create_app
+    from agree.server.metrics import RuntimeMetrics
     from agree.server.peer import add_peer_routes
     from agree.storage.engine import display_url
 
@@ -136,8 +137,9 @@ async def serve(
         sqlite_file.parent.mkdir(parents=True, exist_ok=True)
     ssl_context = server_ssl_context(settings)
     transport = peer_transport(settings)
-    node = Node(settings, transport=transport, join=join)
-    app = create_app(node, transport=transport)
+    runtime_metrics = RuntimeMetrics()
+    node = Node(settings, transport=transport, join=join, observer=runtime_metrics)
+    app = create_app(node, transport=transport, runtime_metrics=runtime_metrics)
     add_peer_routes(app, transport)
     if configure is not None:
         configure(app, node)
