@@ -30,7 +30,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
+
+from agree.testing.ports import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "bench-cluster-secret-0123456789"
@@ -137,16 +138,6 @@ def summary(latencies: list[float], seconds: float) -> dict[str, Any]:
 
 # -- the orchestrator -----------------------------------------------------------------------------
 
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def request(method: str, url: str, body: Any = None, timeout: float = 600) -> tuple[int, Any]:

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -23,24 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import agree
+from agree.testing.ports import free_ports
 
 REPO = Path(agree.__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 SECRET = "test-cluster-secret-0123456789"
 
-
-def free_ports(count: int) -> list[int]:
-    """Ports that were free a moment ago (bound to port 0 together, then released)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def http(

@@ -18,11 +18,11 @@ from __future__ import annotations
 import importlib.util
 import keyword
 import secrets
-import socket
 from pathlib import Path
 from typing import Any
 
 from agree.management.base import BaseCommand, CommandError, CommandParser
+from agree.testing.ports import free_ports
 
 NODE_COUNT = 3
 
@@ -124,19 +124,6 @@ To run the nodes one by one instead (e.g. each in its own terminal):
 and the secret.
 """
 
-
-def free_ports(count: int) -> list[int]:
-    """Ports the system had free a moment ago (bound to port 0 together, then released)."""
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class Command(BaseCommand):

@@ -15,7 +15,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import aiohttp
 
 import agree
 from agree.testing.chaos.proxy import LinkProxy, Network
+from agree.testing.ports import free_ports
 
 REPO = Path(agree.__file__).resolve().parent.parent
 SECRET = "chaos-cluster-secret-0123456789"
@@ -37,18 +37,6 @@ OBJECTS = {
     "bank": "agree.testing.chaos.models.Bank",
 }
 
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 @dataclass
