@@ -255,6 +255,15 @@ class AsyncClient:
             raise ProtocolError("the server's /v1/snapshot answer has no 'index'")
         return index
 
+    async def backup(self, *, timeout: float | None = None) -> bytes:
+        """A backup file of the cluster's state, taken by the leader at a linearizable point
+        (``GET /v1/backup``); restore it with ``agree-manage restore``."""
+        answer = await self._request(
+            "GET", "/v1/backup", timeout=timeout, retry_in_doubt=True, binary=True
+        )
+        body: bytes = answer["body"]
+        return body
+
     # -- transport ------------------------------------------------------------------------------
     def _next_target(self) -> None:
         """Move to the next listed URL after the current one (which did not answer)."""
@@ -275,12 +284,14 @@ class AsyncClient:
         is_command: bool = False,
         application_errors: bool = False,
         to_leader: bool = True,
+        binary: bool = False,
     ) -> dict[str, Any]:
         """Send one request, following the leader and retrying inside the deadline.
 
         ``retry_in_doubt``: the request may be resent after it may have reached a node (true for
         reads and for commands, which carry their (client_id, seq)); other requests are resent
-        only when it is certain that no node received them.
+        only when it is certain that no node received them.  ``binary``: a success's body is
+        bytes, answered as ``{"body": bytes}`` (errors are JSON as always).
         """
         loop = asyncio.get_running_loop()
         total = self._timeout if timeout is None else timeout
@@ -317,6 +328,8 @@ class AsyncClient:
                     timeout=aiohttp.ClientTimeout(total=attempt),
                 ) as response:
                     status = response.status
+                    if binary and status < 400:
+                        return {"body": await response.read()}
                     try:
                         data = await response.json(content_type=None)
                     except ValueError:

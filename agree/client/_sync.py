@@ -91,6 +91,9 @@ class Client:
     def snapshot(self, *, timeout: float | None = None) -> int:
         return self._run(self._async.snapshot(timeout=timeout))
 
+    def backup(self, *, timeout: float | None = None) -> bytes:
+        return self._run(self._async.backup(timeout=timeout))
+
     def close(self) -> None:
         if self._closed:
             return

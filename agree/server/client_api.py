@@ -18,6 +18,8 @@ Bodies are JSON only; nothing from a client is ever unpickled.
 ``DELETE /v1/members/{id}``             admin       remove
 ``POST /v1/leader``                     admin       ``{"id"}``: transfer leadership, wait for it
 ``POST /v1/snapshot``                   admin       snapshot this node now -> ``{"index"}``
+``GET /v1/backup``                      admin       the leader's state at a linearizable point,
+                                                    as a backup file (agree.wire.backup)
 ``GET /v1/watch/{object}``              read        server-sent events; ``?from_index=N``,
                                                     ``?method=M``, or ``Last-Event-ID``
 ``GET /livez``, ``/readyz``, ``/metrics``  open     health and Prometheus metrics
@@ -39,9 +41,11 @@ from typing import Any, Final
 from aiohttp import web
 
 from agree import api_errors
+from agree.backup import take_backup
 from agree.calls import Call, CallKind
 from agree.errors import (
     AgreeError,
+    AgreeTimeoutError,
     ConfigurationError,
     SubscriptionOverflowError,
     ValidationError,
@@ -388,6 +392,27 @@ async def snapshot(request: web.Request) -> web.Response:
     with request.app[INFLIGHT].track():
         index = await node.snapshot()
     return web.json_response({"index": index})
+
+
+@routes.get("/v1/backup")
+@endpoint(
+    "A backup of the whole replicated state, taken by the leader at a linearizable point "
+    "(every command acknowledged before the request is in it); nothing is written or "
+    "compacted. Restore it with `agree-manage restore FILE` (docs/operations.md).",
+    ADMIN,
+    returns="200 application/octet-stream: the backup file (a header line with the format "
+    "version, index, term, membership, every object's schema and the body's SHA-256, then "
+    "the state)",
+    errors=("not_leader", "unavailable", "timeout"),
+)
+async def backup(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    with request.app[INFLIGHT].track():
+        try:
+            data = await take_backup(node, node.settings.REQUEST_TIMEOUT)
+        except TimeoutError:
+            raise AgreeTimeoutError("the leader could not confirm a read index in time") from None
+    return web.Response(body=data, content_type="application/octet-stream")
 
 
 @routes.get("/v1/watch/{object}")
