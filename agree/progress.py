@@ -1,4 +1,5 @@
-"""Progress of long operations (backup, restore, catching up at start), for a person watching.
+"""Progress of long operations (backup, restore, a node applying its log at start or catching
+up with the leader), for a person watching.
 
 A :class:`Progress` writes to a terminal only: when its stream (stderr by default) is not a
 TTY -- a pipe, a log file, a test's capture -- it writes nothing at all, so scripts and logs see
@@ -9,13 +10,14 @@ context manager, also when it failed).
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
-__all__ = ["Progress", "format_amount"]
+__all__ = ["Progress", "format_amount", "show_catch_up"]
 
 
 def format_amount(value: int, unit: str) -> str:
@@ -100,3 +102,36 @@ class Progress:
     ) -> None:
         if self._width:  # a line is on screen: end it, so the error prints on its own line
             self.finish("failed" if exc_type is not None else "done")
+
+
+#: A lag below this many entries is ordinary replication, not worth a progress line.
+CATCH_UP_MIN_LAG = 100
+
+
+async def show_catch_up(
+    indexes: Callable[[], tuple[int, int]],
+    progress: Progress,
+    *,
+    interval: float = 0.2,
+    min_lag: int = CATCH_UP_MIN_LAG,
+) -> None:
+    """Show a node applying its log (replay at start, or catching up with the leader) until
+    cancelled: ``indexes()`` gives its (applied, commit) indexes.  At start any lag is shown;
+    later, a lag of ``min_lag`` entries or more.  Returns at once when ``progress`` is off."""
+    if not progress.enabled:
+        return
+    behind_from: int | None = None  # the applied index when the lag was first seen
+    first = True
+    while True:
+        applied, commit = indexes()
+        lag = commit - applied
+        if behind_from is None and (lag >= min_lag or (first and lag > 0)):
+            behind_from = applied
+        if behind_from is not None:
+            if lag > 0:
+                progress.update(applied - behind_from, commit - behind_from)
+            else:
+                progress.finish(f"applied up to index {applied}")
+                behind_from = None
+        first = False
+        await asyncio.sleep(interval)

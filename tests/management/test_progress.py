@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from io import StringIO
 
-from agree.progress import Progress, format_amount
+from agree.progress import Progress, format_amount, show_catch_up
 
 
 class FakeTTY(StringIO):
@@ -64,3 +66,43 @@ def test_a_failure_ends_the_line_before_the_error_is_printed() -> None:
     except OSError:
         pass
     assert re.search(r"\rrestore: failed *\n$", out.getvalue())
+
+
+class Indexes:
+    """(applied, commit) pairs a node reports, one per call; the last one repeats."""
+
+    def __init__(self, *pairs: tuple[int, int]) -> None:
+        self.pairs = list(pairs)
+
+    def __call__(self) -> tuple[int, int]:
+        return self.pairs.pop(0) if len(self.pairs) > 1 else self.pairs[0]
+
+
+async def _watch(indexes: Indexes, out: StringIO, turns: int) -> None:
+    progress = Progress("node n1", unit="entries", stream=out, interval=0)
+    task = asyncio.create_task(show_catch_up(indexes, progress, interval=0, min_lag=100))
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def test_a_node_applying_its_log_at_start_shows_it_on_a_terminal() -> None:
+    out = FakeTTY()
+    # Replay at start (any lag), caught up, a small ordinary lag (not shown), then a long
+    # catch-up (shown again).
+    indexes = Indexes((10, 50), (30, 50), (50, 50), (60, 65), (65, 65), (65, 400), (400, 400))
+    asyncio.run(_watch(indexes, out, 20))
+    lines = out.getvalue().split("\n")
+    assert lines[0].startswith("\rnode n1: 0 entries of 40 entries (0%)")
+    assert "\rnode n1: 20 entries of 40 entries (50%)" in lines[0]
+    assert re.search(r"\rnode n1: applied up to index 50 *$", lines[0])
+    assert lines[1].startswith("\rnode n1: 0 entries of 335 entries (0%)")
+    assert "applied up to index 400" in lines[1] and lines[2] == ""
+
+
+def test_nothing_is_watched_off_a_terminal() -> None:
+    out = StringIO()
+    asyncio.run(_watch(Indexes((0, 500)), out, 5))
+    assert out.getvalue() == ""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from agree.errors import ConfigurationError
 from agree.management.base import BaseCommand, CommandError, CommandParser
+from agree.progress import Progress, show_catch_up
 from agree.settings import Settings
 
 if TYPE_CHECKING:
@@ -176,13 +177,26 @@ async def serve(
             ", ".join(f"{i}={u}" for i, u in settings.peers().items()) or "none",
             "required" if settings.TOKENS else "not required",
         )
+        # On a terminal: the log applied at start, or a long catch-up, as a progress line.
+        catch_up = asyncio.create_task(
+            show_catch_up(_indexes(node), Progress(f"node {settings.NODE_ID}", unit="entries"))
+        )
         await stop.wait()
+        catch_up.cancel()
         log.info("node %s shutting down", settings.NODE_ID)
         await runner.cleanup()
         log.info("node %s stopped", settings.NODE_ID)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+def _indexes(node: Node) -> Callable[[], tuple[int, int]]:
+    def indexes() -> tuple[int, int]:
+        status = node.status()
+        return status.applied_index, status.commit_index
+
+    return indexes
 
 
 def client_ssl_context(settings: Settings) -> ssl.SSLContext | None:
