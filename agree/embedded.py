@@ -88,6 +88,12 @@ class Wrapped(Proxy):
         with self._node.read_lock(self._object_name) as obj:
             yield obj
 
+    def snapshot(self) -> int:
+        """Take a snapshot of the state now and compact the log; returns its index (a method
+        of the object called ``snapshot`` stays callable as ``mutate``/``read("snapshot")``)."""
+        self._check_call()
+        return self._runner.run(self._node.snapshot(), self._node.settings.REQUEST_TIMEOUT)
+
     def close(self) -> None:
         if self._closed:
             return

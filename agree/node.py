@@ -176,6 +176,15 @@ class Node:
         # Peer -> monotonic time of its last message, for the operators' view of liveness.
         self._last_heard: dict[str, float] = {}
 
+    def __repr__(self) -> str:
+        if not self._started:
+            return f"<Node {self.id!r} stopped>"
+        s = self.status()
+        return (
+            f"<Node {s.id!r} {s.role}, term {s.term}, leader {s.leader_id!r}, "
+            f"applied {s.applied_index}>"
+        )
+
     # -- lifecycle ------------------------------------------------------------------------------
     async def __aenter__(self) -> Node:
         await self.start()

@@ -58,6 +58,9 @@ class NodeBackend:
     def call_done(self, seq: int) -> None:
         self.node.call_done(seq)
 
+    def __repr__(self) -> str:
+        return f"node {self.node.id!r}"
+
 
 def _consistency(value: Consistency | str | None) -> Consistency | None:
     if value is None:
@@ -91,6 +94,9 @@ class AsyncProxy:
     @property
     def name(self) -> str:
         return self._name
+
+    def __repr__(self) -> str:
+        return _handle_repr(self, self._backend)
 
     @property
     def schema(self) -> ObjectSchema:
@@ -184,6 +190,18 @@ class AsyncProxy:
         return op.load_result(outcome.result)
 
 
+def _handle_repr(handle: AsyncProxy | Proxy, backend: Backend) -> str:
+    """``<AsyncProxy 'counter' (Counter) on node 'n1'>``, with the handle's own options."""
+    inner = handle if isinstance(handle, AsyncProxy) else handle._inner
+    options = ""
+    if inner._consistency is not None:
+        options += f", consistency={inner._consistency.value}"
+    if inner._timeout is not None:
+        options += f", timeout={inner._timeout}"
+    qualname = inner._schema.qualname
+    return f"<{type(handle).__name__} {inner._name!r} ({qualname}) on {backend!r}{options}>"
+
+
 class LoopRunner(Protocol):
     """Runs coroutines on an event loop that lives in another thread."""
 
@@ -275,6 +293,9 @@ class Proxy:
     @property
     def name(self) -> str:
         return self._inner.name
+
+    def __repr__(self) -> str:
+        return _handle_repr(self, self._inner._backend)
 
     @property
     def schema(self) -> ObjectSchema:

@@ -10,7 +10,23 @@ import sys
 import tempfile
 
 import agree
-from agree.testing.models import Counter
+from agree import Replicated, command, query
+
+
+class Counter(Replicated):
+    def __init__(self) -> None:
+        self.value = 0
+
+    @command  # replicated through the log; re-raises the method's own exceptions
+    def add(self, n: int = 1) -> int:
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        self.value += n
+        return self.value
+
+    @query  # linearizable unless told otherwise
+    def get(self) -> int:
+        return self.value
 
 
 def main(path: str) -> None:

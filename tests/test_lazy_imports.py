@@ -30,6 +30,7 @@ def loaded_after(code: str) -> list[str]:
         "import agree.transport",
         "import agree.errors",
         "import agree.batteries",
+        "import agree.testing",
     ],
 )
 def test_importing_loads_no_runtime_dependency(code: str) -> None:
@@ -39,3 +40,4 @@ def test_importing_loads_no_runtime_dependency(code: str) -> None:
 def test_the_lazy_names_load_on_first_use() -> None:
     assert "sqlalchemy" in loaded_after("import agree\nagree.Node")
     assert "aiohttp" in loaded_after("import agree.transport.aiohttp")
+    assert "sqlalchemy" in loaded_after("import agree.testing\nagree.testing.MemoryCluster")

@@ -92,6 +92,10 @@ class AsyncClient:
         self._outstanding: set[int] = set()
         self._low = 1
 
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<{type(self).__name__} {', '.join(self._urls)} (asking {self._target}){state}>"
+
     # -- lifecycle ------------------------------------------------------------------------------
     async def __aenter__(self) -> AsyncClient:
         await self.connect()

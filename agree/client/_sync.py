@@ -42,6 +42,9 @@ class Client:
         self._runner = ThreadLoop(self._loop)
         self._closed = False
 
+    def __repr__(self) -> str:
+        return f"<Client{repr(self._async).removeprefix('<AsyncClient')}"
+
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if self._closed:
             coro.close()
