@@ -257,7 +257,7 @@ async def call(request: web.Request) -> web.Response:
                 pending.dec()
             if own_seq is not None:
                 node.call_done(own_seq)
-            metrics.request_duration.labels(kind.value).observe(time.perf_counter() - started)
+            metrics.observe_call(kind.value, time.perf_counter() - started)
     if outcome.error is not None:
         # The user's method raised: the call was carried out, and this is its outcome.
         return web.json_response(
@@ -287,6 +287,7 @@ def _status_json(request: web.Request) -> dict[str, Any]:
     body["learners"] = list(status.learners)
     body["url"] = status.members.get(status.id) or node.settings.node_url()
     body["leader_url"] = status.members.get(status.leader_id) if status.leader_id else None
+    body["latency"] = request.app[METRICS].recent_latency.summary()
     return body
 
 
@@ -295,7 +296,9 @@ def _status_json(request: web.Request) -> dict[str, Any]:
     "This node's view: its role, the leader, term, commit and applied indexes, members.",
     READ,
     returns='200 {"id", "role", "leader_id", "leader_url", "term", "commit_index", '
-    '"applied_index", "voters", "learners", "members", "url", ...}',
+    '"applied_index", "voters", "learners", "members", "url", "latency": {"command" | '
+    '"query": {"count", "p50", "p99"}} (seconds, the calls this node answered in the last '
+    '5 s), ...}',
 )
 async def status(request: web.Request) -> web.Response:
     return web.json_response(_status_json(request))

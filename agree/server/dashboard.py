@@ -2,8 +2,9 @@
 
 One self-contained page (``dashboard.html``: inline CSS and JavaScript, nothing fetched from
 outside the package) that polls this node's ``/v1/members`` and every member's ``/v1/status``,
-charts the commit rate from this node's ``/v1/status``, lists the objects from ``/v1/schema``, and
-follows each object's ``/v1/watch`` stream for the feed of recent mutations.  The page itself is
+charts the commit rate and the command latency (p50, p99) from this node's ``/v1/status``, lists
+the objects from ``/v1/schema``, and follows each object's ``/v1/watch`` stream for the feed of
+recent mutations.  The page itself is
 open (it holds no data); with TOKENS, open it as ``/?token=...`` and it sends the token as the
 ``Authorization`` header of its requests.
 

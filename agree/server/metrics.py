@@ -15,6 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from agree.server.latency import RecentLatency
+
 if TYPE_CHECKING:
     from agree.node import Node
 
@@ -178,6 +180,12 @@ class Metrics:
             ["kind"],
             registry=self.registry,
         )
+        # The same durations, for the live percentiles of /v1/status and the dashboard.
+        self.recent_latency = RecentLatency()
+
+    def observe_call(self, kind: str, seconds: float) -> None:
+        self.request_duration.labels(kind).observe(seconds)
+        self.recent_latency.record(kind, seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

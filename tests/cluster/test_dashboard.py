@@ -1,9 +1,11 @@
 """The dashboard in a real headless Chromium: open it on a three-node cluster, see three nodes,
-a leader and a mutation arrive in the feed; SIGKILL a node and see the page mark it."""
+a leader and a mutation arrive in the feed, the latency chart draw its p50 and p99 lines; SIGKILL
+a node and see the page mark it."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +66,27 @@ async def test_dashboard_shows_the_cluster_and_a_killed_node(
         feed = "document.getElementById('feed').textContent"
         await page.wait_for(f"{feed}.includes('ledger.append(\"seen-live\")')")
         assert await page.evaluate(f"{feed}.includes('ledger.append(\"before-open\")')")
+
+        # The latency chart: commands answered by the page's node show as p50/p99 points.
+        for i in range(5):
+            code, answer = http(
+                "POST", cluster.urls[page_node] + "/v1/objects/ledger/append", {"args": [f"l{i}"]}
+            )
+            assert code == 200, answer
+        latency = "document.getElementById('latency')"
+        # Two samples of each line at least (a line needs two points).
+        await page.wait_for(f"Number({latency}.dataset.points) >= 4")
+        text = await page.evaluate("document.getElementById('latency-now').textContent")
+        assert re.fullmatch(r"p50 \d+\.\d ms  p99 \d+\.\d ms  \(\d+ commands in the last 5 s\)",
+                            text)  # fmt: skip
+        drawn = f"{latency}.getContext('2d').getImageData(0, 0, {latency}.width, {latency}.height)"
+        # Both lines are drawn: the canvas holds pixels of the p50 and of the p99 colour.
+        colours = await page.evaluate(
+            f"(() => {{ const d = {drawn}.data; const seen = new Set();"
+            " for (let i = 0; i < d.length; i += 4) seen.add(d[i] + ',' + d[i+1] + ',' + d[i+2]);"
+            " return ['97,175,239', '229,185,78'].filter((c) => seen.has(c)); })()"
+        )
+        assert colours == ["97,175,239", "229,185,78"]
 
         cluster.kill(victim)
         await page.wait_for(f"{role_of(victim)} === 'unreachable'")
