@@ -102,7 +102,7 @@ def _emptiness(settings: Settings, store: Any) -> str | None:
     if persisted.snapshot is not None:
         last = max(last, persisted.snapshot.meta.index)
     return (
-        f"the database of node {settings.NODE_ID!r} already holds a log (last index {last}, "
+        f"the database of node {settings.NODE_ID!r} already holds a log (up to index {last}, "
         f"term {persisted.hard_state.term})"
     )
 

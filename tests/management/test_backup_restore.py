@@ -196,7 +196,7 @@ def test_a_database_with_a_log_is_refused_unless_forced(
     options = node_options(tmp_path, models, "restored.db")
     restore(backup_file, options)
     asyncio.run(_served(options))  # the node wrote to its log
-    with pytest.raises(StorageError, match=r"already holds a log \(last index \d+, term \d+\)"):
+    with pytest.raises(StorageError, match=r"already holds a log \(up to index \d+, term \d+\)"):
         restore(backup_file, options)
     assert "(its previous log replaced)" in restore(backup_file, options, "--force")
     tags, balance, _ = asyncio.run(_served(options))

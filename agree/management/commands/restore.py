@@ -76,7 +76,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Restored {path} (index {restored.index}, term {restored.term}; "
             f"{', '.join(restored.objects) or 'no objects'}) into node {settings.NODE_ID}'s "
-            f"database {display_url(settings.database_url_for_node())}{replaced}. "
-            f"Start it with: agree-manage runnode --node {settings.NODE_ID}"
+            f"database {display_url(settings.database_url_for_node())}{replaced}. Start the "
+            f"node (runnode --node {settings.NODE_ID}) once every node of the cluster is restored."
         )
         return None
