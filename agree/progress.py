@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
 
-__all__ = ["Progress", "format_amount", "show_catch_up"]
+__all__ = ["CatchUp", "Progress", "format_amount"]
 
 
 def format_amount(value: int, unit: str) -> str:
@@ -108,30 +108,46 @@ class Progress:
 CATCH_UP_MIN_LAG = 100
 
 
-async def show_catch_up(
-    indexes: Callable[[], tuple[int, int]],
-    progress: Progress,
-    *,
-    interval: float = 0.2,
-    min_lag: int = CATCH_UP_MIN_LAG,
-) -> None:
-    """Show a node applying its log (replay at start, or catching up with the leader) until
-    cancelled: ``indexes()`` gives its (applied, commit) indexes.  At start any lag is shown;
-    later, a lag of ``min_lag`` entries or more.  Returns at once when ``progress`` is off."""
-    if not progress.enabled:
-        return
-    behind_from: int | None = None  # the applied index when the lag was first seen
-    first = True
-    while True:
-        applied, commit = indexes()
+class CatchUp:
+    """A node applying its log (replayed at start, or catching up with the leader), shown on
+    ``progress``: ``indexes()`` gives the node's (applied, commit) indexes.  The first sample
+    shows any lag (the log a start replays); later ones a lag of ``min_lag`` entries or more.
+
+    Call :meth:`sample` once right after the node starts, before the loop applies anything
+    (applying a long log holds the loop, so the line says what is coming first), then run
+    :meth:`follow` as a task until the node stops.
+    """
+
+    def __init__(
+        self,
+        indexes: Callable[[], tuple[int, int]],
+        progress: Progress,
+        *,
+        min_lag: int = CATCH_UP_MIN_LAG,
+    ) -> None:
+        self._indexes = indexes
+        self.progress = progress
+        self._min_lag = min_lag
+        self._behind_from: int | None = None  # the applied index when the lag was first seen
+        self._first = True
+
+    def sample(self) -> None:
+        if not self.progress.enabled:
+            return
+        applied, commit = self._indexes()
         lag = commit - applied
-        if behind_from is None and (lag >= min_lag or (first and lag > 0)):
-            behind_from = applied
-        if behind_from is not None:
+        if self._behind_from is None and (lag >= self._min_lag or (self._first and lag > 0)):
+            self._behind_from = applied
+        if self._behind_from is not None:
             if lag > 0:
-                progress.update(applied - behind_from, commit - behind_from)
+                self.progress.update(applied - self._behind_from, commit - self._behind_from)
             else:
-                progress.finish(f"applied up to index {applied}")
-                behind_from = None
-        first = False
-        await asyncio.sleep(interval)
+                self.progress.finish(f"applied up to index {applied}")
+                self._behind_from = None
+        self._first = False
+
+    async def follow(self, interval: float = 0.2) -> None:
+        """Sample every ``interval`` seconds until cancelled (at once nothing, off a terminal)."""
+        while self.progress.enabled:
+            await asyncio.sleep(interval)
+            self.sample()

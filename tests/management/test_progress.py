@@ -7,7 +7,7 @@ import contextlib
 import re
 from io import StringIO
 
-from agree.progress import Progress, format_amount, show_catch_up
+from agree.progress import CatchUp, Progress, format_amount
 
 
 class FakeTTY(StringIO):
@@ -79,8 +79,9 @@ class Indexes:
 
 
 async def _watch(indexes: Indexes, out: StringIO, turns: int) -> None:
-    progress = Progress("node n1", unit="entries", stream=out, interval=0)
-    task = asyncio.create_task(show_catch_up(indexes, progress, interval=0, min_lag=100))
+    watcher = CatchUp(indexes, Progress("node n1", unit="entries", stream=out, interval=0))
+    watcher.sample()  # as the node starts
+    task = asyncio.create_task(watcher.follow(interval=0))
     for _ in range(turns):
         await asyncio.sleep(0)
     task.cancel()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from agree.errors import ConfigurationError
 from agree.management.base import BaseCommand, CommandError, CommandParser
-from agree.progress import Progress, show_catch_up
+from agree.progress import CatchUp, Progress
 from agree.settings import Settings
 
 if TYPE_CHECKING:
@@ -161,6 +161,9 @@ async def serve(
             ", ".join(f"{name}={path}" for name, path in settings.OBJECTS.items()) or "none",
         )
         await runner.setup()  # starts the node (the app's cleanup_ctx)
+        # On a terminal: the log applied at start, or a long catch-up, as a progress line.
+        watcher = CatchUp(_indexes(node), Progress(f"node {settings.NODE_ID}", unit="entries"))
+        watcher.sample()
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
         try:
             await site.start()
@@ -177,10 +180,7 @@ async def serve(
             ", ".join(f"{i}={u}" for i, u in settings.peers().items()) or "none",
             "required" if settings.TOKENS else "not required",
         )
-        # On a terminal: the log applied at start, or a long catch-up, as a progress line.
-        catch_up = asyncio.create_task(
-            show_catch_up(_indexes(node), Progress(f"node {settings.NODE_ID}", unit="entries"))
-        )
+        catch_up = asyncio.create_task(watcher.follow())
         await stop.wait()
         catch_up.cancel()
         log.info("node %s shutting down", settings.NODE_ID)
