@@ -135,6 +135,17 @@ class BaseCommand:
         )
 
     @staticmethod
+    def invocation(options: dict[str, Any]) -> str:
+        """How the user runs agree-manage with these settings, for commands given in hints:
+        ``python manage.py`` from a project's manage.py, else ``agree-manage`` (with the
+        ``--settings`` given, if any)."""
+        script = sys.argv[0] if sys.argv else ""
+        if os.path.basename(script) == "manage.py":
+            return f"python {script}"
+        named = options.get("settings")
+        return f"agree-manage --settings {named}" if named else "agree-manage"
+
+    @staticmethod
     def load_settings(options: dict[str, Any]) -> Settings:
         """The node's settings from --settings / $AGREE_SETTINGS_MODULE and -s overrides."""
         from agree.settings import load_settings, parse_overrides

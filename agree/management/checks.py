@@ -122,7 +122,7 @@ def check_objects(settings: Settings) -> list[CheckMessage]:
     return found
 
 
-def check_databases(settings: Settings) -> list[CheckMessage]:
+def check_databases(settings: Settings, manage: str = "agree-manage") -> list[CheckMessage]:
     from agree.storage import MEMORY_URL
     from agree.storage import migrate as migrations
     from agree.storage.engine import display_url
@@ -135,7 +135,7 @@ def check_databases(settings: Settings) -> list[CheckMessage]:
         if url.startswith(MEMORY_URL):
             continue
         shown = display_url(url)
-        command = f"agree-manage migrate --node {node_id}"
+        command = f"{manage} migrate --node {node_id}"
         sqlite_file = node.sqlite_path()
         if sqlite_file is not None:
             resolved = sqlite_file.resolve()
@@ -271,15 +271,16 @@ def check_secrets(settings: Settings) -> list[CheckMessage]:
 
 
 def run_checks(
-    load: Callable[[], Settings], *, databases: bool = True
+    load: Callable[[], Settings], *, databases: bool = True, manage: str = "agree-manage"
 ) -> tuple[Settings | None, list[CheckMessage]]:
-    """Every check, in order; nothing further is checked when the settings do not load."""
+    """Every check, in order; nothing further is checked when the settings do not load.
+    ``manage`` is how the user runs agree-manage, for the commands the hints give."""
     settings, found = check_settings(load)
     if settings is None:
         return None, found
     found += check_objects(settings)
     if databases:
-        found += check_databases(settings)
+        found += check_databases(settings, manage)
     found += check_tls(settings)
     found += check_secrets(settings)
     return settings, found

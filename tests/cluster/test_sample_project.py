@@ -57,6 +57,7 @@ def test_the_walkthrough(tmp_path: Path) -> None:
     settings, nodes = overrides(tmp_path)
     code, text = output(settings, "check")
     assert code == 1 and text.count("agree.E022") == 3
+    assert f"HINT: create it: python {MANAGE} migrate --node n1\n" in text  # as it was run
     assert output(settings, "migrate", "--all")[0] == 0
     assert output(settings, "check") == (0, "System check identified no issues.\n")
     procs = {node_id: manage(settings, "runnode", "--node", node_id) for node_id in nodes}

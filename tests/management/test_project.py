@@ -97,7 +97,11 @@ def test_check_then_migrate_all_then_check(project: tuple[str, Path]) -> None:
         ("agree.E022", "n2"),
         ("agree.E022", "n3"),
     ]
-    assert all("migrate --node" in f["hint"] for f in found)
+    # The hint is a command to type as it is: with the settings the check was given.
+    assert [f["hint"] for f in found] == [
+        f"create it: agree-manage --settings {module} migrate --node {n}"
+        for n in ("n1", "n2", "n3")
+    ]
     assert not (root / "data").exists()  # the check created nothing
     out = StringIO()
     call_command("migrate", "--all", "--settings", module, stdout=out)

@@ -28,7 +28,9 @@ class Command(BaseCommand):
 
     def handle(self, **options: Any) -> int | None:
         _, found = run_checks(
-            lambda: self.load_cluster_settings(options), databases=not options["no_database"]
+            lambda: self.load_cluster_settings(options),
+            databases=not options["no_database"],
+            manage=self.invocation(options),
         )
         errors = [m for m in found if m.is_error]
         if options["json"]:
