@@ -1,7 +1,11 @@
 """The in-memory twin of the SQL store: same contract, no durability.
 
-Used by tests, by the simulator as the model a real store is checked against, and by
-``open_store("memory://")``.  It keeps its own copies (payloads are frozen to ``bytes``) so that a
+The one in-memory store: used by the node tests, by ``open_store("memory://")``, as the
+model a real store is checked against, and as every simulated node's durable storage (the Raft
+core's test harness and :mod:`agree.testing.sim`): what a ``save`` or ``compact`` stored is
+exactly what survives a simulated crash.  The inspection methods at the end of
+:class:`MemoryStore` (``hard_state``, ``term_at``, ``entry``, ...) serve the simulator's
+invariant checks.  It keeps its own copies (payloads are frozen to ``bytes``) so that a
 caller mutating a buffer after ``save`` cannot change what was "persisted".
 
 :class:`MemoryStorage` is the twin of :class:`~agree.storage.sql.SqlStorage`: one store per group,
@@ -36,8 +40,8 @@ def _own_snapshot(snapshot: Snapshot) -> Snapshot:
 class _Pending:
     """A validated save, not applied yet."""
 
-    snapshot: Snapshot | None
-    log: list[Entry]
+    snapshot: Snapshot | None  # a snapshot received from a leader: it replaces the log
+    entries: list[Entry]
     hard_state: HardState | None
 
 
@@ -85,19 +89,23 @@ class MemoryStore:
     ) -> _Pending:
         """Validate against the would-be state, so that a refused save changes nothing."""
         self._check_open()
-        new_snapshot = _own_snapshot(snapshot) if snapshot is not None else self._snapshot
-        log = [] if snapshot is not None else self._log
+        own = _own_snapshot(snapshot) if snapshot is not None else None
         if entries:
-            snapshot_index = new_snapshot.meta.index if new_snapshot is not None else 0
-            last = log[-1].index if log else snapshot_index
+            if own is not None:
+                snapshot_index = last = own.meta.index
+            else:
+                snapshot_index, last = self._snapshot_index(), self._last_index()
             check_append(entries, snapshot_index=snapshot_index, last_index=last)
-            keep = entries[0].index - snapshot_index - 1
-            log = log[:keep] + [_own(e) for e in entries]
-        return _Pending(snapshot=new_snapshot, log=list(log), hard_state=hard_state)
+        return _Pending(snapshot=own, entries=[_own(e) for e in entries], hard_state=hard_state)
 
     def _apply(self, pending: _Pending) -> None:
-        self._snapshot = pending.snapshot
-        self._log = pending.log
+        # In place: a save costs what it writes, not the length of the stored log.
+        if pending.snapshot is not None:
+            self._snapshot = pending.snapshot
+            self._log = []
+        if pending.entries:
+            del self._log[pending.entries[0].index - self._snapshot_index() - 1 :]
+            self._log.extend(pending.entries)
         if pending.hard_state is not None:
             self._hard_state = pending.hard_state
 
@@ -150,6 +158,32 @@ class MemoryStore:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+
+    # -- inspection, for the simulator's checks (no counterpart in the LogStore protocol) ---------
+    def hard_state(self) -> HardState:
+        """The stored hard state."""
+        with self._lock:
+            return self._hard_state
+
+    def snapshot_index(self) -> int:
+        """The stored snapshot's index; 0 if there is none."""
+        with self._lock:
+            return self._snapshot_index()
+
+    def entry(self, index: int) -> Entry | None:
+        """The stored entry at ``index``; None if compacted away or beyond the end."""
+        with self._lock:
+            k = index - self._snapshot_index() - 1
+            return self._log[k] if 0 <= k < len(self._log) else None
+
+    def term_at(self, index: int) -> int | None:
+        """The term of the stored entry (or snapshot) at ``index``; None if unknown."""
+        with self._lock:
+            snapshot = self._snapshot
+            if index == self._snapshot_index():  # index 0 precedes every log: term 0
+                return snapshot.meta.term if snapshot is not None else 0
+            entry = self.entry(index)
+            return entry.term if entry is not None else None
 
 
 class MemoryStorage:

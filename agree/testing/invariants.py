@@ -33,7 +33,7 @@ from agree.raft.messages import (
     RequestVote,
     RequestVoteResponse,
 )
-from agree.testing.simstore import DurableStore
+from agree.storage.memory import MemoryStore
 
 
 class Violation(Exception):
@@ -97,13 +97,13 @@ class Invariants:
     def persisted(
         self,
         node: str,
-        store: DurableStore,
+        store: MemoryStore,
         before: HardState,
         snapshot: Snapshot | None,
         entries: tuple[Entry, ...],
     ) -> None:
         """After the persist step of one Ready (``store`` already updated)."""
-        hard = store.hard
+        hard = store.hard_state()
         if hard.term < before.term:
             raise Violation("term went back", node, f"{before.term} -> {hard.term}")
         if hard.term == before.term and before.vote is not None and hard.vote != before.vote:
@@ -150,18 +150,18 @@ class Invariants:
                 )
         self._check_commit(node, store)
 
-    def _check_commit(self, node: str, store: DurableStore) -> None:
-        commit = store.hard.commit
+    def _check_commit(self, node: str, store: MemoryStore) -> None:
+        commit = store.hard_state().commit
         done = self._checked_commit.get(node, 0)
         if commit <= done:
             return
-        for i in range(max(done, store.snap_index) + 1, commit + 1):
+        for i in range(max(done, store.snapshot_index()) + 1, commit + 1):
             e = store.entry(i)
             if e is None:
                 raise Violation(
                     "commit beyond the persisted log",
                     node,
-                    f"commit {commit} but the stored log ends at {store.last_index}",
+                    f"commit {commit} but the stored log ends at {store.last_index()}",
                 )
             self._commit(node, e)
         self._checked_commit[node] = commit
@@ -197,7 +197,7 @@ class Invariants:
             )
         self._check_snapshot(node, snapshot)
 
-    def leader(self, node: str, term: int, store: DurableStore, *, new: bool) -> None:
+    def leader(self, node: str, term: int, store: MemoryStore, *, new: bool) -> None:
         """``node`` is leader in ``term`` after a step; ``new`` when it just became one."""
         other = self.leaders.setdefault(term, node)
         if other != node:
@@ -206,14 +206,14 @@ class Invariants:
             return
         # Leader Completeness (§5.4): every entry committed so far is in the new leader's log.
         n = len(self.committed)
-        if store.last_index < n:
+        if store.last_index() < n:
             raise Violation(
                 "leader completeness",
                 node,
-                f"leader of term {term} has log up to {store.last_index}, "
+                f"leader of term {term} has log up to {store.last_index()}, "
                 f"but {n} entries are committed",
             )
-        for i in range(store.snap_index + 1, n + 1):
+        for i in range(store.snapshot_index() + 1, n + 1):
             e = store.entry(i)
             assert e is not None
             if not _same(e, self.committed[i - 1]):
@@ -224,22 +224,23 @@ class Invariants:
                     f"committed was {_fmt(self.committed[i - 1])}",
                 )
 
-    def restarted(self, node: str, store: DurableStore, term: int, vote: str | None) -> None:
+    def restarted(self, node: str, store: MemoryStore, term: int, vote: str | None) -> None:
         """A node was rebuilt from ``store``: it must resume its persisted term and vote.
         (A node that never persisted anything may bootstrap a fresh cluster state.)"""
-        if store.hard == HardState() and not store.log and store.snapshot is None:
+        hard = store.hard_state()
+        if hard == HardState() and store.last_index() == 0:
             return
-        if term != store.hard.term or vote != store.hard.vote:
+        if term != hard.term or vote != hard.vote:
             raise Violation(
                 "restart lost the hard state",
                 node,
-                f"persisted term {store.hard.term} vote {store.hard.vote}, "
+                f"persisted term {hard.term} vote {hard.vote}, "
                 f"restarted with term {term} vote {vote}",
             )
 
-    def sent(self, msg: Message, store: DurableStore, stores: Mapping[str, DurableStore]) -> None:
+    def sent(self, msg: Message, store: MemoryStore, stores: Mapping[str, MemoryStore]) -> None:
         """``msg`` is handed to the network; ``store`` is its sender's durable state."""
-        hard = store.hard
+        hard = store.hard_state()
         src = msg.src
         pre = isinstance(msg, RequestVote | RequestVoteResponse) and msg.pre_vote
         if not pre and msg.term > hard.term:
@@ -275,13 +276,14 @@ class Invariants:
             self._check_match(msg, msg.match_index, store, stores)
 
     def _check_match(
-        self, msg: Message, match: int, store: DurableStore, stores: Mapping[str, DurableStore]
+        self, msg: Message, match: int, store: MemoryStore, stores: Mapping[str, MemoryStore]
     ) -> None:
-        if match > store.last_index:
+        if match > store.last_index():
             raise Violation(
                 "sent before persisted",
                 msg.src,
-                f"acked match {match} to {msg.dst} but the stored log ends at {store.last_index}",
+                f"acked match {match} to {msg.dst} but the stored log ends at "
+                f"{store.last_index()}",
             )
         mine = store.term_at(match)
         leader = stores.get(msg.dst)
@@ -291,7 +293,7 @@ class Invariants:
             and theirs is not None
             and self.leaders.get(msg.term) == msg.dst
             and leader is not None
-            and leader.hard.term == msg.term
+            and leader.hard_state().term == msg.term
             and mine != theirs
         ):
             raise Violation(

@@ -205,7 +205,7 @@ def snapshot_two_leaders(s: Script) -> None:
     s.until(lambda: s.node(b).applied >= s.node(a).applied, 20, f"{b} catching up")
     for x in (a, b):
         s.sim._compact(s.node(x))
-    snap_a, snap_b = s.node(a).store.snapshot, s.node(b).store.snapshot
+    snap_a, snap_b = s.node(a).store.snapshot(), s.node(b).store.snapshot()
     assert snap_a is not None and snap_b is not None
     if snap_a.meta != snap_b.meta or snap_a.data == snap_b.data or snap_a.meta.index % every:
         raise ScenarioError(f"snapshots {snap_a.meta} / {snap_b.meta} do not differ in bytes")

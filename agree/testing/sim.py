@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TextIO
 
-from agree.errors import ClusterError, NotLeaderError
+from agree.errors import ClusterError, NotLeaderError, StorageError
 from agree.raft import (
     ConfChange,
     ConfChangeType,
@@ -59,6 +59,7 @@ from agree.raft import (
 )
 from agree.raft.membership import apply_change
 from agree.raft.node import RaftNode
+from agree.storage.memory import MemoryStore
 from agree.testing.invariants import Invariants, Violation
 from agree.testing.linearizability import (
     LINEARIZABLE,
@@ -72,7 +73,6 @@ from agree.testing.linearizability import (
 from agree.testing.simclock import Clock, ClockConfig
 from agree.testing.simnet import NetConfig, SimNet
 from agree.testing.simstate import CorruptSnapshot, decode_state, encode_state
-from agree.testing.simstore import DurableStore, StoreError
 
 # --- configuration ------------------------------------------------------------------------
 
@@ -291,7 +291,7 @@ class SimNode:
         self.clock = clock
         self.salt = salt  # draws this node's snapshot salt and key order; None: canonical
         self.checkpoint: tuple[int, dict[str, int]] | None = None  # aligned compaction
-        self.store = DurableStore()
+        self.store = MemoryStore()
         self.core: RaftNode | None = None
         self.kv: dict[str, int] = {}
         self.applied = 0
@@ -461,9 +461,9 @@ class Simulation:
             bootstrap=node.bootstrap,
         )
         node.core = core
-        snap = store.snapshot
+        snap = store.snapshot()
         node.kv = self._decode(node, snap, "restarts from its") if snap is not None else {}
-        node.applied = store.snap_index
+        node.applied = store.snapshot_index()
         node.checkpoint = None
         node.role, node.role_term = core.role, core.term
         status = core.status()
@@ -595,7 +595,7 @@ class Simulation:
                 node.restart_at = None
                 self._start(node)
                 self.stats.restarts += 1
-                self._log(node.id, f"restarts (term {node.store.hard.term})")
+                self._log(node.id, f"restarts (term {node.store.hard_state().term})")
         for node_id, when in list(self._removals.items()):
             if when <= self.now:
                 del self._removals[node_id]
@@ -733,10 +733,10 @@ class Simulation:
         compact at the same index: the same (index, term) in different bytes."""
         if self.divergent:
             point = node.checkpoint
-            if point is not None and point[0] > node.store.snap_index:
+            if point is not None and point[0] > node.store.snapshot_index():
                 return point
             return None
-        if node.applied - node.store.snap_index >= self.cfg.compact_min:
+        if node.applied - node.store.snapshot_index() >= self.cfg.compact_min:
             return node.applied, node.kv
         return None
 
@@ -760,10 +760,15 @@ class Simulation:
             raise Violation(
                 "compaction", node.id, f"snapshot term {snap.meta.term}, stored term {expect}"
             )
-        try:
-            node.store.compact(snap)
-        except StoreError as exc:
-            raise Violation("compaction", node.id, str(exc)) from exc
+        # A host compacts what it applied, so what it stored: anything else is the core's bug.
+        if index < node.store.snapshot_index():
+            raise Violation("compaction", node.id, f"to {index}, behind the stored snapshot")
+        if index > node.store.last_index():
+            raise Violation(
+                "compaction", node.id, f"to {index}, beyond the stored log "
+                f"({node.store.last_index()})"
+            )
+        node.store.compact(snap)
         self.stats.compactions += 1
         self._log(node.id, f"compacts to {snap.meta.index}")
 
@@ -778,18 +783,15 @@ class Simulation:
                 return
             rd = core.ready()
             # 1. persist
-            before = store.hard
+            before = store.hard_state()
             try:
-                if rd.snapshot is not None:
-                    store.save_snapshot(rd.snapshot)
-                if rd.hard_state is not None:
-                    store.hard = rd.hard_state
-                store.append(rd.entries)
-            except StoreError as exc:
+                store.save(hard_state=rd.hard_state, entries=rd.entries, snapshot=rd.snapshot)
+            except StorageError as exc:
                 raise Violation("storage contract", node.id, str(exc)) from exc
             self.inv.persisted(node.id, store, before, rd.snapshot, rd.entries)
-            if store.hard.commit > before.commit:
-                self._log(node.id, f"commit {before.commit} -> {store.hard.commit}")
+            commit = store.hard_state().commit
+            if commit > before.commit:
+                self._log(node.id, f"commit {before.commit} -> {commit}")
             crash = node.ready_crash
             if crash == CRASH_AFTER_PERSIST:
                 self._crash_in_ready(node)

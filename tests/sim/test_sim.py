@@ -253,7 +253,7 @@ def test_divergent_snapshots_hold_one_state_in_different_bytes() -> None:
 
     def record(self: Simulation, node: simmod.SimNode) -> None:
         original(self, node)
-        snap = node.store.snapshot
+        snap = node.store.snapshot()
         assert snap is not None
         seen.setdefault((snap.meta.index, snap.meta.term), set()).add(snap.data)
 
