@@ -42,6 +42,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TextIO
 
@@ -53,12 +54,15 @@ from agree.raft import (
     ConfState,
     Entry,
     EntryType,
+    HardState,
     Message,
     Role,
     Snapshot,
 )
 from agree.raft.membership import apply_change
 from agree.raft.node import RaftNode
+from agree.raft.ready import ReadState, SoftState
+from agree.readyloop import ReadyLoop
 from agree.storage.memory import MemoryStore
 from agree.testing.invariants import Invariants, Violation
 from agree.testing.linearizability import (
@@ -293,6 +297,7 @@ class SimNode:
         self.checkpoint: tuple[int, dict[str, int]] | None = None  # aligned compaction
         self.store = MemoryStore()
         self.core: RaftNode | None = None
+        self.ready: ReadyLoop | None = None  # carries out the core's Readys while it is up
         self.kv: dict[str, int] = {}
         self.applied = 0
         self.proposals: dict[int, ClientOp] = {}  # proposal index -> op
@@ -320,6 +325,95 @@ def _by_dst(msg: Message) -> str:
 
 def _digest(kv: dict[str, int]) -> int:
     return hash(frozenset(kv.items()))
+
+
+class _CrashedInReady(Exception):
+    """A Ready duty reached the node's armed crash point: the Ready stops there."""
+
+
+class _SimReadyHost:
+    """How a simulated node carries out the Ready duties (:mod:`agree.readyloop`): in memory,
+    checking the invariants at each step, and crashing where a fault armed it to."""
+
+    __slots__ = ("node", "sim")
+
+    def __init__(self, sim: Simulation, node: SimNode) -> None:
+        self.sim = sim
+        self.node = node
+
+    async def persist(
+        self, hard_state: HardState | None, entries: tuple[Entry, ...], snapshot: Snapshot | None
+    ) -> None:
+        sim, node = self.sim, self.node
+        store = node.store
+        before = store.hard_state()
+        try:
+            store.save(hard_state=hard_state, entries=entries, snapshot=snapshot)
+        except StorageError as exc:
+            raise Violation("storage contract", node.id, str(exc)) from exc
+        sim.inv.persisted(node.id, store, before, snapshot, entries)
+        commit = store.hard_state().commit
+        if commit > before.commit:
+            sim._log(node.id, f"commit {before.commit} -> {commit}")
+
+    def send(self, messages: tuple[Message, ...]) -> None:
+        sim, node = self.sim, self.node
+        crash = node.ready_crash
+        if crash == CRASH_AFTER_PERSIST:
+            sim._crash_in_ready(node)
+            raise _CrashedInReady
+        # Sorted by destination (stable, so each peer's stream keeps its order): the
+        # core may build a Ready's messages by iterating a set, whose order varies
+        # with the process's hash seed, and the network's random draws must not.
+        ordered = sorted(messages, key=_by_dst)
+        cut = len(ordered)
+        if crash == CRASH_MID_SEND and len(ordered) >= 2:
+            cut = sim.rng.randint(1, len(ordered) - 1)
+        store = node.store
+        for msg in ordered[:cut]:
+            if msg.src != node.id:
+                raise Violation("message source", node.id, f"sends as {msg.src}")
+            sim.inv.sent(msg, store, sim.stores)
+            sim.net.send(msg, sim.now)
+            if sim._trace_messages:
+                sim._log(node.id, f"-> {msg}")
+        if cut < len(ordered):
+            sim._crash_in_ready(node, f"({cut} of {len(ordered)} sent)")
+            raise _CrashedInReady
+
+    def applying(self) -> AbstractAsyncContextManager[None]:
+        return _NOTHING_HELD
+
+    def restore(self, snapshot: Snapshot) -> None:
+        self.sim._restore(self.node, snapshot)
+
+    def apply(self, entries: tuple[Entry, ...]) -> None:
+        sim, node = self.sim, self.node
+        cut = len(entries)
+        if node.ready_crash == CRASH_MID_APPLY and entries:
+            cut = sim.rng.randint(0, len(entries) - 1)
+        for entry in entries[:cut]:
+            sim._apply(node, entry)
+        if cut < len(entries):
+            sim._crash_in_ready(node, f"({cut} of {len(entries)} applied)")
+            raise _CrashedInReady
+
+    def read_states(self, states: tuple[ReadState, ...]) -> None:
+        node = self.node
+        for rs in states:
+            op = node.reads.pop(rs.context, None)
+            if op is not None:
+                node.waiting_reads.append((rs.index, op))
+        self.sim._serve_reads(node)
+
+    def soft_state(self, soft: SoftState) -> None:
+        node = self.node
+        assert node.core is not None
+        self.sim._log(node.id, f"{soft.role.value} (leader {soft.leader_id}, "
+                               f"term {node.core.term})")
+
+
+_NOTHING_HELD: AbstractAsyncContextManager[None] = nullcontext()
 
 
 class Simulation:
@@ -461,6 +555,7 @@ class Simulation:
             bootstrap=node.bootstrap,
         )
         node.core = core
+        node.ready = ReadyLoop(core, _SimReadyHost(self, node))
         snap = store.snapshot()
         node.kv = self._decode(node, snap, "restarts from its") if snap is not None else {}
         node.applied = store.snapshot_index()
@@ -471,6 +566,7 @@ class Simulation:
 
     def _crash(self, node: SimNode, why: str) -> None:
         node.core = None
+        node.ready = None
         node.kv = {}
         node.applied = 0
         for op in [*node.proposals.values(), *node.reads.values()]:
@@ -775,67 +871,15 @@ class Simulation:
     # -- the Ready loop ---------------------------------------------------------------------
 
     def _process(self, node: SimNode) -> None:
-        core = node.core
-        assert core is not None
-        store = node.store
+        core, loop = node.core, node.ready
+        assert core is not None and loop is not None
         for _ in range(64):
             if not core.has_ready():
                 return
-            rd = core.ready()
-            # 1. persist
-            before = store.hard_state()
             try:
-                store.save(hard_state=rd.hard_state, entries=rd.entries, snapshot=rd.snapshot)
-            except StorageError as exc:
-                raise Violation("storage contract", node.id, str(exc)) from exc
-            self.inv.persisted(node.id, store, before, rd.snapshot, rd.entries)
-            commit = store.hard_state().commit
-            if commit > before.commit:
-                self._log(node.id, f"commit {before.commit} -> {commit}")
-            crash = node.ready_crash
-            if crash == CRASH_AFTER_PERSIST:
-                self._crash_in_ready(node)
+                loop.handle_sync(core.ready())
+            except _CrashedInReady:
                 return
-            # 2. send
-            # Sorted by destination (stable, so each peer's stream keeps its order): the
-            # core may build a Ready's messages by iterating a set, whose order varies
-            # with the process's hash seed, and the network's random draws must not.
-            messages = sorted(rd.messages, key=_by_dst)
-            cut = len(messages)
-            if crash == CRASH_MID_SEND and len(messages) >= 2:
-                cut = self.rng.randint(1, len(messages) - 1)
-            for msg in messages[:cut]:
-                if msg.src != node.id:
-                    raise Violation("message source", node.id, f"sends as {msg.src}")
-                self.inv.sent(msg, store, self.stores)
-                self.net.send(msg, self.now)
-                if self._trace_messages:
-                    self._log(node.id, f"-> {msg}")
-            if cut < len(messages):
-                self._crash_in_ready(node, f"({cut} of {len(messages)} sent)")
-                return
-            # 3. apply
-            if rd.snapshot is not None:
-                self._restore(node, rd.snapshot)
-            committed = rd.committed_entries
-            cut = len(committed)
-            if crash == CRASH_MID_APPLY and committed:
-                cut = self.rng.randint(0, len(committed) - 1)
-            for entry in committed[:cut]:
-                self._apply(node, entry)
-            if cut < len(committed):
-                self._crash_in_ready(node, f"({cut} of {len(committed)} applied)")
-                return
-            # 4. reads
-            for rs in rd.read_states:
-                op = node.reads.pop(rs.context, None)
-                if op is not None:
-                    node.waiting_reads.append((rs.index, op))
-            self._serve_reads(node)
-            if rd.soft_state is not None:
-                self._log(node.id, f"{rd.soft_state.role.value} (leader {rd.soft_state.leader_id}, "
-                                   f"term {core.term})")
-            core.advance(rd)
         raise Violation("ready loop", node.id, "still has a Ready after 64 rounds")
 
     def _crash_in_ready(self, node: SimNode, detail: str = "") -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
 from agree.raft import (
@@ -20,57 +21,81 @@ from agree.raft import (
     EntryType,
     HardState,
     Message,
-    PersistedState,
     RaftNode,
     ReadState,
     Ready,
     Role,
     Snapshot,
+    SoftState,
 )
+from agree.readyloop import ReadyLoop
+from agree.storage.memory import MemoryStore
 
 
-@dataclass
-class MemoryStorage:
-    """What a node persisted: exactly what its Readys asked to write, nothing more."""
-
-    hard_state: HardState = field(default_factory=HardState)
-    snapshot: Snapshot | None = None
-    entries: list[Entry] = field(default_factory=list)
-
-    def save(self, rd: Ready) -> None:
-        # The core's MustSync rule, checked on every Ready of every test: an fsync is owed
-        # exactly when entries, a snapshot, or a new term or vote are to be written.
-        stored = (self.hard_state.term, self.hard_state.vote)
-        moved = rd.hard_state is not None and (rd.hard_state.term, rd.hard_state.vote) != stored
-        assert rd.must_sync == bool(rd.entries or rd.snapshot is not None or moved), rd
-        if rd.snapshot is not None:
-            self.snapshot = rd.snapshot
-            self.entries = []
-        if rd.entries:
-            first = rd.entries[0].index
-            self.entries = [e for e in self.entries if e.index < first]
-            self.entries.extend(rd.entries)
-        if rd.hard_state is not None:
-            self.hard_state = rd.hard_state
-
-    def compact(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.entries = [e for e in self.entries if e.index > snapshot.meta.index]
-
-    def persisted(self) -> PersistedState:
-        return PersistedState(self.hard_state, self.snapshot, tuple(self.entries))
+def check_must_sync(rd: Ready, stored: HardState) -> None:
+    """The core's MustSync rule, checked on every Ready of every test: an fsync is owed
+    exactly when entries, a snapshot, or a new term or vote are to be written."""
+    moved = rd.hard_state is not None and (rd.hard_state.term, rd.hard_state.vote) != (
+        stored.term,
+        stored.vote,
+    )
+    assert rd.must_sync == bool(rd.entries or rd.snapshot is not None or moved), rd
 
 
 @dataclass
 class Peer:
-    """One server: its core, its storage and a toy state machine (the applied commands)."""
+    """One server: its core, its storage (what its Readys persisted, nothing more) and a toy
+    state machine (the applied commands)."""
 
     node: RaftNode
-    storage: MemoryStorage
+    storage: MemoryStore
     applied: list[Entry] = field(default_factory=list)  # every entry applied, in order
     state: list[bytes] = field(default_factory=list)  # data of applied NORMAL entries
     read_states: list[ReadState] = field(default_factory=list)
     restored: list[Snapshot] = field(default_factory=list)
+
+    def log(self) -> list[Entry]:
+        """The entries it persisted after its snapshot."""
+        return list(self.storage.load().entries)
+
+
+class PeerHost:
+    """How a peer carries out its Readys (agree.readyloop): in memory; what it sends goes into
+    the cluster's network, where a cut link loses it on the spot."""
+
+    def __init__(self, cluster: Cluster, peer: Peer) -> None:
+        self.cluster = cluster
+        self.peer = peer
+
+    async def persist(
+        self, hard_state: HardState | None, entries: tuple[Entry, ...], snapshot: Snapshot | None
+    ) -> None:
+        self.peer.storage.save(hard_state=hard_state, entries=entries, snapshot=snapshot)
+
+    def send(self, messages: tuple[Message, ...]) -> None:
+        c = self.cluster
+        c.sent.extend(messages)
+        c.net.extend(m for m in messages if c.linked(m.src, m.dst))
+
+    def applying(self) -> AbstractAsyncContextManager[None]:
+        return nullcontext()
+
+    def restore(self, snapshot: Snapshot) -> None:
+        self.peer.restored.append(snapshot)
+        self.peer.state = decode_state(snapshot.data)
+
+    def apply(self, entries: tuple[Entry, ...]) -> None:
+        peer = self.peer
+        for entry in entries:
+            peer.applied.append(entry)
+            if entry.type is EntryType.NORMAL:
+                peer.state.append(entry.data)
+
+    def read_states(self, states: tuple[ReadState, ...]) -> None:
+        self.peer.read_states.extend(states)
+
+    def soft_state(self, soft: SoftState) -> None:
+        pass
 
 
 def encode_state(state: list[bytes]) -> bytes:
@@ -98,8 +123,9 @@ class Cluster:
         self.down: set[str] = set()
         self.cut: set[frozenset[str]] = set()
         self.sent: list[Message] = []  # every message ever sent, for assertions
+        self.loops: dict[str, ReadyLoop] = {}
         for node_id in sorted(self.bootstrap.members()):
-            self.peers[node_id] = self._start(node_id, MemoryStorage(), self.bootstrap)
+            self.peers[node_id] = self._start(node_id, MemoryStore(), self.bootstrap)
         self.process()
 
     # ---- nodes
@@ -107,21 +133,23 @@ class Cluster:
     def make_config(self, node_id: str) -> Config:
         return Config(id=node_id, **self.config)  # type: ignore[arg-type]
 
-    def _start(self, node_id: str, storage: MemoryStorage, bootstrap: ConfState | None) -> Peer:
+    def _start(self, node_id: str, storage: MemoryStore, bootstrap: ConfState | None) -> Peer:
         node = RaftNode(
             self.make_config(node_id),
             rng=random.Random(self.rng.getrandbits(64)),
-            persisted=storage.persisted(),
+            persisted=storage.load(),
             bootstrap=bootstrap,
         )
         peer = Peer(node, storage)
-        if storage.snapshot is not None:
-            peer.state = decode_state(storage.snapshot.data)
+        snapshot = storage.snapshot()
+        if snapshot is not None:
+            peer.state = decode_state(snapshot.data)
+        self.loops[node_id] = ReadyLoop(node, PeerHost(self, peer))
         return peer
 
     def add_node(self, node_id: str) -> Peer:
         """A brand-new server that joins an existing cluster (no bootstrap)."""
-        peer = self._start(node_id, MemoryStorage(), None)
+        peer = self._start(node_id, MemoryStore(), None)
         self.peers[node_id] = peer
         return peer
 
@@ -174,22 +202,11 @@ class Cluster:
         for node_id, peer in self.peers.items():
             if node_id in self.down:
                 continue
-            node = peer.node
+            node, loop = peer.node, self.loops[node_id]
             while node.has_ready():
                 rd = node.ready()
-                peer.storage.save(rd)
-                self.sent.extend(rd.messages)
-                # A message over a cut link is lost on the spot.
-                self.net.extend(m for m in rd.messages if self.linked(m.src, m.dst))
-                if rd.snapshot is not None:
-                    peer.restored.append(rd.snapshot)
-                    peer.state = decode_state(rd.snapshot.data)
-                for entry in rd.committed_entries:
-                    peer.applied.append(entry)
-                    if entry.type is EntryType.NORMAL:
-                        peer.state.append(entry.data)
-                peer.read_states.extend(rd.read_states)
-                node.advance(rd)
+                check_must_sync(rd, peer.storage.hard_state())
+                loop.handle_sync(rd)
 
     def take(self, pred: Callable[[Message], bool] = lambda m: True) -> list[Message]:
         """Remove and return the messages in flight that match ``pred``."""
@@ -292,7 +309,7 @@ class Cluster:
 
     def log_terms(self, node_id: str) -> list[tuple[int, int]]:
         """(index, term) of every entry ``node_id`` persisted."""
-        return [(e.index, e.term) for e in self.peers[node_id].storage.entries]
+        return [(e.index, e.term) for e in self.peers[node_id].log()]
 
 
 def is_msg(kind: type[Message], **fields: object) -> Callable[[Message], bool]:
@@ -304,5 +321,5 @@ def is_msg(kind: type[Message], **fields: object) -> Callable[[Message], bool]:
     return pred
 
 
-__all__ = ["Cluster", "MemoryStorage", "Peer", "decode_state", "encode_state", "is_msg",
+__all__ = ["Cluster", "Peer", "PeerHost", "decode_state", "encode_state", "is_msg",
            "replace"]

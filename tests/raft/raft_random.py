@@ -77,7 +77,8 @@ def run(seed: int, steps: int, *, membership: bool = False) -> Cluster:
         elif r < 0.97:
             i = rng.choice(up)
             node = c[i]
-            offset = c.peers[i].storage.snapshot.meta.index if c.peers[i].storage.snapshot else 0
+            snap = c.peers[i].storage.snapshot()
+            offset = snap.meta.index if snap else 0
             if node.applied_index > offset:
                 c.compact(i)
         elif membership:

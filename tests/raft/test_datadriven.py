@@ -262,7 +262,7 @@ class Env:
             rs = c.peers[args[0]].read_states
             return "\n".join(f"{r.context.decode()} index={r.index}" for r in rs) or "(none)"
         if cmd == "snapshot":
-            snap = c.peers[args[0]].storage.snapshot
+            snap = c.peers[args[0]].storage.snapshot()
             if snap is None:
                 return "(none)"
             return f"index={snap.meta.index} term={snap.meta.term} data={_value(snap.data)}"

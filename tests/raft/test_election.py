@@ -118,14 +118,20 @@ def test_vote_grant_travels_with_the_hard_state_that_records_it() -> None:
 def test_restart_from_persisted_state_keeps_term_vote_and_log() -> None:
     c = Cluster(["a", "b", "c"])
     c.elect("a")
-    c.propose("a", b"x")
+    x = c.propose("a", b"x")
     c.stabilize()
-    storage = c.peers["b"].storage
-    node = RaftNode(Config(id="b"), rng=random.Random(0), persisted=storage.persisted())
+    # A commit-only change waits for the next write that must sync: this one.
+    c.propose("a", b"y")
+    c.stabilize()
+    persisted = c.peers["b"].storage.load()
+    assert x <= persisted.hard_state.commit <= c["b"].commit_index
+    node = RaftNode(Config(id="b"), rng=random.Random(0), persisted=persisted)
     assert (node.term, node.status().vote) == (c["b"].term, c["b"].status().vote)
-    assert node.last_index == c["b"].last_index and node.commit_index == c["b"].commit_index
+    assert node.last_index == c["b"].last_index
+    assert node.commit_index == persisted.hard_state.commit
     assert node.conf == c["b"].conf
     rd = node.ready()  # committed entries after `applied` (0 by default) are delivered again
+    assert [e.index for e in rd.committed_entries] == list(range(1, node.commit_index + 1))
     assert [e.data for e in rd.committed_entries if e.data == b"x"] == [b"x"]
     assert rd.hard_state is None and rd.entries == ()
 
@@ -135,13 +141,12 @@ def test_restart_with_applied_skips_what_the_host_already_has() -> None:
     c.elect("a")
     c.propose("a", b"x")
     c.stabilize()
-    applied = c["b"].applied_index
-    node = RaftNode(
-        Config(id="b"),
-        rng=random.Random(0),
-        persisted=c.peers["b"].storage.persisted(),
-        applied=applied,
-    )
+    persisted = c.peers["b"].storage.load()
+    # The host applied up to the persisted commit index (a state machine that survives
+    # restarts; the commit index it persisted may lag what it applied).
+    applied = persisted.hard_state.commit
+    assert 0 < applied <= c["b"].applied_index
+    node = RaftNode(Config(id="b"), rng=random.Random(0), persisted=persisted, applied=applied)
     assert node.applied_index == applied and not node.ready().committed_entries
 
 

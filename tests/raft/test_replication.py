@@ -129,7 +129,7 @@ def test_conflicting_uncommitted_entries_are_truncated() -> None:
     c.tick_all(3)
     assert c["a"].role is Role.FOLLOWER
     assert c.peers["a"].state == [b"kept"]
-    assert all(e.data != b"doomed" for e in c.peers["a"].storage.entries)
+    assert all(e.data != b"doomed" for e in c.peers["a"].log())
 
 
 def test_commit_needs_a_majority() -> None:
@@ -169,7 +169,7 @@ def test_committed_entries_come_with_or_after_their_persisting() -> None:
     c = Cluster(["solo"])
     c.campaign("solo")
     node = c["solo"]
-    persisted: set[int] = {e.index for e in c.peers["solo"].storage.entries}
+    persisted: set[int] = {e.index for e in c.peers["solo"].log()}
     node.propose(b"x")
     while node.has_ready():
         rd = node.ready()

@@ -16,6 +16,7 @@ from agree.raft import (
     ConfChange,
     ConfChangeType,
     EntryType,
+    HardState,
     InstallSnapshot,
     InstallSnapshotResponse,
     RaftNode,
@@ -299,14 +300,14 @@ def test_restart_keeps_term_and_vote() -> None:
     c.process()
     c.deliver(is_msg(RequestVote, dst="b"))
     c.drop()
-    assert c.peers["b"].storage.hard_state.vote == "a"
+    assert c.peers["b"].storage.hard_state().vote == "a"
     term = c["a"].term
     c.crash("b")
     c.restart("b")
     assert (c["b"].term, c["b"].status().vote) == (term, "a")
     # C campaigns in the same term (as if it had timed out too): B refuses.
     c.crash("c")
-    c.peers["c"].storage.hard_state = c.peers["c"].storage.hard_state.__class__(term - 1)
+    c.peers["c"].storage.save(hard_state=HardState(term - 1), entries=())
     c.restart("c")
     c.campaign("c")
     c.process()

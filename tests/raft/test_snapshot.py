@@ -29,7 +29,7 @@ def lagging(n: int = 8, **config: object) -> Cluster:
 def test_compact_forgets_the_prefix_and_returns_the_snapshot() -> None:
     c = lagging()
     a = c["a"]
-    snap = c.peers["a"].storage.snapshot
+    snap = c.peers["a"].storage.snapshot()
     assert snap is not None and snap.meta.index == a.applied_index
     assert snap.meta.term == a.term and snap.meta.conf == a.conf
     assert a._log.first_index == snap.meta.index + 1
@@ -49,11 +49,11 @@ def test_a_lagging_follower_gets_the_snapshot_in_chunks() -> None:
     c.tick("a")
     c.stabilize()
     chunks = [m for m in c.sent if isinstance(m, InstallSnapshot)]
-    size = len(c.peers["a"].storage.snapshot.data)  # type: ignore[union-attr]
+    size = len(c.peers["a"].storage.snapshot().data)  # type: ignore[union-attr]
     assert len(chunks) == -(-size // 10) and all(len(m.data) <= 10 for m in chunks)
     assert [m.done for m in chunks][-1] and not any(m.done for m in chunks[:-1])
     assert c.peers["c"].state == c.peers["a"].state
-    assert c.peers["c"].storage.snapshot == c.peers["a"].storage.snapshot
+    assert c.peers["c"].storage.snapshot() == c.peers["a"].storage.snapshot()
     c.propose("a", b"after")
     c.stabilize()
     assert c.peers["c"].state[-1] == b"after"
@@ -93,8 +93,8 @@ def test_a_snapshot_whose_last_entry_we_hold_keeps_the_log() -> None:
 def test_restart_from_a_snapshot() -> None:
     c = lagging()
     storage = c.peers["a"].storage
-    node = RaftNode(Config(id="a"), rng=random.Random(0), persisted=storage.persisted())
-    assert node.applied_index == storage.snapshot.meta.index  # type: ignore[union-attr]
+    node = RaftNode(Config(id="a"), rng=random.Random(0), persisted=storage.load())
+    assert node.applied_index == storage.snapshot().meta.index  # type: ignore[union-attr]
     assert node.conf == c["a"].conf and node.term == c["a"].term
     assert node.last_index == c["a"].last_index
 
@@ -142,7 +142,7 @@ def test_a_transfer_cut_short_by_a_new_leader_is_not_resumed_with_its_bytes() ->
     c.forget_leader("b", "c")
     c.elect_until("b")
     c.tick_all(3)
-    assert c.peers["c"].storage.snapshot == snap_b
+    assert c.peers["c"].storage.snapshot() == snap_b
     assert c.peers["c"].state == b.state
 
 
@@ -160,7 +160,7 @@ def test_a_snapshot_that_fails_its_checksum_is_asked_again_never_installed() -> 
         (ack,) = c.take(is_msg(InstallSnapshotResponse))
         if ack.next_offset == 0:
             break
-        snap = c.peers["a"].storage.snapshot
+        snap = c.peers["a"].storage.snapshot()
         assert snap is not None
         end = ack.next_offset + 8
         c.send(replace(bad, offset=ack.next_offset, data=snap.data[ack.next_offset:end],
@@ -169,4 +169,4 @@ def test_a_snapshot_that_fails_its_checksum_is_asked_again_never_installed() -> 
     # The leader starts over from offset 0 and the transfer then succeeds.
     c.send(ack)
     c.tick_all(3)
-    assert c.peers["c"].storage.snapshot == c.peers["a"].storage.snapshot
+    assert c.peers["c"].storage.snapshot() == c.peers["a"].storage.snapshot()
