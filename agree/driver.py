@@ -15,7 +15,8 @@ import collections
 import heapq
 import itertools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +26,11 @@ from agree.clock import Clock, SystemClock
 from agree.errors import AgreeError, NotLeaderError, ProposalLost, UnavailableError
 from agree.host import Host
 from agree.observer import NoObserver, Observer
-from agree.raft.entries import ConfChange, Entry, EntryType, HardState
+from agree.raft.entries import ConfChange, Entry, EntryType, HardState, Snapshot
 from agree.raft.messages import Message
 from agree.raft.node import RaftNode
-from agree.raft.ready import Ready, Role, SoftState
+from agree.raft.ready import ReadState, Ready, Role, SoftState
+from agree.readyloop import ReadyLoop
 from agree.storage.base import DEFAULT_GROUP
 from agree.storage.threaded import AsyncLogStore
 from agree.transport.base import Transport
@@ -75,10 +77,6 @@ class TakeSnapshot:
 
 Input = Receive | Tick | Propose | ProposeConfChange | TransferLeader | ReadIndex | TakeSnapshot
 _TICK = Tick()
-
-
-def _no_time() -> float:
-    return 0.0
 
 
 @dataclass(slots=True)
@@ -133,7 +131,8 @@ class Driver:
         self._soft = SoftState(leader_id=None, role=Role.FOLLOWER)
         self._since_snapshot_entries = 0
         self._since_snapshot_bytes = 0
-        self._deferred_hs: HardState | None = None  # a commit-only change not yet written
+        self._apply_started = 0.0  # on the clock, when observed
+        self._ready_loop = ReadyLoop(raft, _DriverDuties(self))
         self._snapshot_waiters: list[asyncio.Future[int]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._saving_behind: asyncio.Future[None] | None = None  # unsafe.ACK_BEFORE_DURABLE
@@ -282,58 +281,66 @@ class Driver:
             self._fail_everything(err)
 
     async def _handle_ready(self, rd: Ready) -> None:
-        """Persist, send, apply, advance -- in that order (see agree.raft.ready.Ready)."""
-        observed = self._observed
-        now = self.clock.monotonic if observed else _no_time
-        if rd.must_sync:
-            # A commit-only hard state deferred earlier rides along with this write.
-            hs = rd.hard_state if rd.hard_state is not None else self._deferred_hs
-            started = now()
-            if unsafe.ACK_BEFORE_DURABLE and rd.snapshot is None:
-                self._save_behind(hs, rd.entries)  # the negative control: ack, store later
-            else:
-                if self._saving_behind is not None:
-                    await self._saving_behind
-                await self.store.save(hard_state=hs, entries=rd.entries, snapshot=rd.snapshot)
-            self._deferred_hs = None
-            if observed:
-                self.observer.persisted(entries=len(rd.entries), seconds=now() - started)
-        elif rd.hard_state is not None:
-            # Only the commit index moved: it is volatile state (Figure 2), relearned from the
-            # leader after a restart, so it need not cost an fsync of its own.
-            self._deferred_hs = rd.hard_state
-        if rd.messages:
-            started = now()
-            self.transport.send(rd.messages)
-            if observed:
-                self.observer.sent(messages=len(rd.messages), seconds=now() - started)
-        if rd.snapshot is not None or rd.committed_entries:
-            started = now()
-            # Waits (without blocking the loop) while a read_lock() holds the state.
-            async with self.host.lock.held():
-                if rd.snapshot is not None:
-                    self.host.restore(rd.snapshot.data)
-                    # The snapshot's membership may name members this node has not heard of.
-                    self.transport.update_peers(self.peer_addresses())
-                    self._snapshot_jumped(rd.snapshot.meta.index)
-                for entry in rd.committed_entries:
-                    self._apply(entry)
-            if observed:
-                count = len(rd.committed_entries)
-                self.observer.applied(entries=count, seconds=now() - started)
-        for rs in rd.read_states:
-            for fut in self._reads.pop(rs.context, ()):
-                if not fut.done():
-                    self._wait_then_resolve(rs.index, fut)
-        self.raft.advance(rd)
-        if rd.soft_state is not None:
-            self._soft_state_changed(rd.soft_state)
+        """Persist, send, apply, advance -- in that order (agree.readyloop), through the
+        duties below (:class:`_DriverDuties`)."""
+        await self._ready_loop.handle(rd)
         self._release_applied_waiters()
         if (
             self._since_snapshot_entries >= self.snapshot_entries
             or self._since_snapshot_bytes >= self.snapshot_bytes
         ):
             await self._take_snapshot()
+
+    # -- the Ready duties (agree.readyloop.ReadyHost, through _DriverDuties) --------------------
+    async def _persist(
+        self, hs: HardState | None, entries: tuple[Entry, ...], snapshot: Snapshot | None
+    ) -> None:
+        started = self.clock.monotonic() if self._observed else 0.0
+        if unsafe.ACK_BEFORE_DURABLE and snapshot is None:
+            self._save_behind(hs, entries)  # the negative control: ack, store later
+        else:
+            if self._saving_behind is not None:
+                await self._saving_behind
+            await self.store.save(hard_state=hs, entries=entries, snapshot=snapshot)
+        if self._observed:
+            seconds = self.clock.monotonic() - started
+            self.observer.persisted(entries=len(entries), seconds=seconds)
+
+    def _send(self, messages: tuple[Message, ...]) -> None:
+        if not messages:
+            return
+        if self._observed:
+            started = self.clock.monotonic()
+            self.transport.send(messages)
+            seconds = self.clock.monotonic() - started
+            self.observer.sent(messages=len(messages), seconds=seconds)
+        else:
+            self.transport.send(messages)
+
+    def _applying(self) -> AbstractAsyncContextManager[None]:
+        if self._observed:
+            self._apply_started = self.clock.monotonic()
+        # Waits (without blocking the loop) while a read_lock() or a snapshot holds the state.
+        return self.host.lock.held()
+
+    def _restore(self, snapshot: Snapshot) -> None:
+        self.host.restore(snapshot.data)
+        # The snapshot's membership may name members this node has not heard of.
+        self.transport.update_peers(self.peer_addresses())
+        self._snapshot_jumped(snapshot.meta.index)
+
+    def _apply_entries(self, entries: tuple[Entry, ...]) -> None:
+        for entry in entries:
+            self._apply(entry)
+        if self._observed:
+            seconds = self.clock.monotonic() - self._apply_started
+            self.observer.applied(entries=len(entries), seconds=seconds)
+
+    def _read_states(self, states: tuple[ReadState, ...]) -> None:
+        for rs in states:
+            for fut in self._reads.pop(rs.context, ()):
+                if not fut.done():
+                    self._wait_then_resolve(rs.index, fut)
 
     def _save_behind(self, hs: HardState | None, entries: Sequence[Entry]) -> None:
         """unsafe.ACK_BEFORE_DURABLE only: store in the background, after the previous save."""
@@ -516,3 +523,36 @@ class Driver:
         for fut in waiters:
             if not fut.done():
                 fut.set_result(index)
+
+
+class _DriverDuties:
+    """The driver's Ready duties under the names the shared loop calls them by (the driver's
+    own public names are for its callers)."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, driver: Driver) -> None:
+        self._d = driver
+
+    def persist(
+        self, hard_state: HardState | None, entries: tuple[Entry, ...], snapshot: Snapshot | None
+    ) -> Coroutine[Any, Any, None]:
+        return self._d._persist(hard_state, entries, snapshot)
+
+    def send(self, messages: tuple[Message, ...]) -> None:
+        self._d._send(messages)
+
+    def applying(self) -> AbstractAsyncContextManager[None]:
+        return self._d._applying()
+
+    def restore(self, snapshot: Snapshot) -> None:
+        self._d._restore(snapshot)
+
+    def apply(self, entries: tuple[Entry, ...]) -> None:
+        self._d._apply_entries(entries)
+
+    def read_states(self, states: tuple[ReadState, ...]) -> None:
+        self._d._read_states(states)
+
+    def soft_state(self, soft: SoftState) -> None:
+        self._d._soft_state_changed(soft)
