@@ -4,8 +4,10 @@ It owns the tick timer, the inbox and the Ready loop.  Everything that reaches t
 peer messages, ticks, proposals, reads, membership changes -- is queued in the inbox and stepped
 by the loop, so the core is only ever touched between two Readys, and everything that arrived
 while the previous Ready was being persisted is batched into the next one: one storage
-transaction and one send per turn.  :meth:`Driver._handle_ready` is the one place where the
-order is fixed: persist, then send, then apply, then advance.
+transaction and one send per turn.  :meth:`Driver._handle_ready` hands each Ready to the loop
+shared with the simulator (:mod:`agree.readyloop`), the one place where the order is fixed:
+persist, then send, then apply, then advance.  A snapshot is serialized in a worker thread, so
+the loop keeps ticking and sending while a large state is pickled.
 """
 
 from __future__ import annotations
@@ -134,6 +136,10 @@ class Driver:
         self._apply_started = 0.0  # on the clock, when observed
         self._ready_loop = ReadyLoop(raft, _DriverDuties(self))
         self._snapshot_waiters: list[asyncio.Future[int]] = []
+        # A snapshot being serialized in a worker thread, and the callers it will answer.
+        self._capture: asyncio.Task[tuple[int, bytes]] | None = None
+        self._capture_waiters: list[asyncio.Future[int]] = []
+        self._capture_started = 0.0  # on the clock, when observed
         self._tasks: list[asyncio.Task[None]] = []
         self._saving_behind: asyncio.Future[None] | None = None  # unsafe.ACK_BEFORE_DURABLE
         self._stopping = False
@@ -164,6 +170,9 @@ class Driver:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._capture is not None and not snapshot:
+            self._capture.cancel()  # a crash leaves no snapshot behind
+            self._capture = None
         self._fail_everything(UnavailableError(f"node {self.raft.id!r} stopped"))
         if snapshot and self._tasks and self.failure is None:
             try:
@@ -176,7 +185,7 @@ class Driver:
         futures: list[asyncio.Future[Any]] = [p.future for p in self._pending.values()]
         futures += self._read_batch + [f for fs in self._reads.values() for f in fs]
         futures += [w[2] for w in self._applied_waiters] + self._leader_waiters
-        futures += self._snapshot_waiters
+        futures += self._snapshot_waiters + self._capture_waiters
         for item in self._inbox:
             if not isinstance(item, Receive | Tick):
                 futures.append(item.future)
@@ -189,6 +198,7 @@ class Driver:
         self._applied_waiters.clear()
         self._leader_waiters.clear()
         self._snapshot_waiters.clear()
+        self._capture_waiters.clear()
         self._inbox.clear()
 
     # -- inputs (any coroutine on the loop may call these) -------------------------------------
@@ -261,12 +271,14 @@ class Driver:
         try:
             while not self._stopping:
                 self._wake.clear()
+                if self._capture is not None and self._capture.done():
+                    await self._finish_snapshot()
                 if self._inbox:
                     self._step_inbox()
                 if raft.has_ready():
                     await self._handle_ready(raft.ready())
-                elif self._snapshot_waiters:
-                    await self._take_snapshot()
+                elif self._snapshot_waiters and self._capture is None:
+                    self._start_snapshot()
                 elif not self._inbox:
                     await self._wake.wait()
         except asyncio.CancelledError:
@@ -285,11 +297,11 @@ class Driver:
         duties below (:class:`_DriverDuties`)."""
         await self._ready_loop.handle(rd)
         self._release_applied_waiters()
-        if (
+        if self._capture is None and (
             self._since_snapshot_entries >= self.snapshot_entries
             or self._since_snapshot_bytes >= self.snapshot_bytes
         ):
-            await self._take_snapshot()
+            self._start_snapshot()
 
     # -- the Ready duties (agree.readyloop.ReadyHost, through _DriverDuties) --------------------
     async def _persist(
@@ -496,30 +508,64 @@ class Driver:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _take_snapshot(self) -> None:
-        index = self.host.applied_index
-        if index <= self.raft.snapshot_index:  # nothing applied since the last snapshot
-            self._resolve_snapshot_waiters(self.raft.snapshot_index)
+    # -- snapshots: serialized off the loop --------------------------------------------------------
+    def _start_snapshot(self) -> None:
+        """Start serializing the state at the applied index in a worker thread, which holds the
+        state lock meanwhile: no apply of this group lands mid-capture, while the loop goes on
+        ticking, sending heartbeats, persisting and serving the other groups.  The core is
+        compacted when the capture is done, between two Readys (:meth:`_finish_snapshot`)."""
+        waiters, self._snapshot_waiters = self._snapshot_waiters, []
+        if self.host.applied_index <= self.raft.snapshot_index:  # nothing applied since
+            self._resolve(waiters, self.raft.snapshot_index)
             return
-        started = self.clock.monotonic() if self._observed else 0.0
-        # Pickling happens here, on the loop, because the state must be captured at exactly
-        # `index`; writing the (possibly large) blob happens on the storage thread.
-        async with self.host.lock.held():
-            data = self.host.snapshot()
-        snapshot = self.raft.compact(index, data)
-        await self.store.compact(snapshot)
+        self._capture_waiters = waiters
         self._since_snapshot_entries = 0
         self._since_snapshot_bytes = 0
+        self._capture_started = self.clock.monotonic() if self._observed else 0.0
+        capture = asyncio.ensure_future(asyncio.to_thread(self._capture_state))
+        capture.add_done_callback(lambda _: self._wake.set())
+        self._capture = capture
+
+    def _capture_state(self) -> tuple[int, bytes]:
+        """In a worker thread: the applied index and the state there, as one blob."""
+        with self.host.lock:  # blocks this thread only; the loop polls for the lock
+            return self.host.applied_index, self.host.snapshot()
+
+    async def _finish_snapshot(self) -> None:
+        """Compact the core and the store to a finished capture; raises what the capture
+        raised (the node stops, as for any failed snapshot)."""
+        capture, self._capture = self._capture, None
+        assert capture is not None
+        waiters, self._capture_waiters = self._capture_waiters, []
+        index, data = capture.result()
+        if index <= self.raft.snapshot_index:
+            # A snapshot from the leader replaced the log meanwhile; it covers this one.
+            self._resolve(waiters, self.raft.snapshot_index)
+            return
+        snapshot = self.raft.compact(index, data)
+        # Writing the (possibly large) blob happens on the storage thread.
+        await self.store.compact(snapshot)
         self.log.info(
             "took a snapshot at index %d (%d bytes)", index, len(data), extra={"index": index}
         )
         if self._observed:
-            seconds = self.clock.monotonic() - started
+            seconds = self.clock.monotonic() - self._capture_started
             self.observer.snapshotted(index=index, size=len(data), seconds=seconds)
-        self._resolve_snapshot_waiters(index)
+        self._resolve(waiters, index)
 
-    def _resolve_snapshot_waiters(self, index: int) -> None:
-        waiters, self._snapshot_waiters = self._snapshot_waiters, []
+    async def _take_snapshot(self) -> None:
+        """Snapshot what is applied now and wait for it (at stop, once the Ready loop has ended):
+        a capture under way first, then one of what was applied after it began, if anything."""
+        for _ in range(2):
+            if self._capture is None:
+                self._start_snapshot()
+            if self._capture is None:
+                return
+            await asyncio.wait((self._capture,))
+            await self._finish_snapshot()
+
+    @staticmethod
+    def _resolve(waiters: list[asyncio.Future[int]], index: int) -> None:
         for fut in waiters:
             if not fut.done():
                 fut.set_result(index)

@@ -1,7 +1,8 @@
 """The lock on a node's replicated state, shared by its event loop and by reader threads.
 
-The loop holds it while it restores a snapshot, applies entries, takes a snapshot or runs a
-query; ``read_lock()`` holds it, from any thread, to look at the objects directly.
+The loop holds it while it restores a snapshot, applies entries or runs a query; a worker
+thread holds it while it serializes a snapshot (the loop goes on meanwhile); ``read_lock()``
+holds it, from any thread, to look at the objects directly.
 
 The loop must never *block* on it.  A reader in another thread may hold it as long as it
 likes, and a reader that then calls the node and waits for the answer would wait forever for a
