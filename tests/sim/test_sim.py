@@ -15,6 +15,7 @@ import pytest
 
 from agree.raft import Ready
 from agree.raft.node import RaftNode
+from agree.readyloop import ReadyLoop
 from agree.testing import sim as simmod
 from agree.testing.sim import PROFILES, SimConfig, Simulation, main, run_seed
 from agree.testing.simclock import Clock
@@ -175,6 +176,36 @@ def test_read_index_without_a_quorum_round_is_caught(monkeypatch: pytest.MonkeyP
     # acknowledgement was lost, after another read already saw it).
     assert all("stale read" in v or "history not linearizable" in v for v in found), found
     assert any("stale read" in v for v in found), found
+
+
+def test_a_ready_loop_that_sends_before_persisting_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The shared loop (agree.readyloop) with its first two duties swapped.
+    original = ReadyLoop.handle
+
+    async def send_first(self: ReadyLoop, rd: Ready) -> None:
+        self.host.send(rd.messages)
+        await original(self, replace(rd, messages=()))
+
+    monkeypatch.setattr(ReadyLoop, "handle", send_first)
+    found = _violations(replace(SimConfig(), check_history=False), range(4))
+    assert found and all("sent before persisted" in v for v in found), found
+
+
+def test_a_ready_loop_that_defers_a_new_term_or_vote_is_caught(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A loop that writes a hard state only with entries, as if a term or vote were as
+    # volatile as the commit index.
+    original = ReadyLoop.handle
+
+    async def lax(self: ReadyLoop, rd: Ready) -> None:
+        await original(self, replace(rd, must_sync=bool(rd.entries or rd.snapshot)))
+
+    monkeypatch.setattr(ReadyLoop, "handle", lax)
+    found = _violations(replace(SimConfig(), check_history=False), range(4))
+    assert found and all("sent before persisted" in v for v in found), found
 
 
 # --- skew, divergent snapshots, crashes inside Ready handling, leases, liveness ---------------
