@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import heapq
 import itertools
 import logging
@@ -140,6 +141,10 @@ class Driver:
         self._capture: asyncio.Task[tuple[int, bytes]] | None = None
         self._capture_waiters: list[asyncio.Future[int]] = []
         self._capture_started = 0.0  # on the clock, when observed
+        # What the Ready loop handed over to apply while a capture was under way (snapshots
+        # to restore, entries to apply), in order; applied once the capture is done.
+        self._backlog: list[Snapshot | tuple[Entry, ...]] = []
+        self._deferring = False  # the current Ready's apply goes to the backlog
         self._tasks: list[asyncio.Task[None]] = []
         self._saving_behind: asyncio.Future[None] | None = None  # unsafe.ACK_BEFORE_DURABLE
         self._stopping = False
@@ -173,6 +178,7 @@ class Driver:
         if self._capture is not None and not snapshot:
             self._capture.cancel()  # a crash leaves no snapshot behind
             self._capture = None
+            self._backlog.clear()
         self._fail_everything(UnavailableError(f"node {self.raft.id!r} stopped"))
         if snapshot and self._tasks and self.failure is None:
             try:
@@ -330,18 +336,31 @@ class Driver:
             self.transport.send(messages)
 
     def _applying(self) -> AbstractAsyncContextManager[None]:
+        if self._capture is not None or self._backlog:
+            # The state is being captured: applying waits for it, the Ready loop does not,
+            # so heartbeats and persists go on (the core only needs applies to come in order).
+            self._deferring = True
+            return _NOTHING_HELD
+        self._deferring = False
         if self._observed:
             self._apply_started = self.clock.monotonic()
-        # Waits (without blocking the loop) while a read_lock() or a snapshot holds the state.
+        # Waits (without blocking the loop) while a read_lock() holds the state.
         return self.host.lock.held()
 
     def _restore(self, snapshot: Snapshot) -> None:
+        if self._deferring:
+            self._backlog.append(snapshot)
+            return
         self.host.restore(snapshot.data)
         # The snapshot's membership may name members this node has not heard of.
         self.transport.update_peers(self.peer_addresses())
         self._snapshot_jumped(snapshot.meta.index)
 
     def _apply_entries(self, entries: tuple[Entry, ...]) -> None:
+        if self._deferring:
+            if entries:
+                self._backlog.append(entries)
+            return
         for entry in entries:
             self._apply(entry)
         if self._observed:
@@ -511,9 +530,10 @@ class Driver:
     # -- snapshots: serialized off the loop --------------------------------------------------------
     def _start_snapshot(self) -> None:
         """Start serializing the state at the applied index in a worker thread, which holds the
-        state lock meanwhile: no apply of this group lands mid-capture, while the loop goes on
-        ticking, sending heartbeats, persisting and serving the other groups.  The core is
-        compacted when the capture is done, between two Readys (:meth:`_finish_snapshot`)."""
+        state lock meanwhile.  The loop goes on ticking, sending heartbeats, persisting and
+        serving the other groups; what this group commits meanwhile waits in the backlog and
+        is applied, in order, once the capture is done, so no apply lands mid-capture.  The core
+        is compacted then too, between two Readys (:meth:`_finish_snapshot`)."""
         waiters, self._snapshot_waiters = self._snapshot_waiters, []
         if self.host.applied_index <= self.raft.snapshot_index:  # nothing applied since
             self._resolve(waiters, self.raft.snapshot_index)
@@ -538,6 +558,8 @@ class Driver:
         assert capture is not None
         waiters, self._capture_waiters = self._capture_waiters, []
         index, data = capture.result()
+        if self._backlog:
+            await self._apply_backlog()
         if index <= self.raft.snapshot_index:
             # A snapshot from the leader replaced the log meanwhile; it covers this one.
             self._resolve(waiters, self.raft.snapshot_index)
@@ -552,6 +574,25 @@ class Driver:
             seconds = self.clock.monotonic() - self._capture_started
             self.observer.snapshotted(index=index, size=len(data), seconds=seconds)
         self._resolve(waiters, index)
+
+    async def _apply_backlog(self) -> None:
+        """Apply, in order, what arrived to apply during the capture."""
+        backlog, self._backlog = self._backlog, []
+        started = self.clock.monotonic() if self._observed else 0.0
+        count = 0
+        async with self.host.lock.held():
+            self._deferring = False
+            for item in backlog:
+                if isinstance(item, Snapshot):
+                    self._restore(item)
+                else:
+                    count += len(item)
+                    for entry in item:
+                        self._apply(entry)
+        if self._observed:
+            seconds = self.clock.monotonic() - started
+            self.observer.applied(entries=count, seconds=seconds)
+        self._release_applied_waiters()
 
     async def _take_snapshot(self) -> None:
         """Snapshot what is applied now and wait for it (at stop, once the Ready loop has ended):
@@ -569,6 +610,9 @@ class Driver:
         for fut in waiters:
             if not fut.done():
                 fut.set_result(index)
+
+
+_NOTHING_HELD: AbstractAsyncContextManager[None] = contextlib.nullcontext()
 
 
 class _DriverDuties:

@@ -123,16 +123,14 @@ async def test_the_node_goes_on_sending_heartbeats_while_a_snapshot_is_pickled(
 
 
 @pytest.mark.wall_clock
-async def test_no_apply_lands_while_a_snapshot_is_pickled(tmp_path: Path) -> None:
-    # Elections slower than the pickling: this group's applies wait for the capture, and its
-    # Ready loop with them (heartbeats included) once something commits meanwhile.
-    async with MemoryCluster(
-        tmp_path, {"h": Holder}, observer=CountSends(), ELECTION_TICKS=200
-    ) as cluster:
+async def test_commands_commit_during_the_capture_and_apply_after_it(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, {"h": Holder}, observer=CountSends()) as cluster:
         leader = await cluster.wait_leader()
         holder = leader.proxy("h")
         for _ in range(3):
             await holder.add()
+        await _quiet(cluster, leader)
+        term = leader.status().term
         snapshot = await _capture_under_way(leader)
         assert not WINDOW.finished  # the test goes on while the leader's state is pickled
         added = await holder.add()  # committed meanwhile, applied on the leader after
@@ -141,6 +139,9 @@ async def test_no_apply_lands_while_a_snapshot_is_pickled(tmp_path: Path) -> Non
         # state at exactly its index; the command proposed meanwhile came after it.
         assert WINDOW.applied_during == (3, 3)
         assert added == 4 and index < leader.status().applied_index
+        # Committing it did not stop the leader's heartbeats either.
+        assert WINDOW.sends_during is not None and WINDOW.sends_during >= 5, WINDOW.sends_during
+        assert leader.status().term == term and cluster.leader() is leader
         # The blob is the state at its index: restarted from it, replaying the log after it,
         # the node counts each command once.
         restarted = await cluster.restart_node(leader.id, crash=True)
