@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from agree.errors import NotLeaderError, SchemaMismatchError, StorageError
 from agree.raft.entries import ConfState, HardState, Snapshot, SnapshotMeta
+from agree.runtime.status import members_json
 from agree.schema import extension_problems, schema_of
 from agree.wire.backup import Backup, decode_backup, encode_backup
 
@@ -39,7 +40,7 @@ async def take_backup(node: Node, timeout: float) -> bytes:
     """The backup file of ``node``'s state at a linearizable point; NotLeaderError (naming the
     leader) unless ``node`` leads."""
     status = node.status()
-    if status.role != "leader":
+    if not status.is_leader:
         leader = status.leader_id
         raise NotLeaderError(
             "a backup is taken by the leader",
@@ -57,7 +58,7 @@ async def take_backup(node: Node, timeout: float) -> bytes:
         term=term,
         node=node.id,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
-        members=node.members(),
+        members=members_json(node.members()),
         objects=objects,
         body=body,
     )

@@ -1,6 +1,7 @@
 """The node driver: the asyncio shell around the sans-I/O Raft core.
 
-It owns the tick timer, the inbox and the Ready loop.  Everything that reaches the core --
+It owns the inbox and the Ready loop of one Raft group; the node's one ticker calls
+:meth:`Driver.tick` for every group.  Everything that reaches the core --
 peer messages, ticks, proposals, reads, membership changes -- is queued in the inbox and stepped
 by the loop, so the core is only ever touched between two Readys, and everything that arrived
 while the previous Ready was being persisted is batched into the next one: one storage
@@ -21,7 +22,7 @@ import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from agree import logs, unsafe
 from agree.calls import Outcome
@@ -35,8 +36,29 @@ from agree.raft.node import RaftNode
 from agree.raft.ready import ReadState, Ready, Role, SoftState
 from agree.readyloop import ReadyLoop
 from agree.storage.base import DEFAULT_GROUP
-from agree.storage.threaded import AsyncLogStore
-from agree.transport.base import Transport
+
+
+class ReadyStore(Protocol):
+    """What the Ready loop writes to: one group's durable log."""
+
+    async def save(
+        self,
+        *,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        snapshot: Snapshot | None = None,
+    ) -> None: ...
+
+    async def compact(self, snapshot: Snapshot) -> None: ...
+
+
+class GroupTransport(Protocol):
+    """The peer transport as one group's driver sees it."""
+
+    def send(self, messages: Sequence[Message]) -> None: ...
+
+    def update_peers(self, addresses: Mapping[str, str]) -> None:
+        """This group's members' addresses changed."""
 
 
 # -- the inbox: one record per kind of input, stepped in arrival order -------------------------
@@ -92,8 +114,8 @@ class Driver:
     def __init__(
         self,
         raft: RaftNode,
-        store: AsyncLogStore,
-        transport: Transport,
+        store: ReadyStore,
+        transport: GroupTransport,
         host: Host,
         *,
         clock: Clock | None = None,
@@ -104,6 +126,7 @@ class Driver:
         on_conf_change: Callable[[ConfChange], None] | None = None,
         on_leader: Callable[[], None] | None = None,
         addresses: Mapping[str, str] | None = None,
+        group: str = DEFAULT_GROUP,
     ) -> None:
         """``addresses``: how this node reaches members (its NODES setting); they take
         precedence over the addresses replicated in the membership, which are the view of
@@ -150,7 +173,7 @@ class Driver:
         self._stopping = False
         self.failure: BaseException | None = None
         # Every line of this node's runtime carries its id, group and current term.
-        self.group = DEFAULT_GROUP
+        self.group = group
         self.log = logs.get_logger(
             __name__, node=raft.id, group=self.group, term=lambda: self.raft.term
         )
@@ -161,10 +184,8 @@ class Driver:
         # Lines logged by what the loop runs (the host applying entries, subscriptions) carry
         # the node too, without binding anything in the caller's context.
         bound = logs.bound_context(node=self.raft.id, group=self.group)
-        self._tasks = [
-            loop.create_task(self._run(), name=f"agree-driver-{self.raft.id}", context=bound),
-            loop.create_task(self._ticker(), name=f"agree-ticker-{self.raft.id}", context=bound),
-        ]
+        name = f"agree-driver-{self.raft.id}-{self.group}"
+        self._tasks = [loop.create_task(self._run(), name=name, context=bound)]
 
     async def stop(self, *, snapshot: bool = True) -> None:
         """Stop; unless ``snapshot`` is false, first snapshot what was applied since the last
@@ -266,12 +287,12 @@ class Driver:
     def soft_state(self) -> SoftState:
         return self._soft
 
-    # -- the loop ------------------------------------------------------------------------------
-    async def _ticker(self) -> None:
-        while True:
-            await self.clock.sleep(self.tick_interval)
+    def tick(self) -> None:
+        """One tick of the node's ticker (ignored once stopping)."""
+        if not self._stopping:
             self._push(_TICK)
 
+    # -- the loop ------------------------------------------------------------------------------
     async def _run(self) -> None:
         raft = self.raft
         try:

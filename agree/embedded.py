@@ -20,7 +20,7 @@ from agree.errors import ConfigurationError, DeadlockError, UnavailableError
 from agree.mutation import Mutation
 from agree.node import Node
 from agree.proxy import LOOP_GRACE, Proxy, ThreadLoop
-from agree.replicated import Replicated
+from agree.replicated import Replicated, describe_non_replicated
 from agree.settings import Settings
 from agree.subscriptions import Subscription
 
@@ -144,11 +144,7 @@ def wrap(
     ``LOG_LEVEL`` (:func:`agree.logs.configure`) -- a library never does that unasked.
     """
     if not isinstance(obj, Replicated):
-        what = (
-            f"the class {obj.__qualname__}"
-            if isinstance(obj, type)
-            else f"an instance of {type(obj).__qualname__}"
-        )
+        what = describe_non_replicated(obj)
         raise TypeError(
             f"wrap() needs an instance of an agree.Replicated subclass, got {what}; derive its"
             " class from Replicated, mark its methods @command/@query, and pass an instance"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import uuid
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -42,21 +43,47 @@ class Backend(Protocol):
     def call_done(self, seq: int) -> None: ...
 
 
-class NodeBackend:
-    """Calls go straight into a node running on the same event loop."""
+class CallSession:
+    """A caller's session: its client id, the sequence number of each command it issues, and
+    the acknowledged low-water mark (every seq below it has been answered), which lets the
+    replicas forget the results they keep for retries (Raft dissertation §6.3)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, client_id: str | None = None) -> None:
+        self.client_id = client_id or uuid.uuid4().hex
+        self._seq = 0
+        self._outstanding: set[int] = set()
+        self._low = 1  # the lowest seq not yet done: every seq below it is answered
+
+    def next_call_ids(self) -> tuple[str, int, int]:
+        """(client id, seq, ack) for a new command."""
+        self._seq += 1
+        self._outstanding.add(self._seq)
+        return self.client_id, self._seq, self._low - 1
+
+    def call_done(self, seq: int) -> None:
+        self._outstanding.discard(seq)
+        # Amortised O(1): the low-water mark only moves forward.
+        while self._low <= self._seq and self._low not in self._outstanding:
+            self._low += 1
+
+
+class NodeBackend:
+    """Calls go straight into a node running on the same event loop, under ``session`` (the
+    caller's; a new one by default)."""
+
+    def __init__(self, node: Node, session: CallSession | None = None) -> None:
         self.node = node
+        self.session = session or CallSession()
 
     async def call(self, call: Call, timeout: float | None) -> Outcome:
         # The proxy bound the call against the same schema: no need to validate it twice.
         return await self.node.call(call, timeout, validated=True)
 
     def next_call_ids(self) -> tuple[str, int, int]:
-        return self.node.next_call_ids()
+        return self.session.next_call_ids()
 
     def call_done(self, seq: int) -> None:
-        self.node.call_done(seq)
+        self.session.call_done(seq)
 
     def __repr__(self) -> str:
         return f"node {self.node.id!r}"
@@ -355,4 +382,12 @@ class Proxy:
         return self._runner.run(coro, bound, on_timeout=gave_up)
 
 
-__all__ = ["AsyncProxy", "Backend", "LoopRunner", "NodeBackend", "Proxy", "ThreadLoop"]
+__all__ = [
+    "AsyncProxy",
+    "Backend",
+    "CallSession",
+    "LoopRunner",
+    "NodeBackend",
+    "Proxy",
+    "ThreadLoop",
+]

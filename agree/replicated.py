@@ -291,6 +291,13 @@ class Replicated:
         return current_context()
 
 
+def describe_non_replicated(obj: object) -> str:
+    """What ``obj`` is, for the message refusing it where a Replicated instance is needed."""
+    if isinstance(obj, type):
+        return f"the class {obj.__qualname__}"
+    return f"an instance of {type(obj).__qualname__}"
+
+
 def create_initial(cls: type[R]) -> R:
     """Instantiate ``cls`` with no arguments, the way a node creates the initial state.
 

@@ -74,6 +74,7 @@ _EXPECTED: Final[Mapping[str, str]] = {
     "DATABASE_URL": "a SQLAlchemy URL string, e.g. 'sqlite:///agree-data/{node_id}.db'",
     "OBJECTS": "a dict of object name to dotted class path, "
     "e.g. {'counter': 'myproject.models.Counter'}",
+    "GROUPS": "a dict of group id to a list of object names, e.g. {'orders': ['orders']}",
     "CLUSTER_SECRET": f"a string of at least {MIN_SECRET_LENGTH} characters, or None",
     "TICK_INTERVAL": "a number of seconds greater than 0, e.g. 0.05",
     "ELECTION_TICKS": "a whole number of ticks greater than 0, e.g. 10",
@@ -117,6 +118,9 @@ class Settings(BaseModel):
     NODES: Mapping[str, str] = Field(default_factory=lambda: dict(defaults.NODES))
     DATABASE_URL: str = defaults.DATABASE_URL
     OBJECTS: Mapping[str, str] = Field(default_factory=lambda: dict(defaults.OBJECTS))
+    GROUPS: Mapping[str, list[str] | tuple[str, ...]] = Field(
+        default_factory=lambda: dict(defaults.GROUPS)
+    )
     CLUSTER_SECRET: str | None = Field(default=defaults.CLUSTER_SECRET, repr=False)
     TICK_INTERVAL: float = defaults.TICK_INTERVAL
     ELECTION_TICKS: int = defaults.ELECTION_TICKS
@@ -168,6 +172,7 @@ class Settings(BaseModel):
         }
         current["NODES"] = dict(self.NODES)
         current["OBJECTS"] = dict(self.OBJECTS)
+        current["GROUPS"] = dict(self.GROUPS)
         current["TOKENS"] = dict(self.TOKENS)
         return type(self)(**{**current, **changes})
 
@@ -237,6 +242,35 @@ class Settings(BaseModel):
                     setting="OBJECTS",
                 )
         return types.MappingProxyType(dict(value))
+
+    @field_validator("GROUPS")
+    @classmethod
+    def _check_groups(
+        cls, value: Mapping[str, list[str] | tuple[str, ...]]
+    ) -> Mapping[str, tuple[str, ...]]:
+        placed: dict[str, str] = {}
+        for group_id, names in value.items():
+            if not _NAME_RE.fullmatch(group_id):
+                raise ConfigurationError(
+                    f"GROUPS has an invalid group id {group_id!r}; use letters, digits, '_', '-'"
+                    " and '.' (at most 64, starting with a letter or digit)",
+                    setting="GROUPS",
+                )
+            if not names:
+                raise ConfigurationError(
+                    f"GROUPS[{group_id!r}] names no object; list the names of the objects it"
+                    " hosts, or leave the group out",
+                    setting="GROUPS",
+                )
+            for name in names:
+                if name in placed:
+                    raise ConfigurationError(
+                        f"object {name!r} is in two groups of GROUPS ({placed[name]!r} and"
+                        f" {group_id!r}); an object lives in exactly one group",
+                        setting="GROUPS",
+                    )
+                placed[name] = group_id
+        return types.MappingProxyType({g: tuple(names) for g, names in value.items()})
 
     @field_validator("CLUSTER_SECRET")
     @classmethod
@@ -417,6 +451,12 @@ class Settings(BaseModel):
     @field_serializer("NODES", "OBJECTS", "TOKENS")
     def _serialize_mapping(self, value: Mapping[str, str]) -> dict[str, str]:
         return dict(value)
+
+    @field_serializer("GROUPS")
+    def _serialize_groups(
+        self, value: Mapping[str, list[str] | tuple[str, ...]]
+    ) -> dict[str, list[str]]:
+        return {group_id: list(names) for group_id, names in value.items()}
 
     # -- derived values -------------------------------------------------------------------
 

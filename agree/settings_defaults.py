@@ -30,6 +30,11 @@ DATABASE_URL: str = "sqlite:///agree-data/{node_id}.db"
 # Objects this node hosts: name -> dotted path "pkg.module.Class".
 OBJECTS: dict[str, str] = {}
 
+# Raft groups besides "default": group id -> names of the objects it hosts,
+# e.g. {"orders": ["orders", "invoices"]}.  Each group has its own log, leader
+# and membership; an object not named here is in the "default" group.
+GROUPS: dict[str, list[str]] = {}
+
 # Shared secret that authenticates peers and clients.  Required (at least 16
 # characters) when NODES has more than one node.
 CLUSTER_SECRET: str | None = None

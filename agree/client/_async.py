@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl as ssl_module
-import uuid
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final
@@ -36,7 +35,7 @@ from agree.errors import (
     UnknownObjectError,
     ValidationError,
 )
-from agree.proxy import AsyncProxy
+from agree.proxy import AsyncProxy, CallSession
 from agree.replicated import Consistency
 from agree.schema import ObjectSchema, schema_of
 
@@ -87,10 +86,7 @@ class AsyncClient:
         self._closed = False
         # The client session of §6.3: commands are numbered; `ack` is the highest seq below
         # which every outcome has been received.
-        self._client_id = uuid.uuid4().hex
-        self._seq = 0
-        self._outstanding: set[int] = set()
-        self._low = 1
+        self._calls = CallSession()
 
     def __repr__(self) -> str:
         state = " closed" if self._closed else ""
@@ -136,17 +132,13 @@ class AsyncClient:
     # -- the session of (client id, seq) -------------------------------------------------------
     @property
     def client_id(self) -> str:
-        return self._client_id
+        return self._calls.client_id
 
     def next_call_ids(self) -> tuple[str, int, int]:
-        self._seq += 1
-        self._outstanding.add(self._seq)
-        return self._client_id, self._seq, self._low - 1
+        return self._calls.next_call_ids()
 
     def call_done(self, seq: int) -> None:
-        self._outstanding.discard(seq)
-        while self._low <= self._seq and self._low not in self._outstanding:
-            self._low += 1
+        self._calls.call_done(seq)
 
     # -- proxies --------------------------------------------------------------------------------
     async def schemas(self, *, refresh: bool = False) -> dict[str, dict[str, Any]]:

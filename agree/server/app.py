@@ -27,6 +27,7 @@ from agree.errors import (
     ProtocolError,
 )
 from agree.node import Node
+from agree.proxy import CallSession
 from agree.server.auth import TokenChecker
 from agree.server.metrics import Metrics, RuntimeMetrics
 
@@ -67,6 +68,8 @@ NODE: Final = web.AppKey("agree_node", Node)
 TOKENS: Final = web.AppKey("agree_tokens", TokenChecker)
 METRICS: Final = web.AppKey("agree_metrics", Metrics)
 INFLIGHT: Final = web.AppKey("agree_inflight", InFlight)
+#: The session of the commands this API issues for callers that bring no client id.
+CALLS: Final = web.AppKey("agree_calls", CallSession)
 #: Seconds shutdown waits for in-flight calls before failing them.
 GRACE: Final = web.AppKey("agree_grace", float)
 #: Whether the app started the node, and so stops it.
@@ -222,6 +225,7 @@ def create_app(
     app[TOKENS] = TokenChecker(settings.TOKENS)
     app[METRICS] = Metrics(node, transport, runtime_metrics)
     app[INFLIGHT] = InFlight()
+    app[CALLS] = CallSession()
     app[GRACE] = settings.REQUEST_TIMEOUT
     app[OWNS_NODE] = start_node
     app.add_routes(client_api.routes)

@@ -35,7 +35,7 @@ import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Final
 
 from aiohttp import web
@@ -51,7 +51,9 @@ from agree.errors import (
     ValidationError,
 )
 from agree.replicated import Consistency
+from agree.runtime.status import members_json
 from agree.server.app import (
+    CALLS,
     INFLIGHT,
     METRICS,
     NODE,
@@ -220,7 +222,7 @@ async def call(request: web.Request) -> web.Response:
     authorization = request.headers.get("Authorization")
     request.app[TOKENS].rank_of(authorization)  # 401 before anything else is looked at
     name, method = request.match_info["object"], request.match_info["method"]
-    op = node.host.schema(name).operation(method)
+    op = node.schema(name).operation(method)
     kind = CallKind.COMMAND if op.kind == "command" else CallKind.QUERY
     _require(request, WRITE if kind is CallKind.COMMAND else READ)
     body = await read_json_object(request)
@@ -229,7 +231,7 @@ async def call(request: web.Request) -> web.Response:
     metrics = request.app[METRICS]
     own_seq = None
     if kind is CallKind.COMMAND and not the_call.client_id:
-        client_id, own_seq, ack = node.next_call_ids()
+        client_id, own_seq, ack = request.app[CALLS].next_call_ids()
         the_call = Call(
             object=name,
             method=method,
@@ -256,7 +258,7 @@ async def call(request: web.Request) -> web.Response:
             if pending is not None:
                 pending.dec()
             if own_seq is not None:
-                node.call_done(own_seq)
+                request.app[CALLS].call_done(own_seq)
             metrics.observe_call(kind.value, time.perf_counter() - started)
     if outcome.error is not None:
         # The user's method raised: the call was carried out, and this is its outcome.
@@ -273,18 +275,14 @@ async def call(request: web.Request) -> web.Response:
     returns='200 {"objects": {name: {"operations": ..., ...}}}',
 )
 async def schema(request: web.Request) -> web.Response:
-    host = request.app[NODE].host
-    return web.json_response(
-        {"objects": {name: s.json_schema() for name, s in host.local_schemas().items()}}
-    )
+    schemas = request.app[NODE].local_schemas()
+    return web.json_response({"objects": {name: s.json_schema() for name, s in schemas.items()}})
 
 
 def _status_json(request: web.Request) -> dict[str, Any]:
     node = request.app[NODE]
     status = node.status()
-    body = asdict(status)
-    body["voters"] = list(status.voters)
-    body["learners"] = list(status.learners)
+    body = status.to_json()
     body["url"] = status.members.get(status.id) or node.settings.node_url()
     body["leader_url"] = status.members.get(status.leader_id) if status.leader_id else None
     body["latency"] = request.app[METRICS].recent_latency.summary()
@@ -312,7 +310,8 @@ async def status(request: web.Request) -> web.Response:
 )
 async def members(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    return web.json_response({"members": node.members(), "leader_id": node.leader_id})
+    members = members_json(node.members())
+    return web.json_response({"members": members, "leader_id": node.leader_id})
 
 
 def _checked(what: str, check: Any, value: Any, **kwargs: Any) -> str:
@@ -343,7 +342,7 @@ async def add_member(request: web.Request) -> web.Response:
     node = request.app[NODE]
     with request.app[INFLIGHT].track():
         await node.add_member(node_id, url, learner=learner, timeout=_timeout(request, body))
-    return web.json_response({"members": node.members()})
+    return web.json_response({"members": members_json(node.members())})
 
 
 @routes.delete("/v1/members/{id}")
@@ -356,11 +355,12 @@ async def add_member(request: web.Request) -> web.Response:
 async def remove_member(request: web.Request) -> web.Response:
     node_id = _checked("id", validate_node_id, request.match_info["id"])
     node = request.app[NODE]
-    if node_id not in node.members():
-        raise ValidationError(f"{node_id!r} is not a member (members: {sorted(node.members())})")
+    members = node.members()
+    if node_id not in members:
+        raise ValidationError(f"{node_id!r} is not a member (members: {sorted(members)})")
     with request.app[INFLIGHT].track():
         await node.remove_member(node_id)
-    return web.json_response({"members": node.members()})
+    return web.json_response({"members": members_json(node.members())})
 
 
 @routes.post("/v1/leader")
@@ -436,7 +436,7 @@ async def watch(request: web.Request) -> web.StreamResponse:
     """
     node = request.app[NODE]
     name = request.match_info["object"]
-    schema = node.host.schema(name)
+    schema = node.schema(name)
     method = request.query.get("method")
     if method is not None:
         schema.operation(method)

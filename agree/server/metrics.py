@@ -45,7 +45,7 @@ class _NodeCollector(Collector):
         yield GaugeMetricFamily(
             "agree_server_is_leader",
             "Whether this node is the leader (1) or not (0).",
-            value=int(status.role == "leader"),
+            value=int(status.is_leader),
         )
         yield GaugeMetricFamily("agree_server_term", "The current Raft term.", value=status.term)
         # As etcd does, committed and applied proposals are counted by the log indexes.

@@ -5,9 +5,11 @@ the cluster secret and claims an id that is a member, then this node proves itse
 then nothing but the handshake's small JSON texts is read, and no peer frame is decoded.
 After it, binary frames carry :class:`~agree.wire.peer.PeerBatch` batches (delivered to the
 node), fragments of large batches (snapshot chunks, reassembled here), and forwarded calls
-(answered on the same socket, tagged with their request id).  A malformed frame, a batch
-from another node than the one authenticated, or a batch for a group this node does not host
-closes that connection with a close code and a reason, and a log line; the server goes on.
+(answered on the same socket, tagged with their request id).  A malformed frame or a batch
+from another node than the one authenticated closes that connection with a close code and a
+reason, and a log line; the server goes on.  A batch for a Raft group this node does not host
+is dropped, and logged once per peer and group: the connection carries the other groups' batches
+on (a peer may simply know of a group before this node does).
 
 :func:`add_peer_routes` mounts the route on the node's one aiohttp application::
 
@@ -38,7 +40,6 @@ from agree.wire.handshake import (
     CLOSE_NOT_READY,
     CLOSE_PROTOCOL,
     CLOSE_REPLACED,
-    CLOSE_UNKNOWN_GROUP,
     close_reason,
     decode_hello,
     decode_proof,
@@ -86,7 +87,6 @@ class PeerAcceptor:
         secret: bytes,
         *,
         members: Callable[[], Collection[str]],
-        groups: Collection[str],
         max_frame_bytes: int,
         handshake_timeout: float,
         ping_interval: float | None,
@@ -95,7 +95,6 @@ class PeerAcceptor:
         self.node_id = node_id
         self._secret = secret
         self._members = members
-        self._groups = frozenset(groups)
         self._max_frame_bytes = max_frame_bytes
         self._handshake_timeout = handshake_timeout
         self._ping_interval = ping_interval
@@ -104,6 +103,8 @@ class PeerAcceptor:
         # The open, authenticated connection of each peer (a reconnecting peer replaces it).
         self._inbound: dict[str, web.WebSocketResponse] = {}
         self._unauthenticated: set[web.WebSocketResponse] = set()
+        # (peer, group) pairs whose batches were dropped, to log each only once.
+        self._unknown_groups: set[tuple[str, str]] = set()
 
     async def close(self) -> None:
         """Close every inbound connection (the node is stopping)."""
@@ -261,18 +262,25 @@ class PeerAcceptor:
         kind = frame_kind(data)
         if kind is FrameKind.BATCH:
             batch = decode_peer_batch(data)
-            if batch.group_id not in self._groups:
-                raise _Refused(
-                    CLOSE_UNKNOWN_GROUP,
-                    f"node {self.node_id!r} hosts no Raft group {batch.group_id!r}",
-                )
             if batch.src != peer_id:
                 raise ProtocolError(f"a batch from {batch.src!r} on the connection of {peer_id!r}")
             for message in batch.messages:
                 if message.dst != self.node_id:
                     raise ProtocolError(f"a message for {message.dst!r} sent to {self.node_id!r}")
+            group_id = batch.group_id
+            if not handler.hosts_group(group_id):
+                if (peer_id, group_id) not in self._unknown_groups:
+                    self._unknown_groups.add((peer_id, group_id))
+                    log.warning(
+                        "node %s: dropping batches of peer %s for Raft group %r, which this"
+                        " node does not host",
+                        self.node_id,
+                        peer_id,
+                        group_id,
+                    )
+                return
             for message in batch.messages:
-                handler.receive(message)
+                handler.receive(message, group_id)
         elif kind is FrameKind.CALL:
             request_id, call, timeout = decode_call_request(data)
             task = asyncio.create_task(

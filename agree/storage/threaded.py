@@ -137,6 +137,10 @@ class AsyncStorage:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn)
 
+    async def run(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` on the storage thread, in order with every other call."""
+        return await self._run(fn)
+
     async def group(self, group_id: str) -> AsyncLogStore:
         """One group's store, on this storage's thread."""
         found = self._groups.get(group_id)

@@ -31,7 +31,7 @@ import logging
 import random
 import secrets
 import ssl as ssl_module
-from collections.abc import Collection, Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, Final
 
 import aiohttp
@@ -353,7 +353,8 @@ class AiohttpTransport:
     """The peer transport of one node over aiohttp WebSockets.  See the module docstring.
 
     ``secret`` is the cluster secret; ``ssl`` an optional client context for ``https`` peers
-    (the node's server side takes its own).  ``groups`` are the Raft groups this node hosts.
+    (the node's server side takes its own).  Every Raft group's batches to a peer share the
+    one link to that peer; the node it delivers into says which groups it hosts.
     """
 
     def __init__(
@@ -362,7 +363,6 @@ class AiohttpTransport:
         secret: str | bytes,
         *,
         ssl: ssl_module.SSLContext | None = None,
-        groups: Collection[str] = (DEFAULT_GROUP,),
         path: str = PEER_PATH,
         queue_frames: int = 1024,
         queue_bytes: int = 16 << 20,
@@ -382,7 +382,6 @@ class AiohttpTransport:
         self.node_id = node_id
         self.secret = _secret_bytes(secret)
         self.ssl = ssl
-        self.group_id = DEFAULT_GROUP
         self.path = path
         self.queue_frames = queue_frames
         self.queue_bytes = queue_bytes
@@ -403,7 +402,6 @@ class AiohttpTransport:
             node_id,
             self.secret,
             members=lambda: self._addresses,
-            groups=groups,
             max_frame_bytes=max_frame_bytes,
             handshake_timeout=handshake_timeout,
             ping_interval=ping_interval,
@@ -463,7 +461,7 @@ class AiohttpTransport:
             session, self._session = self._session, None
             await session.close()
 
-    def send(self, messages: Sequence[Message]) -> None:
+    def send(self, messages: Sequence[Message], group_id: str = DEFAULT_GROUP) -> None:
         if self._session is None or not messages:
             return
         by_dst: dict[str, list[Message]] = {}
@@ -476,25 +474,25 @@ class AiohttpTransport:
             small = [m for m in msgs if not isinstance(m, InstallSnapshot)]
             try:
                 if small:
-                    for frame in self._frames(small):
+                    for frame in self._frames(group_id, small):
                         link.enqueue(frame)
                 for chunk in msgs:
                     if isinstance(chunk, InstallSnapshot):
-                        for frame in self._frames([chunk]):
+                        for frame in self._frames(group_id, [chunk]):
                             link.enqueue(frame, bulk=True)
             except (ValueError, TypeError):
                 # A message this format cannot carry is a bug, but never the sender's crash:
                 # like a lost message, Raft will retry or time out.
                 log.exception("node %s: cannot encode a batch for %s", self.node_id, dst)
 
-    def _frames(self, messages: list[Message]) -> list[bytes]:
+    def _frames(self, group_id: str, messages: list[Message]) -> list[bytes]:
         """One frame, or one per message if together they exceed what a peer accepts."""
-        frame = encode_peer_batch(PeerBatch(self.group_id, self.node_id, tuple(messages)))
+        frame = encode_peer_batch(PeerBatch(group_id, self.node_id, tuple(messages)))
         if len(frame) <= self.max_frame_bytes:
             return [frame]
         frames = []
         for msg in messages:
-            frame = encode_peer_batch(PeerBatch(self.group_id, self.node_id, (msg,)))
+            frame = encode_peer_batch(PeerBatch(group_id, self.node_id, (msg,)))
             if len(frame) <= self.max_frame_bytes:
                 frames.append(frame)
             else:

@@ -7,13 +7,17 @@ from typing import Protocol
 
 from agree.calls import Call, Outcome
 from agree.raft.messages import Message
+from agree.wire.peer import DEFAULT_GROUP
 
 
 class TransportHandler(Protocol):
     """What a transport delivers into: the node.  Both run on the node's event loop."""
 
-    def receive(self, message: Message) -> None:
-        """A Raft message from an authenticated peer."""
+    def hosts_group(self, group_id: str) -> bool:
+        """Whether this node hosts Raft group ``group_id`` (a batch for another is dropped)."""
+
+    def receive(self, message: Message, group_id: str = DEFAULT_GROUP) -> None:
+        """A Raft message of group ``group_id`` from an authenticated peer."""
 
     async def handle_call(self, call: Call, timeout: float) -> Outcome:
         """A client call forwarded by a peer (which found it is not the leader)."""
@@ -25,8 +29,9 @@ class Transport(Protocol):
 
     async def close(self) -> None: ...
 
-    def send(self, messages: Sequence[Message]) -> None:
-        """Fire and forget: Raft tolerates loss, so a failed send is dropped, never raised."""
+    def send(self, messages: Sequence[Message], group_id: str = DEFAULT_GROUP) -> None:
+        """Fire and forget: Raft tolerates loss, so a failed send is dropped, never raised.
+        Every group's batches to one peer share that peer's one connection."""
 
     async def forward(self, peer: str, call: Call, timeout: float) -> Outcome:
         """Run ``call`` on ``peer``; raises UnavailableError if the peer cannot be reached."""

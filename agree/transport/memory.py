@@ -72,8 +72,10 @@ class MemoryNetwork:
         batch = decode_peer_batch(frame)
         if self.reachable(batch.src, dst):
             handler = self._handlers[dst]
+            if not handler.hosts_group(batch.group_id):
+                return  # as the aiohttp acceptor does: that group's batch only is dropped
             for msg in batch.messages:
-                handler.receive(msg)
+                handler.receive(msg, batch.group_id)
 
 
 class MemoryTransport:
@@ -90,7 +92,7 @@ class MemoryTransport:
         self._open = False
         self._network._detach(self._id)
 
-    def send(self, messages: Sequence[Message]) -> None:
+    def send(self, messages: Sequence[Message], group_id: str = DEFAULT_GROUP) -> None:
         if not messages or not self._open:
             return
         by_dst: dict[str, list[Message]] = {}
@@ -98,7 +100,7 @@ class MemoryTransport:
             by_dst.setdefault(msg.dst, []).append(msg)
         loop = asyncio.get_running_loop()
         for dst, msgs in by_dst.items():
-            frame = encode_peer_batch(PeerBatch(DEFAULT_GROUP, self._id, tuple(msgs)))
+            frame = encode_peer_batch(PeerBatch(group_id, self._id, tuple(msgs)))
             loop.call_soon(self._network._deliver, dst, frame)
 
     async def forward(self, peer: str, call: Call, timeout: float) -> Outcome:

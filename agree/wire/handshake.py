@@ -40,7 +40,8 @@ MAX_HANDSHAKE_BYTES: Final = 1024
 # WebSocket close codes (the 4000-4999 range is for applications).
 CLOSE_AUTHENTICATION: Final = 4001  # wrong secret, unknown or unexpected node id
 CLOSE_PROTOCOL: Final = 4002  # a malformed or unexpected frame
-CLOSE_UNKNOWN_GROUP: Final = 4003  # a batch for a Raft group this node does not host
+# 4003 was sent for a batch of a Raft group the node does not host; such a batch is now dropped
+# alone.  The code is not reused.
 CLOSE_NOT_READY: Final = 4004  # the node is not started (or stopping): try again later
 CLOSE_REPLACED: Final = 4005  # the same peer connected again; the older connection goes
 

@@ -12,6 +12,7 @@ import pytest
 
 from agree.calls import Call, CallKind
 from agree.errors import RemoteError
+from agree.proxy import CallSession
 from agree.replicated import Replicated, command, query
 from agree.testing.cluster import MemoryCluster
 
@@ -107,10 +108,11 @@ async def test_a_base_exception_while_binding_in_the_log_is_an_outcome(tmp_path:
     async with MemoryCluster(tmp_path, {"sink": Sink}) as cluster:
         leader = await cluster.wait_leader(WAIT)
         # As if the node that validated the call ran other code: it reaches the log unbound.
-        client_id, seq, ack = leader.next_call_ids()
+        session = CallSession()
+        client_id, seq, ack = session.next_call_ids()
         call = Call("sink", "put", CallKind.COMMAND, [{"n": -1}], {}, None, client_id, seq, ack)
         outcome = await leader.call(call, WAIT, validated=True)
-        leader.call_done(seq)
+        session.call_done(seq)
         assert outcome.error is not None
         assert (outcome.error.type, outcome.error.message) == (
             "builtins:KeyboardInterrupt",

@@ -22,6 +22,7 @@ from agree.errors import (
     ValidationError,
 )
 from agree.mutation import Mutation
+from agree.proxy import CallSession
 from agree.subscriptions import MutationRecord, SubscriptionHub
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter, KVStore
@@ -99,7 +100,7 @@ async def test_bad_timeouts_are_refused(tmp_path: Path, timeout: object) -> None
             await node.wait_ready(timeout)  # type: ignore[arg-type]
         before = node.status().last_index
         with pytest.raises(ValidationError, match="timeout must be"):
-            c_ids = node.next_call_ids()
+            c_ids = CallSession().next_call_ids()
             call = Call("counter", "add", CallKind.COMMAND, [1], {}, None, *c_ids)
             await node.call(call, timeout)  # type: ignore[arg-type]
         assert node.status().last_index == before

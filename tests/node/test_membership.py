@@ -11,6 +11,7 @@ import pytest
 
 from agree.errors import AgreeError, MembershipChangeError
 from agree.node import Node
+from agree.runtime.status import Member, MemberRole
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter, KVStore
 
@@ -31,10 +32,10 @@ async def test_learner_catches_up_is_promoted_and_counts_in_the_quorum(tmp_path:
         n4 = await cluster.add_node("n4", learner=True)
         url4 = cluster.addresses["n4"]
         assert leader.members() == {
-            "n1": {"url": cluster.addresses["n1"], "role": "voter"},
-            "n2": {"url": cluster.addresses["n2"], "role": "voter"},
-            "n3": {"url": cluster.addresses["n3"], "role": "voter"},
-            "n4": {"url": url4, "role": "learner"},
+            "n1": Member("n1", cluster.addresses["n1"], MemberRole.VOTER),
+            "n2": Member("n2", cluster.addresses["n2"], MemberRole.VOTER),
+            "n3": Member("n3", cluster.addresses["n3"], MemberRole.VOTER),
+            "n4": Member("n4", url4, MemberRole.LEARNER),
         }
         # The learner replicates and applies the same state (it joined with an empty log).
         await cluster.wait_applied(leader.host.applied_index)
@@ -42,7 +43,7 @@ async def test_learner_catches_up_is_promoted_and_counts_in_the_quorum(tmp_path:
         assert n4.status().learners == ("n4",) and "n4" not in n4.status().voters
 
         await leader.add_member("n4", url4)  # already a learner: caught up, then promoted
-        assert leader.members()["n4"] == {"url": url4, "role": "voter"}
+        assert leader.members()["n4"] == Member("n4", url4, MemberRole.VOTER)
         await cluster.wait_until(
             lambda: n4.status().voters == ("n1", "n2", "n3", "n4"),
             what="n4 learns it is a voter",
@@ -75,7 +76,7 @@ async def test_removed_leader_steps_down_and_does_not_disrupt(tmp_path: Path) ->
         new = await cluster.wait_leader(among=rest)
         assert not old.is_leader
         assert set(new.members()) == set(rest)
-        assert all(m["role"] == "voter" for m in new.members().values())
+        assert all(m.role is MemberRole.VOTER for m in new.members().values())
         await new.proxy("kv").set("after", "2")
         assert await new.proxy("kv").get("before") == "1"
 
@@ -142,7 +143,7 @@ async def test_a_second_concurrent_membership_change_is_refused(tmp_path: Path) 
         assert first is None
         assert isinstance(second, MembershipChangeError)
         members = leader.members()
-        assert members["n4"]["role"] == "learner" and "n5" not in members
+        assert members["n4"].role is MemberRole.LEARNER and "n5" not in members
         # Once the first committed, another change goes through.
         await leader.remove_member("n4")
         assert "n4" not in leader.members()

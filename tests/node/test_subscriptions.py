@@ -166,8 +166,8 @@ def test_resuming_ahead_of_this_node_skips_what_it_applies_before_the_resume_poi
 async def test_a_slow_stream_is_cut_off_and_commands_go_on(tmp_path: Path) -> None:
     async with MemoryCluster(tmp_path, OBJECTS) as cluster:
         leader = await cluster.wait_leader()
-        assert leader._hub is not None
-        slow = leader._hub.stream("counter", maxsize=3)
+        assert leader.groups["default"].hub is not None
+        slow = leader.groups["default"].hub.stream("counter", maxsize=3)
         steady = leader.mutations("counter")
         c = leader.proxy("counter").options(timeout=WAIT)
         await c.add(1)
@@ -187,7 +187,7 @@ async def test_a_slow_stream_is_cut_off_and_commands_go_on(tmp_path: Path) -> No
 async def test_a_blocked_callback_is_cut_off_and_commands_go_on(tmp_path: Path) -> None:
     async with MemoryCluster(tmp_path, OBJECTS) as cluster:
         leader = await cluster.wait_leader()
-        assert leader._hub is not None
+        assert leader.groups["default"].hub is not None
         release = threading.Event()
         entered = threading.Event()
 
@@ -195,7 +195,7 @@ async def test_a_blocked_callback_is_cut_off_and_commands_go_on(tmp_path: Path) 
             entered.set()
             release.wait(WAIT)
 
-        sub = leader._hub.subscribe(stuck, "counter", maxsize=2, in_thread=True)
+        sub = leader.groups["default"].hub.subscribe(stuck, "counter", maxsize=2, in_thread=True)
         c = leader.proxy("counter").options(timeout=WAIT)
         try:
             await c.add(1)

@@ -23,13 +23,19 @@ SECRET = "a-cluster-secret-long-enough"
 class Recorder:
     """A node stand-in: records what the transport delivers."""
 
-    def __init__(self) -> None:
+    def __init__(self, groups: tuple[str, ...] = ("default",)) -> None:
+        self.groups = set(groups)
+        self.by_group: dict[str, list[Message]] = {}
         self.received: list[Message] = []
         self.calls: list[Call] = []
         self.answer: Outcome | Exception = Outcome(result={"ok": [1, 2]}, index=9)
 
-    def receive(self, message: Message) -> None:
+    def hosts_group(self, group_id: str) -> bool:
+        return group_id in self.groups
+
+    def receive(self, message: Message, group_id: str = "default") -> None:
         self.received.append(message)
+        self.by_group.setdefault(group_id, []).append(message)
 
     async def handle_call(self, call: Call, timeout: float) -> Outcome:
         self.calls.append(call)

@@ -30,7 +30,6 @@ from agree.wire.handshake import (
     CLOSE_NOT_READY,
     CLOSE_PROTOCOL,
     CLOSE_REPLACED,
-    CLOSE_UNKNOWN_GROUP,
     Hello,
     decode_challenge,
     decode_hello,
@@ -234,19 +233,32 @@ async def test_a_text_frame_after_auth_is_refused(pair: tuple[Peer, Peer]) -> No
     assert code == CLOSE_PROTOCOL and "TEXT" in reason
 
 
-async def test_a_frame_for_an_unknown_group_is_refused(
+async def test_a_batch_for_an_unknown_group_is_dropped_alone(
     pair: tuple[Peer, Peer], caplog: pytest.LogCaptureFixture
 ) -> None:
     _, b = pair
     caplog.set_level(logging.WARNING)
     async with aiohttp.ClientSession() as session:
         ws = await raw_session_dial(session, b)
-        await ws.send_bytes(encode_peer_batch(PeerBatch("other", "a", (beat("a", "b"),))))
-        code, reason = await expect_close(ws)
-    assert code == CLOSE_UNKNOWN_GROUP
-    assert reason == "node 'b' hosts no Raft group 'other'"
-    assert "hosts no Raft group 'other'" in caplog.text
-    assert b.recorder.received == []
+        await ws.send_bytes(encode_peer_batch(PeerBatch("other", "a", (beat("a", "b", 1),))))
+        await ws.send_bytes(encode_peer_batch(PeerBatch("other", "a", (beat("a", "b", 2),))))
+        # The same connection goes on carrying the groups b hosts.
+        await ws.send_bytes(encode_peer_batch(PeerBatch("default", "a", (beat("a", "b", 3),))))
+        await eventually(lambda: b.recorder.received == [beat("a", "b", 3)], "the good batch")
+        assert not ws.closed
+        await ws.close()
+    assert caplog.text.count("for Raft group 'other', which this node does not host") == 1
+    assert b.recorder.by_group == {"default": [beat("a", "b", 3)]}
+
+
+async def test_every_group_shares_the_one_link_to_a_peer(pair: tuple[Peer, Peer]) -> None:
+    a, b = pair
+    b.recorder.groups.add("other")
+    a.transport.send([beat("a", "b", 1)])
+    a.transport.send([beat("a", "b", 2)], "other")
+    await eventually(lambda: len(b.recorder.received) == 2, "both groups' batches reach b")
+    assert b.recorder.by_group == {"default": [beat("a", "b", 1)], "other": [beat("a", "b", 2)]}
+    assert list(a.transport._links) == ["b"]
 
 
 async def test_a_peer_restart_reconnects() -> None:

@@ -5,29 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from peer_harness import Recorder
 
-from agree.calls import Call, CallKind, Outcome
+from agree.calls import Call, CallKind
 from agree.errors import NotLeaderError, UnavailableError
 from agree.raft.entries import Entry
-from agree.raft.messages import AppendEntries, Heartbeat, Message
+from agree.raft.messages import AppendEntries, Heartbeat
 from agree.transport.memory import MemoryNetwork
 from agree.wire import peer
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.received: list[Message] = []
-        self.calls: list[Call] = []
-        self.answer: Outcome | Exception = Outcome(result=[1, "two"], index=5)
-
-    def receive(self, message: Message) -> None:
-        self.received.append(message)
-
-    async def handle_call(self, call: Call, timeout: float) -> Outcome:
-        self.calls.append(call)
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
 
 
 async def test_messages_cross_as_one_decoded_frame_per_destination(

@@ -1,0 +1,1 @@
+"""The asyncio runtime of a node: its Raft groups, their storage, ticker and routing."""

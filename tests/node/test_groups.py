@@ -1,0 +1,168 @@
+"""Several Raft groups in one node process: each its own objects, leader and log, sharing one
+storage (one transaction per loop turn), one ticker and one peer connection per node."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from agree import Node
+from agree.errors import ConfigurationError, UnknownObjectError
+from agree.raft.ready import Role
+from agree.settings import Settings
+from agree.storage.base import GroupWrite
+from agree.testing.cluster import MemoryCluster
+from agree.testing.models import Counter, KVStore
+
+OBJECTS = {"counter": Counter, "kv": KVStore}
+GROUPS = {"other": ["kv"]}
+
+
+def group_leader(cluster: MemoryCluster, group_id: str) -> Node | None:
+    leaders = [n for n in cluster.running() if n.status(group_id).role is Role.LEADER]
+    return max(leaders, key=lambda n: n.status(group_id).term) if leaders else None
+
+
+async def wait_group_leader(cluster: MemoryCluster, group_id: str) -> Node:
+    await cluster.wait_until(
+        lambda: group_leader(cluster, group_id) is not None, what=f"a leader of {group_id}"
+    )
+    leader = group_leader(cluster, group_id)
+    assert leader is not None
+    return leader
+
+
+async def separate_leaders(cluster: MemoryCluster) -> tuple[Node, Node]:
+    """The leaders of "default" and "other", made different nodes by a transfer."""
+    first = await wait_group_leader(cluster, "default")
+    second = await wait_group_leader(cluster, "other")
+    if second is first:
+        target = next(n for n in cluster.running() if n is not first)
+        await first.transfer_leader(target.id, group="other", timeout=10)
+        await cluster.wait_until(
+            lambda: group_leader(cluster, "other") is target, what="the transfer of other"
+        )
+        second = target
+    assert group_leader(cluster, "default") is first
+    return first, second
+
+
+async def commands_on_both(cluster: MemoryCluster, via: Node, n: int) -> None:
+    counter, kv = via.proxy("counter"), via.proxy("kv")
+    for i in range(n):
+        await counter.add(1)
+        await kv.set(f"k{i}", str(i))
+
+
+async def logged_objects(node: Node, group_id: str) -> set[str]:
+    """The objects named by the commands in a group's log on ``node``."""
+    group = node.groups[group_id]
+    entries = await group.view.entries(1, group.host.applied_index + 1)
+    names = set()
+    for entry in entries:
+        for name in OBJECTS:
+            if f'"{name}"'.encode() in entry.data:
+                names.add(name)
+    return names
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+async def test_two_groups_with_their_own_leaders_and_logs(tmp_path: Path, backend: str) -> None:
+    url = "memory://" if backend == "memory" else None
+    async with MemoryCluster(tmp_path, OBJECTS, database_url=url, GROUPS=GROUPS) as cluster:
+        first, second = await separate_leaders(cluster)
+        assert first is not second
+        for node in cluster.running():
+            assert sorted(node.groups) == ["default", "other"]
+            assert node.groups["default"].objects == ["counter"]
+            assert node.groups["other"].objects == ["kv"]
+        # Each leader serves its own group's objects and forwards the other's.
+        await commands_on_both(cluster, first, 5)
+        await commands_on_both(cluster, second, 5)
+        assert first.status("default").term >= 1 and second.status("other").role is Role.LEADER
+        for node in cluster.running():
+            await node.wait_ready(10)
+            assert await node.proxy("counter").get() == 10
+            assert await node.proxy("kv").get("k4") == "4"
+            # Two logs: each holds its own group's commands only.
+            assert await logged_objects(node, "default") == {"counter"}
+            assert await logged_objects(node, "other") == {"kv"}
+        if backend == "sqlite":
+            for node in cluster.running():
+                assert node._storage is not None
+                assert await node._storage.group_ids() == ["default", "other"]
+            for node_id in list(cluster.ids):
+                await cluster.restart_node(node_id)
+            for node in cluster.running():
+                await node.wait_ready(10)
+                assert await node.proxy("counter").get() == 10
+                assert await node.proxy("kv").get("k0") == "0"
+            await separate_leaders(cluster)
+            leader = await wait_group_leader(cluster, "other")
+            assert await leader.proxy("kv").set("after", "1") is None
+            assert await leader.proxy("counter").add(1) == 11
+
+
+async def test_one_transaction_carries_every_group_of_a_loop_turn(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS, size=1, GROUPS=GROUPS) as cluster:
+        node = cluster.nodes["n1"]
+        await node.wait_ready(10)
+        assert node._storage is not None and node._batcher is not None
+        storage = node._storage.storage
+        commits: list[Mapping[str, GroupWrite]] = []
+        save_groups = storage.save_groups
+
+        def counting(writes: Mapping[str, GroupWrite]) -> None:
+            commits.append(dict(writes))
+            save_groups(writes)
+
+        storage.save_groups = counting  # type: ignore[method-assign]
+        before = node._batcher.transactions
+        # Proposed in the same turn of the loop: both groups' entries in one transaction.
+        added, was_set = await asyncio.gather(
+            node.proxy("counter").add(3), node.proxy("kv").set("k", "v")
+        )
+        assert (added, was_set) == (3, None)
+        both = [c for c in commits if set(c) == {"default", "other"}]
+        assert both, commits
+        assert all(w.entries for w in both[0].values())
+        assert node._batcher.transactions - before == len(commits)
+        assert sum(len(c) for c in commits) > len(commits)
+
+
+def test_groups_are_validated_with_clear_errors(tmp_path: Path) -> None:
+    base = dict(NODE_ID="n1", DATABASE_URL=f"sqlite:///{tmp_path}/n1.db")
+    with pytest.raises(ConfigurationError, match="'kv' is in two groups"):
+        Settings(**base, GROUPS={"a": ["kv"], "b": ["kv"]})
+    with pytest.raises(ConfigurationError, match="names no object"):
+        Settings(**base, GROUPS={"a": []})
+    with pytest.raises(ConfigurationError, match="invalid group id"):
+        Settings(**base, GROUPS={"no/slash": ["kv"]})
+
+
+async def test_a_group_naming_an_object_not_hosted_is_refused(tmp_path: Path) -> None:
+    node = Node(
+        NODE_ID="n1",
+        DATABASE_URL=f"sqlite:///{tmp_path}/n1.db",
+        AUTO_MIGRATE=True,
+        GROUPS={"other": ["nope"]},
+        objects={"counter": Counter()},
+    )
+    with pytest.raises(ConfigurationError, match=r"GROUPS\['other'\] names 'nope'"):
+        await node.start()
+
+
+async def test_a_call_goes_to_the_group_hosting_its_object(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS, size=1, GROUPS=GROUPS) as cluster:
+        node = cluster.nodes["n1"]
+        await node.wait_ready(10)
+        await node.proxy("kv").set("a", "1")
+        assert node.status("other").applied_index > 0
+        before = node.status("default").last_index
+        await node.proxy("kv").set("b", "2")
+        assert node.status("default").last_index == before
+        with pytest.raises(UnknownObjectError, match="hosted: counter, kv"):
+            node.proxy("nope")
