@@ -69,9 +69,15 @@ async def logged_objects(node: Node, group_id: str) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
-async def test_two_groups_with_their_own_leaders_and_logs(tmp_path: Path, backend: str) -> None:
-    url = "memory://" if backend == "memory" else None
+@pytest.mark.parametrize(
+    "backend", ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+async def test_two_groups_with_their_own_leaders_and_logs(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    url = {"memory": "memory://", "sqlite": None}.get(backend)
+    if backend == "postgres":
+        url = request.getfixturevalue("per_node_url")
     async with MemoryCluster(tmp_path, OBJECTS, database_url=url, GROUPS=GROUPS) as cluster:
         first, second = await separate_leaders(cluster)
         assert first is not second
@@ -90,7 +96,7 @@ async def test_two_groups_with_their_own_leaders_and_logs(tmp_path: Path, backen
             # Two logs: each holds its own group's commands only.
             assert await logged_objects(node, "default") == {"counter"}
             assert await logged_objects(node, "other") == {"kv"}
-        if backend == "sqlite":
+        if backend != "memory":  # the in-memory storage forgets everything at a stop
             for node in cluster.running():
                 assert node._storage is not None
                 assert await node._storage.group_ids() == ["default", "other"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,23 +11,6 @@ from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter, KVStore
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def per_node_url(postgres_url: str) -> Iterator[str]:
-    """A DATABASE_URL whose ``{node_id}`` selects a schema of its own, dropped afterwards."""
-    prefix = f"agree_c_{uuid.uuid4().hex[:10]}"
-    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
-    schemas = [f"{prefix}_n{i}" for i in (1, 2, 3)]
-    with psycopg.connect(plain, autocommit=True) as conn:
-        for schema in schemas:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{postgres_url}?options=-csearch_path%3D{prefix}_{{node_id}}"
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            for schema in schemas:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 async def test_cluster_on_postgres_replicates_snapshots_and_restarts(
