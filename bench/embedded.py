@@ -110,26 +110,28 @@ class StoreCounter:
 
 
 def count_storage(node: Node) -> StoreCounter:
-    """Wrap the node's synchronous store so that every transaction is counted and timed."""
+    """Wrap the node's synchronous storage so that every transaction is counted and timed (one
+    ``save_groups`` commits what every group of the node wrote in one loop turn)."""
     counter = StoreCounter()
-    assert node._store is not None
+    assert node._storage is not None and node._store is not None
+    storage: Any = node._storage.storage
     store: Any = node._store.store
-    save, compact = store.save, store.compact
+    save_groups, compact = storage.save_groups, store.compact
 
-    def counted_save(*, hard_state: Any, entries: Sequence[Any], snapshot: Any = None) -> None:
+    def counted_save_groups(writes: Any) -> None:
         started = time.perf_counter()
-        save(hard_state=hard_state, entries=entries, snapshot=snapshot)
-        if hard_state is not None or entries or snapshot is not None:
+        save_groups(writes)
+        if writes:
             counter.seconds += time.perf_counter() - started
             counter.transactions += 1
-            counter.entries += len(entries)
+            counter.entries += sum(len(w.entries) for w in writes.values())
 
     def counted_compact(snapshot: Any) -> None:
         compact(snapshot)
         counter.compactions += 1
 
-    # AsyncLogStore looks the method up on its store at each call, so instance attributes win.
-    store.save = counted_save
+    # The storage thread looks the methods up at each call, so instance attributes win.
+    storage.save_groups = counted_save_groups
     store.compact = counted_compact
     return counter
 

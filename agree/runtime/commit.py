@@ -63,12 +63,14 @@ class CommitBatcher:
             writes = {group_id: write for group_id, (write, _) in batch.items()}
             try:
                 await self._storage.run(functools.partial(self._commit, writes))
+            except asyncio.CancelledError:
+                for _, fut in batch.values():
+                    fut.cancel()
+                raise
             except BaseException as exc:
                 for _, fut in batch.values():
                     if not fut.done():
                         fut.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
                 continue
             self.transactions += 1
             self.writes += len(writes)
