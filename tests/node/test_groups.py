@@ -78,9 +78,19 @@ async def test_two_groups_with_their_own_leaders_and_logs(
     url = {"memory": "memory://", "sqlite": None}.get(backend)
     if backend == "postgres":
         url = request.getfixturevalue("per_node_url")
-    async with MemoryCluster(tmp_path, OBJECTS, database_url=url, GROUPS=GROUPS) as cluster:
+    async with MemoryCluster(
+        tmp_path, OBJECTS, database_url=url, GROUPS=GROUPS, SNAPSHOT_ENTRIES=4
+    ) as cluster:
         first, second = await separate_leaders(cluster)
         assert first is not second
+        # One ticker per node drives both groups' drivers.
+        names = [task.get_name() for task in asyncio.all_tasks()]
+        assert sorted(n for n in names if n.startswith("agree-ticker")) == [
+            "agree-ticker-n1",
+            "agree-ticker-n2",
+            "agree-ticker-n3",
+        ]
+        assert len([n for n in names if n.startswith("agree-driver")]) == 6
         for node in cluster.running():
             assert sorted(node.groups) == ["default", "other"]
             assert node.groups["default"].objects == ["counter"]
@@ -93,9 +103,13 @@ async def test_two_groups_with_their_own_leaders_and_logs(
             await node.wait_ready(10)
             assert await node.proxy("counter").get() == 10
             assert await node.proxy("kv").get("k4") == "4"
-            # Two logs: each holds its own group's commands only.
-            assert await logged_objects(node, "default") == {"counter"}
-            assert await logged_objects(node, "other") == {"kv"}
+            # Two logs, each compacted by its own snapshots: each holds its own group's
+            # commands only.
+            assert await logged_objects(node, "default") <= {"counter"}
+            assert await logged_objects(node, "other") <= {"kv"}
+            for group in node.groups.values():
+                snapshot = await group.view.snapshot()
+                assert snapshot is not None and snapshot.meta.index >= 4
         if backend != "memory":  # the in-memory storage forgets everything at a stop
             for node in cluster.running():
                 assert node._storage is not None
