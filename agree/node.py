@@ -76,7 +76,8 @@ class Node:
     ``objects`` (added to those named in OBJECTS) are initial states: the node copies them and
     works on its own copies.  Every :meth:`start` rebuilds the state from those copies and
     what storage holds, so stopping and starting again resumes exactly where it stopped.
-    ``storage`` replaces the database DATABASE_URL names (the node closes it when it stops).
+    ``storage`` replaces the database DATABASE_URL names; the node uses it from each start to
+    the next stop, and leaves it open (its owner closes it), so a restart finds its state.
     """
 
     def __init__(
@@ -146,12 +147,13 @@ class Node:
         config = self.config
         placed = assign_groups(initial_objects(config, self._initial_objects), config.groups)
         unsafe.refuse_unless_allowed()
-        given, self._given_storage = self._given_storage, None
-        if given is None:
-            given = await asyncio.to_thread(
+        if self._given_storage is not None:
+            storage = AsyncStorage(self._given_storage, owns_storage=False)
+        else:
+            opened = await asyncio.to_thread(
                 open_storage, config.store_url, auto_migrate=config.auto_migrate, owner=self.id
             )
-        storage = AsyncStorage(given)
+            storage = AsyncStorage(opened)
         batcher = CommitBatcher(storage, commit_delay=config.commit_delay)
         transport = self._transport or MemoryNetwork().transport(self.id)
         self._transport = transport

@@ -117,8 +117,12 @@ class AsyncLogStore:
 class AsyncStorage:
     """Awaitable twin of a Storage: every call, its groups' included, on one worker thread."""
 
-    def __init__(self, storage: Storage, *, thread_name: str = "agree-storage") -> None:
+    def __init__(
+        self, storage: Storage, *, thread_name: str = "agree-storage", owns_storage: bool = True
+    ) -> None:
+        """``owns_storage=False``: closing this leaves ``storage`` open (its owner closes it)."""
         self._storage = storage
+        self._owns_storage = owns_storage
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=thread_name
         )
@@ -163,7 +167,10 @@ class AsyncStorage:
             return
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._executor, self._storage.close)
+            if self._owns_storage:
+                await loop.run_in_executor(self._executor, self._storage.close)
+            else:  # after every call already queued
+                await loop.run_in_executor(self._executor, lambda: None)
         finally:
             self._closed = True
             for store in self._groups.values():

@@ -20,6 +20,7 @@ from agree.node import Node
 from agree.observer import Observer
 from agree.replicated import Replicated, create_initial
 from agree.settings import Settings
+from agree.storage.base import Storage
 from agree.testing.virtualtime import VirtualTimeLoop
 from agree.transport.memory import MemoryNetwork
 
@@ -40,8 +41,11 @@ class MemoryCluster:
         database_url: str | None = None,
         clock: Clock | None = None,
         observer: Observer | None = None,
+        storage: Callable[[str], Storage] | None = None,
         **settings: Any,
     ) -> None:
+        """``storage``: node id -> the storage that node uses instead of ``database_url``
+        (called for each start of the node; return the same one to keep its state)."""
         self.directory = Path(directory)
         self.objects = dict(objects)
         self.node_objects = {k: dict(v) for k, v in (node_objects or {}).items()}
@@ -61,6 +65,7 @@ class MemoryCluster:
             **settings,
         }
         self._clock = clock
+        self.storage = storage
         self.observer = observer  # shared by every node
         self.nodes: dict[str, Node] = {}
         self.joined: set[str] = set()  # nodes added by add_node, not founders
@@ -96,6 +101,7 @@ class MemoryCluster:
             self.node_settings(node_id, nodes),
             objects=objects,
             transport=self.network.transport(node_id),
+            storage=None if self.storage is None else self.storage(node_id),
             join=join,
             rng=random.Random(self.rng.random()),
             clock=self.clock,

@@ -13,6 +13,7 @@ from agree import Node
 from agree.errors import ConfigurationError, UnknownObjectError
 from agree.raft.ready import Role
 from agree.settings import Settings
+from agree.storage import MemoryStorage
 from agree.storage.base import GroupWrite
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter, KVStore
@@ -75,11 +76,16 @@ async def logged_objects(node: Node, group_id: str) -> set[str]:
 async def test_two_groups_with_their_own_leaders_and_logs(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    url = {"memory": "memory://", "sqlite": None}.get(backend)
-    if backend == "postgres":
-        url = request.getfixturevalue("per_node_url")
+    url = request.getfixturevalue("per_node_url") if backend == "postgres" else None
+    # In memory: each node's storage outlives its stops, as a database would.
+    memory = {node_id: MemoryStorage() for node_id in ("n1", "n2", "n3")}
     async with MemoryCluster(
-        tmp_path, OBJECTS, database_url=url, GROUPS=GROUPS, SNAPSHOT_ENTRIES=4
+        tmp_path,
+        OBJECTS,
+        database_url=url,
+        storage=memory.__getitem__ if backend == "memory" else None,
+        GROUPS=GROUPS,
+        SNAPSHOT_ENTRIES=4,
     ) as cluster:
         first, second = await separate_leaders(cluster)
         assert first is not second
@@ -110,20 +116,20 @@ async def test_two_groups_with_their_own_leaders_and_logs(
             for group in node.groups.values():
                 snapshot = await group.view.snapshot()
                 assert snapshot is not None and snapshot.meta.index >= 4
-        if backend != "memory":  # the in-memory storage forgets everything at a stop
-            for node in cluster.running():
-                assert node._storage is not None
-                assert await node._storage.group_ids() == ["default", "other"]
-            for node_id in list(cluster.ids):
-                await cluster.restart_node(node_id)
-            for node in cluster.running():
-                await node.wait_ready(10)
-                assert await node.proxy("counter").get() == 10
-                assert await node.proxy("kv").get("k0") == "0"
-            await separate_leaders(cluster)
-            leader = await wait_group_leader(cluster, "other")
-            assert await leader.proxy("kv").set("after", "1") is None
-            assert await leader.proxy("counter").add(1) == 11
+        # Both groups' logs in each node's one database.
+        for node in cluster.running():
+            assert node._storage is not None
+            assert await node._storage.group_ids() == ["default", "other"]
+        for node_id in list(cluster.ids):
+            await cluster.restart_node(node_id)
+        for node in cluster.running():
+            await node.wait_ready(10)
+            assert await node.proxy("counter").get() == 10
+            assert await node.proxy("kv").get("k0") == "0"
+        await separate_leaders(cluster)
+        leader = await wait_group_leader(cluster, "other")
+        assert await leader.proxy("kv").set("after", "1") is None
+        assert await leader.proxy("counter").add(1) == 11
 
 
 async def test_one_transaction_carries_every_group_of_a_loop_turn(tmp_path: Path) -> None:

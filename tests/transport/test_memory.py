@@ -51,6 +51,20 @@ async def test_messages_cross_as_one_decoded_frame_per_destination(
     assert len(frames) == 2  # one frame per destination for one send
 
 
+async def test_each_group_is_delivered_as_itself_and_an_unknown_one_dropped() -> None:
+    net = MemoryNetwork()
+    a, b = net.transport("a"), net.transport("b")
+    rb = Recorder(groups=("default", "other"))
+    await a.start(Recorder())
+    await b.start(rb)
+    beats = [Heartbeat(src="a", dst="b", term=2, leader_commit=i) for i in range(3)]
+    a.send([beats[0]])
+    a.send([beats[1]], "other")
+    a.send([beats[2]], "unknown")
+    await asyncio.sleep(0)
+    assert rb.by_group == {"default": [beats[0]], "other": [beats[1]]}
+
+
 async def test_partitions_still_drop() -> None:
     net = MemoryNetwork()
     a, b = net.transport("a"), net.transport("b")
