@@ -120,7 +120,6 @@ class Driver:
         *,
         clock: Clock | None = None,
         observer: Observer | None = None,
-        tick_interval: float,
         snapshot_entries: int,
         snapshot_bytes: int,
         on_conf_change: Callable[[ConfChange], None] | None = None,
@@ -141,7 +140,6 @@ class Driver:
         self.observer: Observer = observer or NoObserver()
         # With no observer, the Ready loop does not read the clock for it at all.
         self._observed = observer is not None
-        self.tick_interval = tick_interval
         self.snapshot_entries = snapshot_entries
         self.snapshot_bytes = snapshot_bytes
         self.on_conf_change = on_conf_change

@@ -48,7 +48,6 @@ def node_config(settings: Settings) -> NodeConfig:
         commit_delay=settings.STORAGE_COMMIT_DELAY,
         group=GroupOptions(
             raft=settings.raft_config(),
-            tick_interval=settings.TICK_INTERVAL,
             snapshot_entries=settings.SNAPSHOT_ENTRIES,
             snapshot_bytes=settings.SNAPSHOT_BYTES,
         ),

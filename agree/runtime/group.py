@@ -47,7 +47,6 @@ class GroupOptions:
     """What a group's runtime needs from the node's settings (read by agree.runtime.compose)."""
 
     raft: Config
-    tick_interval: float
     snapshot_entries: int
     snapshot_bytes: int
 
@@ -169,7 +168,6 @@ async def open_group(
         host,
         clock=clock,
         observer=observer,
-        tick_interval=options.tick_interval,
         snapshot_entries=options.snapshot_entries,
         snapshot_bytes=options.snapshot_bytes,
         on_leader=on_leader,
