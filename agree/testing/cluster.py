@@ -18,6 +18,7 @@ from agree.clock import Clock, LoopClock, SystemClock
 from agree.errors import AgreeTimeoutError
 from agree.node import Node
 from agree.observer import Observer
+from agree.raft.ready import Role
 from agree.replicated import Replicated, create_initial
 from agree.settings import Settings
 from agree.storage.base import Storage
@@ -152,26 +153,29 @@ class MemoryCluster:
         node = self._new_node(node_id, join=True, nodes=self.addresses)
         self.nodes[node_id] = node
         await node.start()
-        leader = await self.wait_leader(timeout)
-        await leader.add_member(node_id, url, learner=learner, timeout=timeout)
+        for group_id in node.groups:  # through each group's leader
+            leader = await self.wait_leader(timeout, group=group_id)
+            await leader.add_member(node_id, url, learner=learner, timeout=timeout, group=group_id)
         return node
 
     def running(self) -> list[Node]:
         return [n for n in self.nodes.values() if n._started and n.failure is None]
 
-    def leader(self) -> Node | None:
-        leaders = [n for n in self.running() if n.is_leader]
-        return max(leaders, key=lambda n: n.status().term) if leaders else None
+    def leader(self, group: str | None = None) -> Node | None:
+        """The leader of a group (each node's primary group by default), as the running nodes
+        see it: of those that believe they lead, the one with the highest term."""
+        leaders = [n for n in self.running() if n.status(group).role is Role.LEADER]
+        return max(leaders, key=lambda n: n.status(group).term) if leaders else None
 
     async def wait_leader(
-        self, timeout: float = 10.0, *, among: Iterable[str] | None = None
+        self, timeout: float = 10.0, *, among: Iterable[str] | None = None, group: str | None = None
     ) -> Node:
-        """The leader, once one is elected (one of ``among``, if given)."""
+        """The leader of ``group``, once one is elected (one of ``among``, if given)."""
         allowed = None if among is None else set(among)
         clock = self.clock
         deadline = clock.monotonic() + timeout
         while clock.monotonic() < deadline:
-            leader = self.leader()
+            leader = self.leader(group)
             if leader is not None and (allowed is None or leader.id in allowed):
                 return leader
             await clock.sleep(0.01)

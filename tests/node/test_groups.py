@@ -22,32 +22,18 @@ OBJECTS = {"counter": Counter, "kv": KVStore}
 GROUPS = {"other": ["kv"]}
 
 
-def group_leader(cluster: MemoryCluster, group_id: str) -> Node | None:
-    leaders = [n for n in cluster.running() if n.status(group_id).role is Role.LEADER]
-    return max(leaders, key=lambda n: n.status(group_id).term) if leaders else None
-
-
-async def wait_group_leader(cluster: MemoryCluster, group_id: str) -> Node:
-    await cluster.wait_until(
-        lambda: group_leader(cluster, group_id) is not None, what=f"a leader of {group_id}"
-    )
-    leader = group_leader(cluster, group_id)
-    assert leader is not None
-    return leader
-
-
 async def separate_leaders(cluster: MemoryCluster) -> tuple[Node, Node]:
     """The leaders of "default" and "other", made different nodes by a transfer."""
-    first = await wait_group_leader(cluster, "default")
-    second = await wait_group_leader(cluster, "other")
+    first = await cluster.wait_leader(group="default")
+    second = await cluster.wait_leader(group="other")
     if second is first:
         target = next(n for n in cluster.running() if n is not first)
         await first.transfer_leader(target.id, group="other", timeout=10)
         await cluster.wait_until(
-            lambda: group_leader(cluster, "other") is target, what="the transfer of other"
+            lambda: cluster.leader("other") is target, what="the transfer of other"
         )
         second = target
-    assert group_leader(cluster, "default") is first
+    assert cluster.leader("default") is first
     return first, second
 
 
@@ -127,7 +113,7 @@ async def test_two_groups_with_their_own_leaders_and_logs(
             assert await node.proxy("counter").get() == 10
             assert await node.proxy("kv").get("k0") == "0"
         await separate_leaders(cluster)
-        leader = await wait_group_leader(cluster, "other")
+        leader = await cluster.wait_leader(group="other")
         assert await leader.proxy("kv").set("after", "1") is None
         assert await leader.proxy("counter").add(1) == 11
 
@@ -192,3 +178,16 @@ async def test_a_call_goes_to_the_group_hosting_its_object(tmp_path: Path) -> No
         assert node.status("default").last_index == before
         with pytest.raises(UnknownObjectError, match="hosted: counter, kv"):
             node.proxy("nope")
+
+
+async def test_a_new_node_joins_every_group_through_each_leader(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS, GROUPS=GROUPS) as cluster:
+        first, second = await separate_leaders(cluster)
+        await commands_on_both(cluster, first, 3)
+        n4 = await cluster.add_node("n4", timeout=10)
+        for group_id in ("default", "other"):
+            leader = await cluster.wait_leader(group=group_id)
+            assert "n4" in leader.status(group_id).voters
+        await n4.wait_ready(10)
+        assert await n4.proxy("counter").get() == 3
+        assert await n4.proxy("kv").get("k2") == "2"
