@@ -185,6 +185,7 @@ async def test_a_new_node_joins_every_group_through_each_leader(tmp_path: Path) 
         first, second = await separate_leaders(cluster)
         await commands_on_both(cluster, first, 3)
         n4 = await cluster.add_node("n4", timeout=10)
+        assert cluster.leader("other") is second  # it added n4 to its group
         for group_id in ("default", "other"):
             leader = await cluster.wait_leader(group=group_id)
             assert "n4" in leader.status(group_id).voters
