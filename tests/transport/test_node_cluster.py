@@ -172,3 +172,27 @@ async def test_a_restarted_follower_catches_up_from_a_snapshot_sent_in_fragments
         assert fragments > 20_000 // 512  # the snapshot crossed in pieces
     finally:
         await net.stop()
+
+
+async def test_two_groups_share_each_peer_link(tmp_path: Path) -> None:
+    net = NetCluster(tmp_path, {"counter": Counter, "kv": KVStore}, GROUPS={"other": ["kv"]})
+    await asyncio.gather(*(net.start_node(nid) for nid in net.urls))
+    try:
+        nodes = net.running()
+        for node in nodes:
+            await node.wait_ready(10)
+        # Through every node, both groups: followers forward to each group's leader.
+        for i, node in enumerate(nodes):
+            await node.proxy("counter").add(1)
+            await node.proxy("kv").set(f"k{i}", node.id)
+        for node in nodes:
+            await node.wait_ready(10)
+            assert await node.proxy("counter").get() == 3
+            assert await node.proxy("kv").get("k2") == nodes[2].id
+            assert sorted(node.groups) == ["default", "other"]
+            # At most one outbound link per peer, whatever the groups it carries.
+            transport = node._transport
+            assert isinstance(transport, AiohttpTransport)
+            assert set(transport._links) <= {n.id for n in nodes if n is not node}
+    finally:
+        await net.stop()
