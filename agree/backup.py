@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from agree.errors import NotLeaderError, SchemaMismatchError, StorageError
 from agree.raft.entries import ConfState, HardState, Snapshot, SnapshotMeta
+from agree.raft.ready import Role
 from agree.runtime.status import members_json
 from agree.schema import extension_problems, schema_of
 from agree.wire.backup import Backup, decode_backup, encode_backup
@@ -40,7 +41,7 @@ async def take_backup(node: Node, timeout: float) -> bytes:
     """The backup file of ``node``'s state at a linearizable point; NotLeaderError (naming the
     leader) unless ``node`` leads."""
     status = node.status()
-    if not status.is_leader:
+    if status.role is not Role.LEADER:
         leader = status.leader_id
         raise NotLeaderError(
             "a backup is taken by the leader",

@@ -21,6 +21,7 @@ from agree.backup import take_backup
 from agree.errors import CorruptionError, NotLeaderError, SchemaMismatchError, StorageError
 from agree.management import call_command
 from agree.progress import format_amount
+from agree.raft.ready import Role
 from agree.wire.backup import decode_backup
 
 MODELS = """
@@ -225,7 +226,7 @@ def test_only_the_leader_takes_a_backup() -> None:
     class Follower:
         def status(self) -> object:
             class S:
-                role = "follower"
+                role = Role.FOLLOWER
                 leader_id = "n2"
                 members = {"n2": "http://127.0.0.1:2"}
 
