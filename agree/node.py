@@ -49,7 +49,14 @@ from agree.replicated import Consistency, Replicated
 from agree.runtime.commit import CommitBatcher
 from agree.runtime.compose import assign_groups, copy_objects, initial_objects, node_config
 from agree.runtime.group import Group, bootstrap_state, open_group
-from agree.runtime.membership import Membership
+from agree.runtime.membership import (
+    ADD_MEMBER,
+    MEMBERSHIP_METHODS,
+    MEMBERSHIP_OBJECT,
+    REMOVE_MEMBER,
+    TRANSFER_LEADER,
+    Membership,
+)
 from agree.runtime.router import Router
 from agree.runtime.status import Member, NodeStatus
 from agree.runtime.ticker import Ticker
@@ -395,6 +402,9 @@ class Node:
             group = self.group(str(call.kwargs.get("group", DEFAULT_GROUP)))
             data = record_from_args(call.args)
             return await self._router.propose_here(group, data, deadline, "the schema announcement")
+        if call.object == MEMBERSHIP_OBJECT and call.method in MEMBERSHIP_METHODS:
+            group = self.group(str(call.kwargs.get("group", DEFAULT_GROUP)))
+            return Outcome(result=await self._membership.run_here(group, call, deadline))
         return await self._call(call, deadline, may_forward=False, validated=True)
 
     # -- calls ----------------------------------------------------------------------------------
@@ -577,26 +587,37 @@ class Node:
         learner: bool = False,
         timeout: float | None = None,
         group: str | None = None,
-    ) -> None:
-        """Add ``node_id`` as a learner; unless ``learner``, promote it once it caught up."""
-        deadline = self._deadline(timeout)
-        for target in self._groups_to_change(group):
-            await self._membership.add(target, node_id, url, learner=learner, deadline=deadline)
+    ) -> dict[str, str]:
+        """Add ``node_id`` to every group (or the one named), each through its leader: as a
+        learner, then, unless ``learner``, promoted once it caught up.  Returns what changed,
+        by group ("added", "promoted", "unchanged"); a failure names its group, and a retry is
+        safe."""
+        kwargs = {"node_id": node_id, "url": url, "learner": learner}
+        return await self._membership.every_group(
+            self._groups_to_change(group), ADD_MEMBER, kwargs, self._deadline(timeout)
+        )
 
     async def remove_member(
         self, node_id: str, *, timeout: float | None = None, group: str | None = None
-    ) -> None:
-        deadline = self._deadline(timeout)
-        for target in self._groups_to_change(group):
-            await self._membership.remove(target, node_id, deadline=deadline)
+    ) -> dict[str, str]:
+        """Remove ``node_id`` from every group (or the one named), each through its leader.
+        Returns what changed, by group ("removed", "unchanged"); a retry is safe."""
+        return await self._membership.every_group(
+            self._groups_to_change(group),
+            REMOVE_MEMBER,
+            {"node_id": node_id},
+            self._deadline(timeout),
+        )
 
     async def transfer_leader(
         self, node_id: str, *, timeout: float | None = None, group: str | None = None
     ) -> None:
         """Hand leadership of a group (the primary group by default) to ``node_id`` and wait
-        until it leads (§3.10)."""
+        until it leads (§3.10); asked of the group's leader, wherever it is."""
         target = self._primary if group is None else self.group(group)
-        await self._membership.transfer_leader(target, node_id, deadline=self._deadline(timeout))
+        await self._membership.every_group(
+            [target], TRANSFER_LEADER, {"node_id": node_id}, self._deadline(timeout)
+        )
 
     async def snapshot(self, group: str | None = None) -> int:
         """Take a snapshot of a group (the primary group by default) now and compact its log;

@@ -146,6 +146,24 @@ class Router:
                 continue
             await self.wait_leader_change(group, deadline)
 
+    async def at_leader(
+        self,
+        group: Group,
+        call: Call,
+        deadline: float,
+        local: Callable[[float], Awaitable[Outcome]],
+    ) -> Outcome:
+        """Run ``local`` while this node leads the group, else forward ``call`` (which the
+        leader's node runs with ``local``'s effect) to the leader; retry across leader changes."""
+
+        async def here(remaining: float) -> Outcome:
+            try:
+                return await local(remaining)
+            except NotLeaderError:  # lost the lead before anything was proposed
+                raise _Retry(in_doubt=False, wait=True) from None
+
+        return await self._at_leader(group, call, deadline, True, here)
+
     @staticmethod
     def _timed_out(call: Call, in_doubt: bool) -> Exception:
         what = f"{call.object}.{call.method}"

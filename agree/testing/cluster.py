@@ -144,8 +144,11 @@ class MemoryCluster:
         await node.start()
         return node
 
-    async def add_node(self, node_id: str, *, learner: bool = False, timeout: float = 10.0) -> Node:
-        """Start a fresh node and add it to the cluster through the leader."""
+    async def add_node(
+        self, node_id: str, *, learner: bool = False, timeout: float = 10.0, via: Node | None = None
+    ) -> Node:
+        """Start a fresh node and add it to the cluster through each group's leader (or with
+        one ``add_member`` call on ``via``, which asks every group's leader)."""
         url = f"http://127.0.0.1:{7001 + len(self.addresses)}"
         self.addresses[node_id] = url
         self.ids.append(node_id)
@@ -153,6 +156,9 @@ class MemoryCluster:
         node = self._new_node(node_id, join=True, nodes=self.addresses)
         self.nodes[node_id] = node
         await node.start()
+        if via is not None:
+            await via.add_member(node_id, url, learner=learner, timeout=timeout)
+            return node
         for group_id in node.groups:  # through each group's leader
             leader = await self.wait_leader(timeout, group=group_id)
             await leader.add_member(node_id, url, learner=learner, timeout=timeout, group=group_id)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agree import Node
-from agree.errors import ConfigurationError, UnknownObjectError
+from agree.errors import AgreeTimeoutError, ConfigurationError, UnknownObjectError
 from agree.raft.ready import Role
 from agree.settings import Settings
 from agree.storage import MemoryStorage
@@ -192,3 +192,78 @@ async def test_a_new_node_joins_every_group_through_each_leader(tmp_path: Path) 
         await n4.wait_ready(10)
         assert await n4.proxy("counter").get() == 3
         assert await n4.proxy("kv").get("k2") == "2"
+
+
+async def test_membership_changes_every_group_through_its_leader(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS, GROUPS=GROUPS) as cluster:
+        first, second = await separate_leaders(cluster)
+        bystander = next(n for n in cluster.running() if n not in (first, second))
+        await commands_on_both(cluster, first, 3)
+        # Asked of a node that leads neither group: each change is forwarded to its leader.
+        n4 = await cluster.add_node("n4", timeout=10, via=bystander)
+        for group_id, leader in (("default", first), ("other", second)):
+            assert "n4" in leader.status(group_id).voters
+        # A retry (say, after a timeout) changes nothing and says so.
+        again = await bystander.add_member("n4", cluster.addresses["n4"], timeout=10)
+        assert again == {"default": "unchanged", "other": "unchanged"}
+        await n4.wait_ready(10)
+        assert await n4.proxy("kv").get("k2") == "2"
+
+        assert await bystander.remove_member("n4", timeout=10) == {
+            "default": "removed",
+            "other": "removed",
+        }
+        for group_id, leader in (("default", first), ("other", second)):
+            assert "n4" not in leader.status(group_id).members
+        assert await first.remove_member("n4", timeout=10) == {
+            "default": "unchanged",
+            "other": "unchanged",
+        }
+
+
+async def test_a_failure_in_one_group_names_it_and_a_retry_is_safe(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS, GROUPS=GROUPS) as cluster:
+        first, second = await separate_leaders(cluster)
+        n4 = "http://127.0.0.1:7004"  # no process runs there
+        await first.add_member("n4", n4, learner=True, timeout=10, group="default")
+        await second.add_member("n4", n4, learner=True, timeout=10, group="other")
+        await cluster.wait_until(
+            lambda: "n4" in first.status("other").learners, what="n4 a learner of other"
+        )
+        await first.remove_member("n4", timeout=10, group="other")
+        # n4 is now a learner of "default" only; it cannot be a voter, its process is not
+        # running: the promotion times out in "default", the first group changed.
+        with pytest.raises(AgreeTimeoutError, match="group 'default': .*did not catch up"):
+            await first.add_member("n4", n4, timeout=2)
+        assert "n4" in first.status("default").learners
+        # Added as a learner everywhere, retried as a whole: "default" changes nothing.
+        assert await first.add_member("n4", n4, learner=True, timeout=10) == {
+            "default": "unchanged",
+            "other": "added",
+        }
+
+
+async def test_transfer_leader_of_a_group_asked_of_any_node(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS, GROUPS=GROUPS) as cluster:
+        first, second = await separate_leaders(cluster)
+        bystander = next(n for n in cluster.running() if n not in (first, second))
+        await bystander.transfer_leader(bystander.id, group="other", timeout=10)
+        assert cluster.leader("other") is bystander
+        assert cluster.leader("default") is first
+        with pytest.raises(UnknownObjectError, match="no Raft group 'third'"):
+            await bystander.transfer_leader(first.id, group="third", timeout=10)
+
+
+async def test_mutations_of_an_object_in_another_group(tmp_path: Path) -> None:
+    async with MemoryCluster(tmp_path, OBJECTS, GROUPS=GROUPS) as cluster:
+        _, second = await separate_leaders(cluster)
+        node = next(n for n in cluster.running() if n is not second)
+        seen = []
+        stream = node.mutations("kv")
+        await commands_on_both(cluster, node, 2)
+        async for mutation in stream:
+            seen.append(mutation)
+            if len(seen) == 2:
+                break
+        assert [m.object for m in seen] == ["kv", "kv"]
+        assert seen[0].index < seen[1].index
