@@ -233,7 +233,7 @@ async def test_a_failure_in_one_group_names_it_and_a_retry_is_safe(tmp_path: Pat
         await first.remove_member("n4", timeout=10, group="other")
         # n4 is now a learner of "default" only; it cannot be a voter, its process is not
         # running: the promotion times out in "default", the first group changed.
-        with pytest.raises(AgreeTimeoutError, match="group 'default': .*did not catch up"):
+        with pytest.raises(AgreeTimeoutError, match=r"group .default.: .*did not catch up"):
             await first.add_member("n4", n4, timeout=2)
         assert "n4" in first.status("default").learners
         # Added as a learner everywhere, retried as a whole: "default" changes nothing.
