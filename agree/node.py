@@ -571,6 +571,10 @@ class Node:
             group=group.id,
         )
 
+    def statuses(self) -> dict[str, NodeStatus]:
+        """This node's view of every group it hosts, by group id."""
+        return {group_id: self.status(group_id) for group_id in self._groups}
+
     def members(self, group_id: str | None = None) -> dict[str, Member]:
         """The members of a group (the primary group by default): voters, then learners."""
         return self.status(group_id).member_list()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import ssl as ssl_module
+import urllib.parse
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Final
@@ -217,31 +218,68 @@ class AsyncClient:
 
     async def members(self) -> dict[str, dict[str, str]]:
         """Member id -> ``{"url", "role"}`` (role ``voter`` or ``learner``)."""
-        body = await self._request("GET", "/v1/members", retry_in_doubt=True)
+        body = await self.members_by_group()
         members = body.get("members")
         if not isinstance(members, dict):
             raise ProtocolError("the server's /v1/members answer has no 'members'")
         return members
 
+    async def members_by_group(self) -> dict[str, Any]:
+        """The whole ``GET /v1/members`` answer: the "default" group's ``members`` and
+        ``leader_id``, and ``groups`` (each Raft group's members and leader)."""
+        return await self._request("GET", "/v1/members", retry_in_doubt=True)
+
     async def add_member(
-        self, node_id: str, url: str, *, learner: bool = False, timeout: float | None = None
+        self,
+        node_id: str,
+        url: str,
+        *,
+        learner: bool = False,
+        timeout: float | None = None,
+        group: str | None = None,
     ) -> dict[str, dict[str, str]]:
-        """Add a node (as a learner, then promoted once caught up unless ``learner``)."""
-        body = {"id": node_id, "url": url, "learner": learner}
-        answer = await self._request("POST", "/v1/members", body, timeout=timeout)
+        """Add a node (as a learner, then promoted once caught up unless ``learner``) to every
+        Raft group, or to ``group``; returns the members of the "default" group after it."""
+        answer = await self.change_members(
+            "POST", "/v1/members", {"id": node_id, "url": url, "learner": learner}, timeout, group
+        )
         members: dict[str, dict[str, str]] = answer.get("members", {})
         return members
 
     async def remove_member(
-        self, node_id: str, *, timeout: float | None = None
+        self, node_id: str, *, timeout: float | None = None, group: str | None = None
     ) -> dict[str, dict[str, str]]:
-        answer = await self._request("DELETE", f"/v1/members/{node_id}", timeout=timeout)
+        """Remove a node from every Raft group, or from ``group``."""
+        answer = await self.change_members("DELETE", f"/v1/members/{node_id}", None, timeout, group)
         members: dict[str, dict[str, str]] = answer.get("members", {})
         return members
 
-    async def transfer_leader(self, node_id: str, *, timeout: float | None = None) -> None:
-        """Hand leadership to ``node_id`` and wait until it leads."""
-        await self._request("POST", "/v1/leader", {"id": node_id}, timeout=timeout)
+    async def change_members(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        timeout: float | None,
+        group: str | None,
+    ) -> dict[str, Any]:
+        """A membership change's whole answer: ``members`` and, by group, ``groups`` with
+        what the change did in each (``change``)."""
+        if group is not None:
+            if body is None:
+                path = f"{path}?{urllib.parse.urlencode({'group': group})}"
+            else:
+                body = {**body, "group": group}
+        return await self._request(method, path, body, timeout=timeout)
+
+    async def transfer_leader(
+        self, node_id: str, *, timeout: float | None = None, group: str | None = None
+    ) -> None:
+        """Hand leadership (of ``group``, "default" unless named) to ``node_id`` and wait
+        until it leads."""
+        body: dict[str, Any] = {"id": node_id}
+        if group is not None:
+            body["group"] = group
+        await self._request("POST", "/v1/leader", body, timeout=timeout)
 
     async def snapshot(self, *, timeout: float | None = None) -> int:
         """Make the answering node snapshot and compact its log; returns the snapshot's index."""

@@ -78,18 +78,41 @@ class Client:
     def members(self) -> dict[str, dict[str, str]]:
         return self._run(self._async.members())
 
+    def members_by_group(self) -> dict[str, Any]:
+        return self._run(self._async.members_by_group())
+
     def add_member(
-        self, node_id: str, url: str, *, learner: bool = False, timeout: float | None = None
+        self,
+        node_id: str,
+        url: str,
+        *,
+        learner: bool = False,
+        timeout: float | None = None,
+        group: str | None = None,
     ) -> dict[str, dict[str, str]]:
-        return self._run(self._async.add_member(node_id, url, learner=learner, timeout=timeout))
+        return self._run(
+            self._async.add_member(node_id, url, learner=learner, timeout=timeout, group=group)
+        )
 
     def remove_member(
-        self, node_id: str, *, timeout: float | None = None
+        self, node_id: str, *, timeout: float | None = None, group: str | None = None
     ) -> dict[str, dict[str, str]]:
-        return self._run(self._async.remove_member(node_id, timeout=timeout))
+        return self._run(self._async.remove_member(node_id, timeout=timeout, group=group))
 
-    def transfer_leader(self, node_id: str, *, timeout: float | None = None) -> None:
-        self._run(self._async.transfer_leader(node_id, timeout=timeout))
+    def change_members(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        timeout: float | None,
+        group: str | None,
+    ) -> dict[str, Any]:
+        return self._run(self._async.change_members(method, path, body, timeout, group))
+
+    def transfer_leader(
+        self, node_id: str, *, timeout: float | None = None, group: str | None = None
+    ) -> None:
+        self._run(self._async.transfer_leader(node_id, timeout=timeout, group=group))
 
     def snapshot(self, *, timeout: float | None = None) -> int:
         return self._run(self._async.snapshot(timeout=timeout))

@@ -57,6 +57,21 @@ class NodeStatus:
             out[node_id] = Member(node_id, self.members.get(node_id, ""), MemberRole.LEARNER)
         return out
 
+    def group_json(self) -> dict[str, Any]:
+        """One entry of ``GET /v1/status``'s ``groups``: this group's leader, term, indexes
+        and voters/learners as this node sees them."""
+        return {
+            "role": self.role.value,
+            "leader_id": self.leader_id,
+            "leader_url": self.members.get(self.leader_id) if self.leader_id else None,
+            "term": self.term,
+            "commit_index": self.commit_index,
+            "applied_index": self.applied_index,
+            "last_index": self.last_index,
+            "voters": list(self.voters),
+            "learners": list(self.learners),
+        }
+
     def to_json(self) -> dict[str, Any]:
         """The shape of ``GET /v1/status`` (without the URLs the server adds)."""
         return {

@@ -13,10 +13,14 @@ Bodies are JSON only; nothing from a client is ever unpickled.
                                                     ``application`` when the method raised
 ``GET /v1/schema``                      read        ``{"objects": {name: published schema}}``
 ``GET /v1/status``                      read        this node's role, leader, term, indexes
-``GET /v1/members``                     read        ``{"members": {id: {"url", "role"}}}``
-``POST /v1/members``                    admin       ``{"id", "url", "learner"}``: add (and promote)
-``DELETE /v1/members/{id}``             admin       remove
-``POST /v1/leader``                     admin       ``{"id"}``: transfer leadership, wait for it
+                                                    (of "default"; every group in ``groups``)
+``GET /v1/members``                     read        ``{"members": {id: {"url", "role"}},
+                                                    "groups": {group: {"members", ...}}}``
+``POST /v1/members``                    admin       ``{"id", "url", "learner", "group"}``: add
+                                                    (and promote) in every group, or the one
+``DELETE /v1/members/{id}``             admin       remove from every group (``?group=G``: one)
+``POST /v1/leader``                     admin       ``{"id", "group"}``: transfer a group's
+                                                    leadership, wait for it
 ``POST /v1/snapshot``                   admin       snapshot this node now -> ``{"index"}``
 ``GET /v1/backup``                      admin       the leader's state at a linearizable point,
                                                     as a backup file (agree.wire.backup)
@@ -48,8 +52,10 @@ from agree.errors import (
     AgreeTimeoutError,
     ConfigurationError,
     SubscriptionOverflowError,
+    UnknownObjectError,
     ValidationError,
 )
+from agree.node import Node
 from agree.replicated import Consistency
 from agree.runtime.status import members_json
 from agree.server.app import (
@@ -286,17 +292,21 @@ def _status_json(request: web.Request) -> dict[str, Any]:
     body["url"] = status.members.get(status.id) or node.settings.node_url()
     body["leader_url"] = status.members.get(status.leader_id) if status.leader_id else None
     body["latency"] = request.app[METRICS].recent_latency.summary()
+    body["groups"] = {group_id: g.group_json() for group_id, g in node.statuses().items()}
     return body
 
 
 @routes.get("/v1/status")
 @endpoint(
-    "This node's view: its role, the leader, term, commit and applied indexes, members.",
+    "This node's view: its role, the leader, term, commit and applied indexes, members. The "
+    'top-level fields are of the "default" group; "groups" has every Raft group this '
+    "node hosts.",
     READ,
     returns='200 {"id", "role", "leader_id", "leader_url", "term", "commit_index", '
     '"applied_index", "voters", "learners", "members", "url", "latency": {"command" | '
     '"query": {"count", "p50", "p99"}} (seconds, the calls this node answered in the last '
-    '5 s), ...}',
+    '5 s), "groups": {group: {"role", "leader_id", "leader_url", "term", "commit_index", '
+    '"applied_index", "last_index", "voters", "learners"}}, ...}',
 )
 async def status(request: web.Request) -> web.Response:
     return web.json_response(_status_json(request))
@@ -304,14 +314,40 @@ async def status(request: web.Request) -> web.Response:
 
 @routes.get("/v1/members")
 @endpoint(
-    "The cluster's members as this node knows them.",
+    'The cluster\'s members as this node knows them: of the "default" group at the top '
+    'level, and of every Raft group in "groups".',
     READ,
-    returns='200 {"members": {id: {"url", "role": "voter" | "learner"}}, "leader_id"}',
+    returns='200 {"members": {id: {"url", "role": "voter" | "learner"}}, "leader_id", '
+    '"groups": {group: {"members", "leader_id"}}}',
 )
 async def members(request: web.Request) -> web.Response:
     node = request.app[NODE]
     members = members_json(node.members())
-    return web.json_response({"members": members, "leader_id": node.leader_id})
+    return web.json_response(
+        {"members": members, "leader_id": node.leader_id, "groups": _groups_members(node)}
+    )
+
+
+def _groups_members(node: Node) -> dict[str, dict[str, Any]]:
+    return {
+        group_id: {"members": members_json(status.member_list()), "leader_id": status.leader_id}
+        for group_id, status in node.statuses().items()
+    }
+
+
+def _group(body: dict[str, Any]) -> str | None:
+    group = body.get("group")
+    if group is not None and not isinstance(group, str):
+        raise ValidationError("'group' must be a group's name")
+    return group
+
+
+def _changed(node: Node, changes: dict[str, str]) -> web.Response:
+    """The answer to a membership change: the members after it, and what it did per group."""
+    groups = _groups_members(node)
+    for group_id, change in changes.items():
+        groups[group_id]["change"] = change
+    return web.json_response({"members": members_json(node.members()), "groups": groups})
 
 
 def _checked(what: str, check: Any, value: Any, **kwargs: Any) -> str:
@@ -325,11 +361,14 @@ def _checked(what: str, check: Any, value: Any, **kwargs: Any) -> str:
 @routes.post("/v1/members")
 @endpoint(
     "Add a node: as a learner, then (unless learner is true) promoted to voter once it has "
-    "caught up. Only the leader changes membership; one change at a time (single-server "
-    "changes, Raft dissertation §4.1).",
+    "caught up. Every Raft group (or the one named) is changed in turn, each by its leader "
+    "(any node forwards); one change at a time per group (single-server changes, Raft "
+    "dissertation §4.1). An error names the group it failed in; retrying is safe.",
     ADMIN,
-    body='{"id": node id, "url": "http(s)://host:port", "learner": false, "timeout": seconds}',
-    returns='200 {"members": {...}}',
+    body='{"id": node id, "url": "http(s)://host:port", "learner": false, "group": optional '
+    'group, "timeout": seconds}',
+    returns='200 {"members": {...}, "groups": {group: {"members", "leader_id", "change": '
+    '"added" | "promoted" | "unchanged"}}}',
     errors=("validation", "not_leader", "membership_change", "outcome_unknown", "timeout"),
 )
 async def add_member(request: web.Request) -> web.Response:
@@ -341,46 +380,60 @@ async def add_member(request: web.Request) -> web.Response:
         raise ValidationError("'learner' must be true or false")
     node = request.app[NODE]
     with request.app[INFLIGHT].track():
-        await node.add_member(node_id, url, learner=learner, timeout=_timeout(request, body))
-    return web.json_response({"members": members_json(node.members())})
+        changes = await node.add_member(
+            node_id, url, learner=learner, timeout=_timeout(request, body), group=_group(body)
+        )
+    return _changed(node, changes)
 
 
 @routes.delete("/v1/members/{id}")
 @endpoint(
-    "Remove a member (a voter or a learner). Only the leader changes membership.",
+    "Remove a member (a voter or a learner) from every Raft group (or the one named by the "
+    "query parameter group), each by its leader (any node forwards). An error names the "
+    "group it failed in; retrying is safe.",
     ADMIN,
-    returns='200 {"members": {...}}',
+    returns='200 {"members": {...}, "groups": {group: {"members", "leader_id", "change": '
+    '"removed" | "unchanged"}}}',
     errors=("validation", "not_leader", "membership_change", "outcome_unknown"),
 )
 async def remove_member(request: web.Request) -> web.Response:
     node_id = _checked("id", validate_node_id, request.match_info["id"])
     node = request.app[NODE]
-    members = node.members()
-    if node_id not in members:
-        raise ValidationError(f"{node_id!r} is not a member (members: {sorted(members)})")
+    group = request.query.get("group")
+    statuses = node.statuses()
+    known = {m for gid, s in statuses.items() if group in (None, gid) for m in s.members}
+    if group is not None and group not in statuses:
+        raise ValidationError(f"no Raft group {group!r} (groups: {sorted(statuses)})")
+    if node_id not in known:
+        raise ValidationError(f"{node_id!r} is not a member (members: {sorted(known)})")
     with request.app[INFLIGHT].track():
-        await node.remove_member(node_id)
-    return web.json_response({"members": members_json(node.members())})
+        changes = await node.remove_member(node_id, timeout=_timeout(request, {}), group=group)
+    return _changed(node, changes)
 
 
 @routes.post("/v1/leader")
 @endpoint(
-    "Hand leadership to a voter and wait until it leads (Raft dissertation §3.10). Sent to "
-    "the leader.",
+    'Hand leadership of a Raft group ("default" unless named) to a voter and wait until it '
+    "leads (Raft dissertation §3.10). Any node forwards it to the group's leader.",
     ADMIN,
-    body='{"id": node id, "timeout": seconds}',
-    returns='200 {"leader_id"}',
+    body='{"id": node id, "group": optional group, "timeout": seconds}',
+    returns='200 {"leader_id", "group"}',
     errors=("validation", "not_leader", "timeout"),
 )
 async def transfer_leader(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     node_id = _checked("id", validate_node_id, body.get("id"))
     node = request.app[NODE]
-    if node_id not in node.status().voters:
+    group = _group(body)
+    try:
+        status = node.status(group)
+    except UnknownObjectError as exc:
+        raise ValidationError(str(exc)) from None
+    if node_id not in status.voters:
         raise ValidationError(f"{node_id!r} is not a voting member; leadership can go to a voter")
     with request.app[INFLIGHT].track():
-        await node.transfer_leader(node_id, timeout=_timeout(request, body))
-    return web.json_response({"leader_id": node.leader_id})
+        await node.transfer_leader(node_id, timeout=_timeout(request, body), group=group)
+    return web.json_response({"leader_id": node.status(group).leader_id, "group": status.group})
 
 
 @routes.post("/v1/snapshot")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Iterable
 from typing import Any
 
 from agree.client import AsyncClient
@@ -45,16 +46,47 @@ async def _gather(
     return dict(zip(ids, answers, strict=True))
 
 
-def cluster_status(
-    members: dict[str, dict[str, str]], answers: dict[str, dict[str, Any] | BaseException]
-) -> dict[str, Any]:
-    """The report: the leader, its term and commit index, and one entry per member."""
-    statuses = {i: a for i, a in answers.items() if isinstance(a, dict)}
-    leaders = [s for s in statuses.values() if s.get("role") == "leader"]
+def _leader(statuses: Iterable[dict[str, Any]]) -> tuple[dict[str, Any] | None, int]:
+    """Of the members' views of one group: the leader's, and the highest term seen."""
+    views = list(statuses)
+    leaders = [s for s in views if s.get("role") == "leader"]
     # Two nodes may both believe they lead for a moment (an old leader not yet told); the one
     # with the higher term is the real one (§5.1).
     leader = max(leaders, key=lambda s: s["term"]) if leaders else None
-    highest_term = max((s["term"] for s in statuses.values()), default=0)
+    return leader, max((s["term"] for s in views), default=0)
+
+
+def _groups(statuses: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Every Raft group's leader, term and commit index, and each member's view of it."""
+    views: dict[str, dict[str, dict[str, Any]]] = {}
+    for member_id, status in statuses.items():
+        for group_id, view in (status.get("groups") or {}).items():
+            views.setdefault(group_id, {})[member_id] = view
+    out: dict[str, Any] = {}
+    for group_id, by_member in sorted(views.items()):
+        leader, highest_term = _leader(by_member.values())
+        members = {}
+        for member_id, view in sorted(by_member.items()):
+            entry = {k: view[k] for k in ("role", "term", "commit_index", "applied_index")}
+            if leader is not None:
+                entry["lag"] = max(0, leader["commit_index"] - view["applied_index"])
+            members[member_id] = entry
+        out[group_id] = {
+            "leader_id": leader["leader_id"] if leader else None,
+            "term": leader["term"] if leader else highest_term,
+            "commit_index": leader["commit_index"] if leader else None,
+            "members": members,
+        }
+    return out
+
+
+def cluster_status(
+    members: dict[str, dict[str, str]], answers: dict[str, dict[str, Any] | BaseException]
+) -> dict[str, Any]:
+    """The report: the leader, its term and commit index, and one entry per member (of the
+    "default" group); and in ``groups``, the same for every Raft group."""
+    statuses = {i: a for i, a in answers.items() if isinstance(a, dict)}
+    leader, highest_term = _leader(statuses.values())
     report: dict[str, Any] = {
         "leader_id": leader["id"] if leader else None,
         "term": leader["term"] if leader else highest_term,
@@ -82,6 +114,7 @@ def cluster_status(
             else:
                 entry["last_contact"] = leader.get("last_contact", {}).get(member_id)
         report["members"][member_id] = entry
+    report["groups"] = _groups(statuses)
     return report
 
 
@@ -127,4 +160,21 @@ class Command(BaseCommand):
             self.stdout.write(f"{cells}  {_seconds(m.get('last_contact')):<13} {m['url']}")
         if any(m["membership"] != "voter" for m in report["members"].values()):
             self.stdout.write("* a learner (does not vote)")
+        if len(report["groups"]) > 1:
+            self._write_groups(report["groups"])
         return 1 if unreachable else None
+
+    def _write_groups(self, groups: dict[str, Any]) -> None:
+        for group_id, group in groups.items():
+            leader = group["leader_id"]
+            self.stdout.write(
+                f"group {group_id}: leader {leader}, term {group['term']}, commit index "
+                f"{group['commit_index']}"
+                if leader
+                else f"group {group_id}: leader none known"
+            )
+            for member_id, m in group["members"].items():
+                self.stdout.write(
+                    f"  {member_id:<8} {m['role']:<11} {m['term']:>5} {m['commit_index']:>7} "
+                    f"{m['applied_index']:>8} {m.get('lag', '-')!s:>5}"
+                )
