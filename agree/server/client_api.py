@@ -52,7 +52,6 @@ from agree.errors import (
     AgreeTimeoutError,
     ConfigurationError,
     SubscriptionOverflowError,
-    UnknownObjectError,
     ValidationError,
 )
 from agree.node import Node
@@ -335,10 +334,13 @@ def _groups_members(node: Node) -> dict[str, dict[str, Any]]:
     }
 
 
-def _group(body: dict[str, Any]) -> str | None:
+def _group(node: Node, body: dict[str, Any]) -> str | None:
+    """The group a change names (None: every group), one this node hosts."""
     group = body.get("group")
-    if group is not None and not isinstance(group, str):
-        raise ValidationError("'group' must be a group's name")
+    if group is None:
+        return None
+    if not isinstance(group, str) or not node.hosts_group(group):
+        raise ValidationError(f"no Raft group {group!r} (groups: {sorted(node.groups)})")
     return group
 
 
@@ -381,7 +383,7 @@ async def add_member(request: web.Request) -> web.Response:
     node = request.app[NODE]
     with request.app[INFLIGHT].track():
         changes = await node.add_member(
-            node_id, url, learner=learner, timeout=_timeout(request, body), group=_group(body)
+            node_id, url, learner=learner, timeout=_timeout(request, body), group=_group(node, body)
         )
     return _changed(node, changes)
 
@@ -389,8 +391,8 @@ async def add_member(request: web.Request) -> web.Response:
 @routes.delete("/v1/members/{id}")
 @endpoint(
     "Remove a member (a voter or a learner) from every Raft group (or the one named by the "
-    "query parameter group), each by its leader (any node forwards). An error names the "
-    "group it failed in; retrying is safe.",
+    "query parameter group), each by its leader (any node forwards); a group it is not a "
+    "member of is left unchanged. An error names the group it failed in; retrying is safe.",
     ADMIN,
     returns='200 {"members": {...}, "groups": {group: {"members", "leader_id", "change": '
     '"removed" | "unchanged"}}}',
@@ -399,13 +401,7 @@ async def add_member(request: web.Request) -> web.Response:
 async def remove_member(request: web.Request) -> web.Response:
     node_id = _checked("id", validate_node_id, request.match_info["id"])
     node = request.app[NODE]
-    group = request.query.get("group")
-    statuses = node.statuses()
-    known = {m for gid, s in statuses.items() if group in (None, gid) for m in s.members}
-    if group is not None and group not in statuses:
-        raise ValidationError(f"no Raft group {group!r} (groups: {sorted(statuses)})")
-    if node_id not in known:
-        raise ValidationError(f"{node_id!r} is not a member (members: {sorted(known)})")
+    group = _group(node, dict(request.query))
     with request.app[INFLIGHT].track():
         changes = await node.remove_member(node_id, timeout=_timeout(request, {}), group=group)
     return _changed(node, changes)
@@ -424,11 +420,8 @@ async def transfer_leader(request: web.Request) -> web.Response:
     body = await read_json_object(request)
     node_id = _checked("id", validate_node_id, body.get("id"))
     node = request.app[NODE]
-    group = _group(body)
-    try:
-        status = node.status(group)
-    except UnknownObjectError as exc:
-        raise ValidationError(str(exc)) from None
+    group = _group(node, body)
+    status = node.status(group)
     if node_id not in status.voters:
         raise ValidationError(f"{node_id!r} is not a voting member; leadership can go to a voter")
     with request.app[INFLIGHT].track():
