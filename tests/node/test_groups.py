@@ -10,13 +10,20 @@ from pathlib import Path
 import pytest
 
 from agree import Node
-from agree.errors import AgreeTimeoutError, ConfigurationError, UnknownObjectError
+from agree.backup import restore_backup, take_backup
+from agree.errors import (
+    AgreeTimeoutError,
+    ConfigurationError,
+    SchemaMismatchError,
+    UnknownObjectError,
+)
 from agree.raft.ready import Role
 from agree.settings import Settings
 from agree.storage import MemoryStorage
 from agree.storage.base import GroupWrite
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter, KVStore
+from agree.wire.backup import decode_backup
 
 OBJECTS = {"counter": Counter, "kv": KVStore}
 GROUPS = {"other": ["kv"]}
@@ -267,3 +274,39 @@ async def test_mutations_of_an_object_in_another_group(tmp_path: Path) -> None:
                 break
         assert [m.object for m in seen] == ["kv", "kv"]
         assert seen[0].index < seen[1].index
+
+
+async def test_a_backup_holds_every_group_and_a_restore_writes_each(tmp_path: Path) -> None:
+    paths = {"counter": "agree.testing.models.Counter", "kv": "agree.testing.models.KVStore"}
+    settings = {"GROUPS": GROUPS, "OBJECTS": paths}
+    async with MemoryCluster(tmp_path / "a", OBJECTS, **settings) as cluster:
+        first, second = await separate_leaders(cluster)
+        await commands_on_both(cluster, second, 3)
+        # Taken by the leader of "default"; "other" is led by another node.
+        data = await take_backup(first, 10)
+    backup = decode_backup(data)
+    states = backup.states()
+    assert data.startswith(b"AGREE-BACKUP 2\n")
+    assert {g: sorted(s.objects) for g, s in states.items()} == {
+        "default": ["counter"],
+        "other": ["kv"],
+    }
+
+    restored = MemoryCluster(tmp_path / "b", OBJECTS, **settings)
+    (tmp_path / "b").mkdir()
+    for node_id in restored.ids:
+        written = restore_backup(restored.node_settings(node_id), data)
+        assert written.groups == {g: s.index for g, s in states.items()}
+    async with restored:
+        node = await restored.wait_leader(group="other")
+        await node.wait_ready(10)
+        # Every command acknowledged before the backup is in it, in each group.
+        assert await node.proxy("kv").get("k2") == "2"
+        assert await node.proxy("counter").get() == 3
+        for group_id, state in states.items():
+            assert node.status(group_id).applied_index >= state.index
+
+    # Restored into settings that place "kv" elsewhere: refused, saying which group.
+    settings_elsewhere = MemoryCluster(tmp_path / "c", OBJECTS, OBJECTS=paths)
+    with pytest.raises(SchemaMismatchError, match="'kv' is in group 'other' in the backup"):
+        restore_backup(settings_elsewhere.node_settings("n1"), data)

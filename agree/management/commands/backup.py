@@ -53,13 +53,19 @@ class Command(BaseCommand):
             progress.stage("asking the leader for a backup")
             with remote_client(self, options) as client:
                 data = client.backup()
-            header = decode_backup(data, source="the leader's answer").header
+            backup = decode_backup(data, source="the leader's answer")
+            header = backup.header
             write_file(path, data, progress)
             progress.finish(f"{format_amount(len(data), 'bytes')} written")
         objects = ", ".join(sorted(header.objects)) or "none"
+        others = "".join(
+            f"; group {group_id} at index {state.index} (term {state.term}) of "
+            f"{', '.join(sorted(state.objects)) or 'none'}"
+            for group_id, state in backup.groups.items()
+        )
         self.stdout.write(
             f"Backup at index {header.index} (term {header.term}, from {header.node}) of "
-            f"{objects} written to {path} ({len(data)} bytes, body SHA-256 "
+            f"{objects}{others} written to {path} ({len(data)} bytes, body SHA-256 "
             f"{header.body_sha256[:16]}...)."
         )
         return None

@@ -73,6 +73,10 @@ class Command(BaseCommand):
             )
             progress.finish("restored")
         replaced = " (its previous log replaced)" if restored.replaced else ""
+        if len(restored.groups) > 1:
+            replaced += "; groups: " + ", ".join(
+                f"{group_id} at index {index}" for group_id, index in restored.groups.items()
+            )
         self.stdout.write(
             f"Restored {path} (index {restored.index}, term {restored.term}; "
             f"{', '.join(restored.objects) or 'no objects'}) into node {settings.NODE_ID}'s "
