@@ -446,12 +446,13 @@ async def snapshot(request: web.Request) -> web.Response:
 @routes.get("/v1/backup")
 @endpoint(
     "A backup of the whole replicated state, taken by the leader at a linearizable point "
-    "(every command acknowledged before the request is in it); nothing is written or "
+    "(every command acknowledged before the request is in it); with several Raft groups, "
+    "every group, each at a linearizable point of its own. Nothing is written or "
     "compacted. Restore it with `agree-manage restore FILE` (docs/operations.md).",
     ADMIN,
     returns="200 application/octet-stream: the backup file (a header line with the format "
-    "version, index, term, membership, every object's schema and the body's SHA-256, then "
-    "the state)",
+    "version, index, term, membership, every object's schema and the body's SHA-256, and "
+    "the same for every other group, then the states)",
     errors=("not_leader", "unavailable", "timeout"),
 )
 async def backup(request: web.Request) -> web.Response:
