@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -42,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from agree.testing.ports import free_ports
+from agree.testing.processes import NodeProcesses
 
-REPO = Path(__file__).resolve().parent.parent
 SECRET = "bench-cluster-secret-0123456789"
 KEY_SPACE = 1024
 TABLE = ((1, 2_000), (100, 20_000), (1_000, 40_000), (10_000, 60_000))
@@ -173,7 +174,6 @@ class Cluster:
             url = f"{POSTGRES_URL}?options=-csearch_path%3D{prefix}_{{node_id}}"
         else:
             url = f"sqlite:///{(directory / '{node_id}.db').as_posix()}"
-        self.module = f"bench_settings_{uuid.uuid4().hex[:8]}"
         settings: dict[str, Any] = {
             "NODES": self.urls,
             "DATABASE_URL": url,
@@ -186,18 +186,14 @@ class Cluster:
         }
         if nodes > 1:
             settings["CLUSTER_SECRET"] = SECRET
-        (directory / f"{self.module}.py").write_text(
-            "".join(f"{k} = {v!r}\n" for k, v in settings.items())
-        )
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), str(directory)]))
-        self.procs = {
-            node_id: subprocess.Popen(
-                [sys.executable, __file__, "--serve", self.module, node_id],
-                env=env,
-                cwd=directory,
+        self.processes = NodeProcesses(directory, settings, name="bench_settings", urls=self.urls)
+        for node_id in ids:
+            self.processes.spawn(
+                node_id,
+                [sys.executable, __file__, "--serve", self.processes.module, node_id],
+                log=False,
             )
-            for node_id in ids
-        }
+        self.procs = self.processes.procs
 
     def _postgres(self, statement: str) -> None:
         import psycopg
@@ -244,13 +240,11 @@ class Cluster:
     def close(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)  # a clean stop, then a kill if it takes long
         for proc in self.procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self.processes.close()
         if self.schemas:
             self._postgres("DROP SCHEMA IF EXISTS")
 

@@ -129,7 +129,7 @@ def test_membership_and_leader_transfer_from_the_client(
         assert cluster.leader() == target
         # A fourth node, started empty with --join, is added, catches up, and votes.
         cluster.urls["n4"] = n4
-        cluster.start("n4", "--join", nodes=dict(cluster.urls))
+        cluster.start("n4", "--join", overrides={"NODES": dict(cluster.urls)})
         client.add_member("n4", n4)
         members = client.members()
         assert members["n4"] == {"url": n4, "role": "voter"}
