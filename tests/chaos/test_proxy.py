@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator
 
@@ -16,6 +17,7 @@ from agree.testing.chaos.proxy import (
     Network,
     bridge,
     halves,
+    hello_source,
     isolate,
     ring,
 )
@@ -31,14 +33,21 @@ async def _echo(request: web.Request) -> web.WebSocketResponse:
 
 
 class Echo:
-    """A WebSocket echo server and a proxy in front of it."""
+    """A WebSocket echo server "b" behind its ingress, reached by a dialler "a"."""
 
-    def __init__(self, proxy: LinkProxy, runner: web.AppRunner) -> None:
-        self.proxy = proxy
+    def __init__(self, network: Network, runner: web.AppRunner) -> None:
+        self.network = network
+        self.proxy: LinkProxy = network.link("a", "b")
         self.runner = runner
 
     async def connect(self, session: aiohttp.ClientSession) -> aiohttp.ClientWebSocketResponse:
-        return await session.ws_connect(self.proxy.url + "/ws")
+        """A connection that introduced itself as node "a" (as a peer's hello does), and whose
+        first echo came back: from then on the link's faults apply to it."""
+        ws = await session.ws_connect(self.network.ingress["b"].url + "/ws")
+        await ws.send_str(json.dumps({"hello": 1, "from": "a", "to": "b"}))
+        await ws.send_bytes(b"hi")
+        assert await _receive(ws, 5) == b"hi"
+        return ws
 
 
 @pytest.fixture
@@ -50,12 +59,12 @@ async def echo() -> AsyncIterator[Echo]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    proxy = LinkProxy("a", "b", port, rng=random.Random(7))
-    await proxy.start()
+    network = Network(random.Random(7))
+    await network.add("b", port)
     try:
-        yield Echo(proxy, runner)
+        yield Echo(network, runner)
     finally:
-        await proxy.close()
+        await network.close()
         await runner.cleanup()
 
 
@@ -188,15 +197,38 @@ def test_partition_shapes() -> None:
 
 
 def test_network_partition_cuts_exactly_the_links_between_groups() -> None:
-    net = Network()
-    nodes = ["n1", "n2", "n3"]
-    for a in nodes:
-        for b in nodes:
-            if a != b:
-                net.proxies[(a, b)] = LinkProxy(a, b, 1, rng=random.Random(0))
+    net = Network(random.Random(0))
     cut = net.partition([["n1"], ["n2", "n3"]])
     assert sorted(cut) == [("n1", "n2"), ("n1", "n3"), ("n2", "n1"), ("n3", "n1")]
     assert net.proxies[("n1", "n2")].up.blackhole and net.proxies[("n2", "n1")].down.blackhole
-    assert not net.proxies[("n2", "n3")].up.blackhole
+    assert not net.link("n2", "n3").up.blackhole
     net.heal()
     assert not any(p.up.active or p.down.active for p in net.proxies.values())
+
+
+async def test_the_ingress_charges_each_dialler_to_its_own_link(echo: Echo) -> None:
+    async with aiohttp.ClientSession() as session:
+        ws_a = await echo.connect(session)
+        ws_c = await session.ws_connect(echo.network.ingress["b"].url + "/ws")
+        await ws_c.send_str(json.dumps({"hello": 1, "from": "c", "to": "b"}))
+        await ws_c.send_bytes(b"c")
+        assert await _receive(ws_c, 5) == b"c"
+        echo.network.cut("c", "b")  # only c's link
+        await ws_c.send_bytes(b"lost")
+        await ws_a.send_bytes(b"through")
+        assert await _receive(ws_a, 5) == b"through"
+        assert await _receive(ws_c, 0.5) is None
+        await ws_a.close()
+        await ws_c.close()
+    assert echo.network.link("c", "b").counters.dropped >= 1
+    assert echo.proxy.counters.dropped == 0
+    assert echo.network.link("c", "b").counters.connections == 1
+
+
+def test_hello_source_reads_a_masked_client_frame() -> None:
+    payload = json.dumps({"hello": 1, "from": "n7", "to": "n1"}).encode()
+    mask = bytes([1, 2, 3, 4])
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    frame = bytes([0x81, 0x80 | len(payload)]) + mask + masked
+    assert hello_source(frame) == "n7"
+    assert hello_source(bytes([0x82, 0x02]) + b"{}") is None  # binary, not a hello

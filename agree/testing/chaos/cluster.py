@@ -1,6 +1,6 @@
-"""Real ``agree-manage runnode`` processes wired through a :class:`~.proxy.LinkProxy` per
-directed link, and the process faults: SIGKILL and restart, SIGSTOP/SIGCONT, a fast clock, a
-slow disk, and membership changes.
+"""Real ``agree-manage runnode`` processes (:class:`agree.testing.processes.NodeProcesses`)
+wired through the fault-injecting proxies (:mod:`.proxy`), and the process faults: SIGKILL and
+restart, SIGSTOP/SIGCONT, a fast clock, a slow disk, and membership changes with new node ids.
 
 Every process this module starts is killed by its pid in :meth:`ChaosCluster.close`, whatever
 happened; nothing is ever killed by name.  Each node logs to ``<dir>/<id>.log``.
@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
+import itertools
 import random
 import shutil
 import signal
-import subprocess
-import sys
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,18 +21,16 @@ from typing import Any
 
 import aiohttp
 
-import agree
-from agree.testing.chaos.proxy import LinkProxy, Network
+from agree.testing.chaos.proxy import Network
 from agree.testing.ports import free_ports
+from agree.testing.processes import NodeProcesses
 
-REPO = Path(agree.__file__).resolve().parent.parent
 SECRET = "chaos-cluster-secret-0123456789"
 OBJECTS = {
     "registers": "agree.testing.chaos.models.Registers",
     "log": "agree.testing.chaos.models.AppendLog",
     "bank": "agree.testing.chaos.models.Bank",
 }
-
 
 
 @dataclass
@@ -89,7 +83,12 @@ class Database:
 
 
 class ChaosCluster:
-    """N nodes, N*(N-1) link proxies, and the harness's handle on both."""
+    """The nodes, each behind its :class:`~.proxy.Ingress`, and the harness's handle on both.
+
+    ``ids`` are the members as the harness last changed them (membership churn adds brand-new
+    ids ``n{N+1}``, ``n{N+2}``, ... and removes old ones); every id ever used keeps its port,
+    its ingress and its log file until :meth:`close`.
+    """
 
     def __init__(
         self,
@@ -105,22 +104,15 @@ class ChaosCluster:
         request_timeout: float = 3.0,
     ) -> None:
         self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.ids = [f"n{i}" for i in range(1, size + 1)]
-        self.ports = dict(zip(self.ids, free_ports(size), strict=True))
-        self.urls = {n: f"http://127.0.0.1:{p}" for n, p in self.ports.items()}
+        self.known: list[str] = []  # every id ever used, in order
+        self._next = itertools.count(size + 1)
+        self.ports: dict[str, int] = {}
         self.database = database
         self.rng = rng
         self.options = {n: (options or {}).get(n, NodeOptions()) for n in self.ids}
-        self.extra_env = dict(env or {})
         self.election_ticks = election_ticks
-        self.network = Network()
-        for a in self.ids:
-            for b in self.ids:
-                if a != b:
-                    proxy = LinkProxy(a, b, self.ports[b], rng=random.Random(rng.random()))
-                    self.network.proxies[(a, b)] = proxy
-        self.module = f"chaos_settings_{os.getpid()}_{id(self)}"
+        self.network = Network(random.Random(rng.random()))
         values = {
             "DATABASE_URL": database.url(),
             "OBJECTS": OBJECTS,
@@ -131,11 +123,18 @@ class ChaosCluster:
             "SNAPSHOT_ENTRIES": snapshot_entries,
             "LOG_LEVEL": "INFO",
         }
-        text = "\n".join(f"{k} = {v!r}" for k, v in values.items()) + "\n"
-        (self.dir / f"{self.module}.py").write_text(text)
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.processes = NodeProcesses(directory, values, name="chaos_settings", env=env)
+        self.urls = self.processes.urls  # each node's own port, as the harness reaches it
         self.paused: set[str] = set()
-        self._logs: dict[str, Any] = {}
+        self._bootstrapped = False
+        for node_id in self.ids:
+            self._allocate(node_id)
+
+    def _allocate(self, node_id: str) -> None:
+        (port,) = free_ports(1)
+        self.ports[node_id] = port
+        self.urls[node_id] = f"http://127.0.0.1:{port}"
+        self.known.append(node_id)
 
     # -- set-up ---------------------------------------------------------------------------------
     @property
@@ -143,109 +142,71 @@ class ChaosCluster:
         """The slowest node's election timeout, in seconds."""
         return self.election_ticks * max(o.tick_interval for o in self.options.values())
 
+    def peer_url(self, node_id: str) -> str:
+        """Where the other nodes reach ``node_id``: its ingress (what membership records)."""
+        return self.network.ingress[node_id].url
+
     def nodes_for(self, node_id: str) -> dict[str, str]:
-        """Node ``node_id``'s NODES: itself at its own port, every other node via its proxy."""
-        return {
-            other: (
-                self.urls[other] if other == node_id else self.network.proxies[(node_id, other)].url
-            )
-            for other in self.ids
-        }
+        """Node ``node_id``'s NODES: itself at its own port, every member via its ingress."""
+        nodes = {other: self.peer_url(other) for other in self.ids if other != node_id}
+        nodes[node_id] = self.urls[node_id]
+        return nodes
 
     async def start(self) -> None:
-        for proxy in self.network.proxies.values():
-            await proxy.start()
         for node_id in self.ids:
+            await self.network.add(node_id, self.ports[node_id])
             self.database.create(node_id)
+        for node_id in self.ids:
             self.start_node(node_id)
         await self.wait_ready(self.ids)
+        self._bootstrapped = True
 
-    def start_node(self, node_id: str, *, join: bool = False) -> None:
-        proc = self.procs.get(node_id)
-        assert proc is None or proc.poll() is not None, f"{node_id} is running"
+    async def new_node(self) -> str:
+        """A brand-new id, its port, ingress and empty database (not started, not a member)."""
+        node_id = f"n{next(self._next)}"
+        self._allocate(node_id)
+        base = max(self.options.values(), key=lambda o: o.tick_interval)
+        self.options[node_id] = NodeOptions(tick_interval=base.tick_interval)
+        await self.network.add(node_id, self.ports[node_id])
+        self.database.create(node_id)
+        return node_id
+
+    def start_node(self, node_id: str) -> None:
+        """Start (or restart) ``node_id``.  Once the cluster has bootstrapped every node starts
+        with ``--join``: one whose database is empty (wiped, brand new, or killed before it
+        stored anything) waits to be added instead of bootstrapping a cluster of its own."""
         opts = self.options[node_id]
-        args = [
-            sys.executable,
-            "-m",
-            "agree.management",
-            "--settings",
-            self.module,
-            "-s",
-            "NODES=" + json.dumps(self.nodes_for(node_id)),
-            "-s",
-            f"TICK_INTERVAL={opts.tick_interval}",
-            "-s",
-            f"STORAGE_COMMIT_DELAY={opts.commit_delay}",
-            "runnode",
-            "--node",
-            node_id,
-        ]
-        if join:
-            args.append("--join")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO), str(self.dir), *filter(None, [os.environ.get("PYTHONPATH")])]
-        )
-        env.pop("AGREE_SETTINGS_MODULE", None)
-        env.update(self.extra_env)
-        old = self._logs.pop(node_id, None)
-        if old is not None:
-            old.close()
-        log = open(self.dir / f"{node_id}.log", "ab")  # noqa: SIM115 - closed in close()
-        self._logs[node_id] = log
-        self.procs[node_id] = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.dir
-        )
+        overrides = {
+            "NODES": self.nodes_for(node_id),
+            "TICK_INTERVAL": opts.tick_interval,
+            "STORAGE_COMMIT_DELAY": opts.commit_delay,
+        }
+        extra = ["--join"] if self._bootstrapped else []
+        self.processes.start(node_id, *extra, overrides=overrides)
         self.paused.discard(node_id)
 
     def log(self, node_id: str) -> str:
-        path = self.dir / f"{node_id}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.processes.log(node_id)
 
     async def wait_ready(self, node_ids: list[str], timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        async with aiohttp.ClientSession() as session:
-            for node_id in node_ids:
-                while True:
-                    proc = self.procs[node_id]
-                    if proc.poll() is not None:
-                        raise RuntimeError(
-                            f"node {node_id} exited with {proc.returncode}:\n"
-                            + self.log(node_id)[-3000:]
-                        )
-                    with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
-                        async with session.get(
-                            self.urls[node_id] + "/readyz", timeout=aiohttp.ClientTimeout(total=1)
-                        ) as response:
-                            if response.status == 200:
-                                break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(
-                            f"node {node_id} not ready after {timeout}s:\n"
-                            + self.log(node_id)[-3000:]
-                        )
-                    await asyncio.sleep(0.1)
+        await asyncio.to_thread(self.processes.wait_ready, list(node_ids), timeout)
 
     # -- process faults ---------------------------------------------------------------------------
     def running(self, node_id: str) -> bool:
-        proc = self.procs.get(node_id)
-        return proc is not None and proc.poll() is None
+        return self.processes.running(node_id)
 
     def kill(self, node_id: str) -> None:
         """SIGKILL: no clean shutdown, no closing snapshot, whatever was in flight is lost."""
-        proc = self.procs[node_id]
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
+        self.processes.kill(node_id)
         self.paused.discard(node_id)
 
     def pause(self, node_id: str) -> None:
-        self.procs[node_id].send_signal(signal.SIGSTOP)
+        self.processes.signal(node_id, signal.SIGSTOP)
         self.paused.add(node_id)
 
     def resume(self, node_id: str) -> None:
         if node_id in self.paused and self.running(node_id):
-            self.procs[node_id].send_signal(signal.SIGCONT)
+            self.processes.signal(node_id, signal.SIGCONT)
         self.paused.discard(node_id)
 
     # -- observing --------------------------------------------------------------------------------
@@ -286,22 +247,12 @@ class ChaosCluster:
 
     # -- clean-up ---------------------------------------------------------------------------------
     async def close(self) -> None:
-        """Kill every node process this cluster started (by pid) and close every proxy."""
-        for node_id, proc in self.procs.items():
-            if proc.poll() is None:
-                if node_id in self.paused:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.send_signal(signal.SIGCONT)
-                proc.send_signal(signal.SIGKILL)
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-        for log in self._logs.values():
-            log.close()
-        for proxy in self.network.proxies.values():
-            await proxy.close()
+        """Kill every node process this cluster started (by pid) and close every ingress."""
+        self.processes.close()
+        self.paused.clear()
+        await self.network.close()
         with contextlib.suppress(Exception):
-            self.database.drop(self.ids)
+            self.database.drop(self.known)
 
     def remove_files(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -3,7 +3,8 @@
 Network faults act on the link proxies (partitions of Jepsen's shapes, one-way cuts, loss,
 delay with jitter, slow links, connection resets); process faults on the node processes
 (SIGKILL and restart, SIGSTOP/SIGCONT for longer than an election timeout, membership churn:
-remove a node or the leader and add it back empty, transfer leadership).  Clock skew and slow
+remove a node or the leader and add it back empty; replace one by a node with a brand-new id;
+transfer leadership).  Clock skew and slow
 disks are chosen per node before the start (:func:`node_options`).
 """
 
@@ -43,6 +44,7 @@ PROCESS_FAULTS = (
     "pause",
     "pause-leader",
     "membership",
+    "replace",
     "transfer",
 )
 ALL_FAULTS = NETWORK_FAULTS + PROCESS_FAULTS
@@ -79,13 +81,14 @@ class Nemesis:
         self.counts: Counter[str] = Counter()
         self.note = note
         self._stop = asyncio.Event()
-        self.removed: set[str] = set()  # removed and not (yet) added back
+        self.removed: set[str] = set()  # removed (or brand new) and not (yet) added
+        self.retired: list[str] = []  # removed for good, their processes stopped
 
     def _possible(self, kind: str) -> bool:
         n = len(self.cluster.ids)
         if kind == "partition-ring":
             return n >= 5  # with 3 nodes every pair shares a majority: nothing would be cut
-        return not (kind == "membership" and n < 3)
+        return not (kind in ("membership", "replace") and n < 3)
 
     def stop(self) -> None:
         self._stop.set()
@@ -137,9 +140,10 @@ class Nemesis:
             self.note(f"one-way {a} -/-> {b}")
             await self._hold(2, 8)
         elif kind in ("loss", "delay", "slow-link"):
-            links = rng.sample(sorted(net.proxies), k=max(1, len(net.proxies) // 2))
+            pairs = [(a, b) for a in ids for b in ids if a != b]
+            links = rng.sample(pairs, k=max(1, len(pairs) // 2))
             for link in links:
-                for faults in (net.proxies[link].up, net.proxies[link].down):
+                for faults in (net.link(*link).up, net.link(*link).down):
                     if kind == "loss":
                         faults.loss = rng.uniform(0.1, 0.5)
                     elif kind == "delay":
@@ -192,42 +196,74 @@ class Nemesis:
                 await client.close()
         elif kind == "membership":
             await self._churn(leader)
+        elif kind == "replace":
+            await self._replace(leader)
 
     async def _churn(self, leader: str | None) -> None:
         """Remove a node (the leader half the time), then add it back with an empty database."""
         c, rng = self.cluster, self.rng
         node = leader if leader and rng.random() < 0.5 else rng.choice(c.ids)
+        if not await self._remove(node, leader):
+            return
+        self.removed.add(node)
+        c.kill(node)
+        c.database.wipe(node)
+        await self._hold(1, 3)
+        c.start_node(node)
+        await self._add_back(node)
+
+    async def _replace(self, leader: str | None) -> None:
+        """A node with a brand-new id joins (started empty, added), then an old one leaves --
+        the leader half the time -- and its process is stopped for good: over a run the
+        membership moves to ids the cluster never had at its start."""
+        c, rng = self.cluster, self.rng
+        new = await c.new_node()
+        self.note(f"start {new}, a new id, empty")
+        c.ids.append(new)  # the harness's view first, so a heal restarts it if it is killed
+        c.start_node(new)
+        self.removed.add(new)  # until it is a member
+        await self._add_back(new)
+        if new in self.removed:
+            return  # not added: the final heal tries again, and reports it if it cannot
+        await self._hold(1, 3)
+        old = leader if leader and rng.random() < 0.5 else rng.choice(c.ids[:-1])
+        if old == new or not await self._remove(old, leader):
+            return
+        c.ids.remove(old)
+        c.kill(old)
+        self.retired.append(old)
+
+    async def _remove(self, node: str, leader: str | None) -> bool:
+        """Remove ``node`` from the membership (asking the others); whether it is out."""
+        c = self.cluster
         others = [c.urls[n] for n in c.ids if n != node]
         self.note(f"remove {node}" + (" (the leader)" if node == leader else ""))
         client = AsyncClient(others, timeout=10)
         try:
+            await client.remove_member(node)
+        except AgreeError as exc:
             try:
-                await client.remove_member(node)
-            except AgreeError as exc:
                 members = await client.members()
-                if node in members:
-                    self.note(f"remove {node} did not happen ({exc!r}); leaving it")
-                    return
-            self.removed.add(node)
-            c.kill(node)
-            c.database.wipe(node)
-            await self._hold(1, 3)
-            c.start_node(node, join=True)
-            await self._add_back(node)
+            except AgreeError:
+                members = {node: {}}
+            if node in members:
+                self.note(f"remove {node} did not happen ({exc!r}); leaving it")
+                return False
         finally:
             await client.close()
+        return True
 
     async def _add_back(self, node: str) -> None:
         c = self.cluster
         others = [c.urls[n] for n in c.ids if n != node]
-        self.note(f"add {node} back, empty")
+        self.note(f"add {node}")
         for _ in range(10):
             # A fresh client each time: one that chased a leader through a dead address
             # would keep trying it.
             adder = AsyncClient(others, timeout=5)  # no connect(): it would chase leader_url
             try:
                 if node not in await adder.members():
-                    await adder.add_member(node, c.urls[node])
+                    await adder.add_member(node, c.peer_url(node))
                 self.removed.discard(node)
                 return
             except AgreeError as exc:
@@ -245,7 +281,7 @@ class Nemesis:
             c.resume(node)
         for node in c.ids:
             if not c.running(node):
-                c.start_node(node, join=node in self.removed)
+                c.start_node(node)
         if final:
             for node in sorted(self.removed):
                 await self._add_back(node)

@@ -1,13 +1,16 @@
 """A fault-injecting TCP proxy per directed peer link, in userspace asyncio.
 
 This machine's kernel has no netem, so faults are injected where etcd's robustness suite injects
-them: in a proxy that every peer connection passes through.  Node ``a``'s NODES entry for node
-``b`` points at the proxy of link ``(a, b)``, which forwards to ``b``'s real port; nodes reach
-each other through nothing else.
+them: in a proxy that every peer connection passes through.  Every node ``b`` has an
+:class:`Ingress` in front of its real port; the others' NODES entry for ``b`` (and, for a node
+added later, the address in the replicated membership) is that ingress, so nodes reach each
+other through nothing else.  The ingress reads the dialler's id from the peer handshake and
+charges the connection to the link ``(a, b)`` (:class:`LinkProxy`), whose faults it then
+applies.
 
 The peer transport is one WebSocket per dialling node, so bytes from ``a`` to ``b`` travel
-*up* the connections of proxy ``(a, b)`` (``a`` dialled them: Raft messages, forwarded calls)
-and *down* the connections of proxy ``(b, a)`` (answers to ``b``'s forwarded calls).  A
+*up* the connections of link ``(a, b)`` (``a`` dialled them: Raft messages, forwarded calls)
+and *down* the connections of link ``(b, a)`` (answers to ``b``'s forwarded calls).  A
 directed fault "from a to b" therefore sets ``(a, b).up`` and ``(b, a).down``
 (:class:`Network`).
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import socket
 import struct
@@ -148,25 +152,51 @@ class FrameSplitter:
 
 
 class LinkProxy:
-    """Listens on a loopback port and forwards every connection to ``target``."""
+    """One directed link ``src -> dst``: its faults both ways, its counters, and the
+    connections ``src`` dialled to ``dst`` (through ``dst``'s :class:`Ingress`)."""
 
-    def __init__(
-        self,
-        src: str,
-        dst: str,
-        target_port: int,
-        *,
-        rng: random.Random,
-        host: str = "127.0.0.1",
-        port: int = 0,
-    ) -> None:
+    def __init__(self, src: str, dst: str, *, rng: random.Random) -> None:
         self.src, self.dst = src, dst
-        self.host, self.target_port = host, target_port
-        self.port = port
         self.rng = rng
         self.up = Faults()  # bytes from the dialler (src) to dst
         self.down = Faults()  # bytes from dst back to src
         self.counters = Counters()
+        self._conns: set[_Connection] = set()
+
+    def reset(self) -> int:
+        """Abort every open connection with a TCP RST both ways; how many there were."""
+        conns = list(self._conns)
+        for conn in conns:
+            conn.abort()
+        self.counters.resets += len(conns)
+        return len(conns)
+
+    def heal(self) -> None:
+        self.up.clear()
+        self.down.clear()
+
+
+class Ingress:
+    """Listens on a loopback port in front of node ``dst`` and forwards every connection to
+    its real port.  Every node reaches ``dst`` at this one address -- so a node added later,
+    whose address the others learn from the replicated membership, is behind it as well --
+    and each connection is charged to its link ``(src, dst)``, ``src`` read from the peer
+    handshake's first message (:mod:`agree.wire.handshake`'s hello).  Until then (the HTTP
+    upgrade) no fault applies; from the hello on, the link's do."""
+
+    def __init__(
+        self,
+        dst: str,
+        target_port: int,
+        network: Network,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.dst = dst
+        self.host, self.target_port = host, target_port
+        self.port = port
+        self.network = network
         self._server: asyncio.Server | None = None
         self._conns: set[_Connection] = set()
 
@@ -187,31 +217,20 @@ class LinkProxy:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
 
-    def reset(self) -> int:
-        """Abort every open connection with a TCP RST both ways; how many there were."""
-        conns = list(self._conns)
-        for conn in conns:
-            conn.abort()
-        self.counters.resets += len(conns)
-        return len(conns)
-
-    def heal(self) -> None:
-        self.up.clear()
-        self.down.clear()
-
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             up_reader, up_writer = await asyncio.open_connection(self.host, self.target_port)
         except OSError:
             _abort(writer)  # the node is down: refuse, as its closed port would
             return
-        self.counters.connections += 1
         conn = _Connection(self, (reader, writer), (up_reader, up_writer))
         self._conns.add(conn)
         try:
             await conn.run()
         finally:
             self._conns.discard(conn)
+            if conn.link is not None:
+                conn.link._conns.discard(conn)
 
 
 def _abort(writer: asyncio.StreamWriter) -> None:
@@ -222,23 +241,54 @@ def _abort(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
+def hello_source(unit: bytes) -> str | None:
+    """The dialling node's id in a WebSocket text frame carrying the peer hello (a client's
+    frame is masked, RFC 6455 §5.3); None for anything else."""
+    if len(unit) < 2 or unit[0] & 0x0F != 0x1:
+        return None
+    masked = bool(unit[1] & 0x80)
+    length = unit[1] & 0x7F
+    pos = 2 + {126: 2, 127: 8}.get(length, 0)
+    mask = unit[pos : pos + 4] if masked else b"\0\0\0\0"
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(unit[pos + (4 if masked else 0) :]))
+    try:
+        src = json.loads(payload).get("from")
+    except (ValueError, AttributeError):
+        return None
+    return src if isinstance(src, str) else None
+
+
 class _Connection:
     def __init__(
         self,
-        proxy: LinkProxy,
+        ingress: Ingress,
         client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
         server: tuple[asyncio.StreamReader, asyncio.StreamWriter],
     ) -> None:
-        self.proxy = proxy
+        self.ingress = ingress
         self.client, self.server = client, server
+        self.link: LinkProxy | None = None  # known from the hello on
 
     def abort(self) -> None:
         _abort(self.client[1])
         _abort(self.server[1])
 
+    def _faults(self, up: bool) -> Faults | None:
+        if self.link is None:
+            return None
+        return self.link.up if up else self.link.down
+
+    def _identify(self, unit: bytes) -> None:
+        src = hello_source(unit)
+        if src is None:
+            return
+        self.link = self.ingress.network.link(src, self.ingress.dst)
+        self.link.counters.connections += 1
+        self.link._conns.add(self)
+
     async def run(self) -> None:
-        up = asyncio.ensure_future(self._pipe(self.client[0], self.server[1], self.proxy.up))
-        down = asyncio.ensure_future(self._pipe(self.server[0], self.client[1], self.proxy.down))
+        up = asyncio.ensure_future(self._pipe(self.client[0], self.server[1], up=True))
+        down = asyncio.ensure_future(self._pipe(self.server[0], self.client[1], up=False))
         try:
             # Both directions end with an EOF each (a clean close); an error in one (a reset,
             # an abort) breaks the connection both ways.
@@ -255,26 +305,34 @@ class _Connection:
                 writer.close()
 
     async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, faults: Faults
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, up: bool
     ) -> None:
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(_QUEUE_UNITS)
-        sender = asyncio.ensure_future(self._send(queue, writer, faults))
+        sender = asyncio.ensure_future(self._send(queue, writer, up=up))
         splitter = FrameSplitter()
         loop = asyncio.get_running_loop()
-        rng = self.proxy.rng
         last_due = 0.0
+        units = 0
         try:
             while True:
                 data = await reader.read(65536)
                 if not data:
                     break
                 for unit in splitter.feed(data):
-                    if faults.blackhole or (faults.loss > 0 and rng.random() < faults.loss):
-                        self.proxy.counters.dropped += 1
-                        continue
-                    delay = faults.delay
-                    if faults.jitter:
-                        delay += rng.uniform(-faults.jitter, faults.jitter)
+                    units += 1
+                    if up and units == 2 and self.link is None:
+                        self._identify(unit)  # the first message after the upgrade
+                    faults = self._faults(up)
+                    if faults is not None and self.link is not None:
+                        rng = self.link.rng
+                        if faults.blackhole or (faults.loss > 0 and rng.random() < faults.loss):
+                            self.link.counters.dropped += 1
+                            continue
+                        delay = faults.delay
+                        if faults.jitter:
+                            delay += rng.uniform(-faults.jitter, faults.jitter)
+                    else:
+                        delay = 0.0
                     # Never before an earlier unit: a stream keeps its order.
                     last_due = max(loop.time() + max(delay, 0.0), last_due)
                     await queue.put((last_due, unit))
@@ -289,10 +347,10 @@ class _Connection:
         self,
         queue: asyncio.Queue[tuple[float, bytes] | None],
         writer: asyncio.StreamWriter,
-        faults: Faults,
+        *,
+        up: bool,
     ) -> None:
         loop = asyncio.get_running_loop()
-        counters = self.proxy.counters
         while True:
             item = await queue.get()
             if item is None:
@@ -303,21 +361,40 @@ class _Connection:
                 await asyncio.sleep(wait)
             writer.write(unit)
             await writer.drain()
-            counters.units += 1
-            counters.bytes += len(unit)
-            if faults.bandwidth:
+            if self.link is not None:
+                self.link.counters.units += 1
+                self.link.counters.bytes += len(unit)
+            faults = self._faults(up)
+            if faults is not None and faults.bandwidth:
                 await asyncio.sleep(len(unit) / faults.bandwidth)
 
 
 @dataclass
 class Network:
-    """Every directed link's proxy of a cluster, and the faults in terms of nodes."""
+    """Every node's ingress and every directed link of a cluster, and the faults in terms of
+    nodes.  Links are made as they are first used (a node added later gets its own)."""
 
+    rng: random.Random = field(default_factory=random.Random)
     proxies: dict[tuple[str, str], LinkProxy] = field(default_factory=dict)
+    ingress: dict[str, Ingress] = field(default_factory=dict)
+
+    def link(self, src: str, dst: str) -> LinkProxy:
+        proxy = self.proxies.get((src, dst))
+        if proxy is None:
+            proxy = LinkProxy(src, dst, rng=random.Random(self.rng.random()))
+            self.proxies[(src, dst)] = proxy
+        return proxy
+
+    async def add(self, node: str, port: int) -> Ingress:
+        """Start ``node``'s ingress in front of its real ``port``."""
+        ingress = Ingress(node, port, self)
+        await ingress.start()
+        self.ingress[node] = ingress
+        return ingress
 
     def links_from(self, a: str, b: str) -> tuple[Faults, Faults]:
         """The two fault settings that bytes from ``a`` to ``b`` pass (see the module doc)."""
-        return self.proxies[(a, b)].up, self.proxies[(b, a)].down
+        return self.link(a, b).up, self.link(b, a).down
 
     def cut(self, a: str, b: str) -> None:
         """Nothing from ``a`` reaches ``b`` (one way)."""
@@ -328,11 +405,11 @@ class Network:
         """Cut every link between nodes that share no group (Jepsen's grudge); the directed
         links cut."""
         sets = [set(g) for g in groups]
-        nodes = sorted({n for a, b in self.proxies for n in (a, b)})
+        nodes = sorted(set().union(*sets))
         cut = []
         for a in nodes:
             for b in nodes:
-                if a != b and (a, b) in self.proxies and not any(a in s and b in s for s in sets):
+                if a != b and not any(a in s and b in s for s in sets):
                     self.cut(a, b)
                     cut.append((a, b))
         return cut
@@ -345,6 +422,10 @@ class Network:
     def heal(self) -> None:
         for proxy in self.proxies.values():
             proxy.heal()
+
+    async def close(self) -> None:
+        for ingress in self.ingress.values():
+            await ingress.close()
 
     def counters(self) -> Counters:
         total = Counters()
