@@ -129,7 +129,9 @@ class Router:
                     return await local(remaining)
                 except _Retry as retry:
                     in_doubt = in_doubt or retry.in_doubt
-                    if retry.wait:
+                    if retry.wait and group.driver.soft_state.role is Role.LEADER:
+                        # E.g. a transfer under way: wait for its outcome.  A leader deposed
+                        # since forwards to the leader it knows now (below), at once.
                         await self.wait_leader_change(group, deadline)
                 continue
             if soft.leader_id is not None and soft.leader_id != self.node_id:
