@@ -27,6 +27,22 @@ async def test_a_bounded_run_on_sqlite_finds_no_anomaly(tmp_path: Path) -> None:
     assert sum(report.faults.values()) >= 5
 
 
+async def test_membership_moves_to_new_node_ids_under_load(tmp_path: Path) -> None:
+    report = await run(
+        seconds=30,
+        nodes=3,
+        seed=5,
+        directory=tmp_path / "run",
+        kinds=("replace", "transfer", "kill-leader"),
+    )
+    assert report.anomalies == [], _explain(report)
+    assert report.faults["replace"] >= 2, _explain(report)
+    # Members the cluster did not start with, and some it did start with gone.
+    assert any(int(n[1:]) > 3 for n in report.members), _explain(report)
+    assert not {"n1", "n2", "n3"} <= set(report.members), _explain(report)
+    assert report.ops > 300
+
+
 @pytest.mark.postgres
 async def test_a_bounded_run_on_postgres_finds_no_anomaly(
     tmp_path: Path, postgres_url: str

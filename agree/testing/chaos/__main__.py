@@ -3,6 +3,10 @@
 Runs real node processes under faults for S seconds, checks every history, prints the faults,
 the outcomes and any anomaly with how to replay it, and ends with exactly the line
 ``chaos: seconds=S nodes=N ops=O faults=F anomalies=A``.  Exit status 1 on any anomaly.
+
+``--overload C`` instead keeps C commands in flight for S seconds, without faults, then checks
+that the nodes converge, stay live and kept their memory bounded
+(:mod:`agree.testing.chaos.overload`); it ends with ``overload: in_flight=C seconds=S ...``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 from pathlib import Path
 
 from agree.testing.chaos.nemesis import ALL_FAULTS
+from agree.testing.chaos.overload import run_overload
 from agree.testing.chaos.runner import replay_command, run, unsafe_env
 
 
@@ -38,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="every node's STORAGE_COMMIT_DELAY in seconds (default: one slow disk by seed)",
     )
+    parser.add_argument(
+        "--overload",
+        type=int,
+        metavar="C",
+        help="keep C commands in flight for --seconds (no faults), then check convergence, "
+        "liveness and memory",
+    )
     parser.add_argument("--dir", type=Path, help="work directory (default: a new temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("-v", "--verbose", action="store_true", help="print faults as they happen")
@@ -53,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         stream=sys.stderr,
     )
+    if args.overload is not None:
+        return _overload(args)
     env = unsafe_env()
     report = asyncio.run(
         run(
@@ -80,6 +94,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"history and node logs: {report.directory}")
         print(f"replay: {replay_command(report, env)}")
     print(report.summary())
+    return 1 if report.anomalies else 0
+
+
+def _overload(args: argparse.Namespace) -> int:
+    report = asyncio.run(
+        run_overload(
+            in_flight=args.overload,
+            seconds=args.seconds,
+            nodes=args.nodes,
+            seed=args.seed,
+            database=args.database,
+            directory=args.dir,
+            keep=args.keep,
+            postgres_url=args.postgres_url,
+        )
+    )
+    for anomaly in report.anomalies:
+        print(f"ANOMALY: {anomaly}")
+    if report.anomalies:
+        print(f"node logs: {report.directory}")
+    print("\n".join(report.lines()))
     return 1 if report.anomalies else 0
 
 

@@ -102,8 +102,12 @@ class ChaosCluster:
         election_ticks: int = 10,
         snapshot_entries: int = 2000,
         request_timeout: float = 3.0,
+        proxied: bool = True,
     ) -> None:
+        """``proxied``: whether the nodes reach each other through the proxies (without them,
+        directly: no network fault can be injected)."""
         self.dir = directory
+        self.proxied = proxied
         self.ids = [f"n{i}" for i in range(1, size + 1)]
         self.known: list[str] = []  # every id ever used, in order
         self._next = itertools.count(size + 1)
@@ -144,6 +148,8 @@ class ChaosCluster:
 
     def peer_url(self, node_id: str) -> str:
         """Where the other nodes reach ``node_id``: its ingress (what membership records)."""
+        if not self.proxied:
+            return self.urls[node_id]
         return self.network.ingress[node_id].url
 
     def nodes_for(self, node_id: str) -> dict[str, str]:
@@ -154,7 +160,8 @@ class ChaosCluster:
 
     async def start(self) -> None:
         for node_id in self.ids:
-            await self.network.add(node_id, self.ports[node_id])
+            if self.proxied:
+                await self.network.add(node_id, self.ports[node_id])
             self.database.create(node_id)
         for node_id in self.ids:
             self.start_node(node_id)
@@ -167,7 +174,8 @@ class ChaosCluster:
         self._allocate(node_id)
         base = max(self.options.values(), key=lambda o: o.tick_interval)
         self.options[node_id] = NodeOptions(tick_interval=base.tick_interval)
-        await self.network.add(node_id, self.ports[node_id])
+        if self.proxied:
+            await self.network.add(node_id, self.ports[node_id])
         self.database.create(node_id)
         return node_id
 

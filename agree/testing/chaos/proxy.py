@@ -309,6 +309,10 @@ class _Connection:
     ) -> None:
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue(_QUEUE_UNITS)
         sender = asyncio.ensure_future(self._send(queue, writer, up=up))
+        # A side that can no longer be written (it closed, it reset) breaks the connection both
+        # ways, as it would without a proxy; otherwise this reader would wait on a full queue
+        # forever and the other side's writes would block for good.
+        sender.add_done_callback(self._sender_done)
         splitter = FrameSplitter()
         loop = asyncio.get_running_loop()
         last_due = 0.0
@@ -342,6 +346,10 @@ class _Connection:
                 writer.write_eof()
         finally:
             sender.cancel()
+
+    def _sender_done(self, sender: asyncio.Future[None]) -> None:
+        if not sender.cancelled() and sender.exception() is not None:
+            self.abort()
 
     async def _send(
         self,

@@ -49,6 +49,7 @@ class Report:
     converged_after: float | None = None
     kinds: tuple[str, ...] = ALL_FAULTS
     commit_delay: float | None = None
+    members: list[str] = field(default_factory=list)  # at the end, as the harness left them
 
     def summary(self) -> str:
         return (
@@ -161,6 +162,7 @@ async def run(
         await cluster.wait_ready(members, timeout=60)
         budget = 10 * cluster.election_timeout + (time.monotonic() - healed)
         ok, why = await _converge(cluster, healed + budget)
+        report.members = list(members)
         if ok:
             report.converged_after = time.monotonic() - healed
         else:
