@@ -18,4 +18,3 @@ async def test_two_thousand_in_flight_then_converged_live_and_bounded(tmp_path: 
     assert report.converged_after is not None
     assert set(report.rss_peak) == set(report.rss_start) == {"n1", "n2", "n3"}
     assert all(report.rss_peak[n] >= report.rss_start[n] > 10 * MIB for n in report.rss_start)
-
