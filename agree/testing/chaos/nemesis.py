@@ -2,7 +2,8 @@
 
 Network faults act on the link proxies (partitions of Jepsen's shapes, one-way cuts, loss,
 delay with jitter, slow links, connection resets); process faults on the node processes
-(SIGKILL and restart, SIGSTOP/SIGCONT for longer than an election timeout, membership churn:
+(SIGKILL and restart, SIGSTOP/SIGCONT for longer than an election timeout -- and a leader's,
+with calls queued at it and its answers checked directly (:mod:`.resume`) --, membership churn:
 remove a node or the leader and add it back empty; replace one by a node with a brand-new id;
 transfer leadership).  Clock skew and slow
 disks are chosen per node before the start (:func:`node_options`).
@@ -23,6 +24,8 @@ from agree.client import AsyncClient
 from agree.errors import AgreeError
 from agree.testing.chaos import proxy as shapes
 from agree.testing.chaos.cluster import ChaosCluster, NodeOptions
+from agree.testing.chaos.resume import resumed_leader_round
+from agree.testing.chaos.workloads import Workload
 
 log = logging.getLogger("agree.chaos")
 
@@ -43,6 +46,7 @@ PROCESS_FAULTS = (
     "kill-majority",
     "pause",
     "pause-leader",
+    "resume-check",
     "membership",
     "replace",
     "transfer",
@@ -74,8 +78,12 @@ class Nemesis:
         *,
         kinds: tuple[str, ...] = ALL_FAULTS,
         note: Callable[[str], None] = lambda text: None,
+        workload: Workload | None = None,
     ) -> None:
+        """``workload``: whose history the resumed-leader rounds (``resume-check``) add to."""
         self.cluster = cluster
+        self.workload = workload
+        self.anomalies: list[str] = []  # found by the faults' own checks
         self.rng = rng
         self.kinds = tuple(k for k in kinds if self._possible(k))
         self.counts: Counter[str] = Counter()
@@ -88,6 +96,8 @@ class Nemesis:
         n = len(self.cluster.ids)
         if kind == "partition-ring":
             return n >= 5  # with 3 nodes every pair shares a majority: nothing would be cut
+        if kind == "resume-check":
+            return self.workload is not None and n >= 3
         return not (kind in ("membership", "replace") and n < 3)
 
     def stop(self) -> None:
@@ -185,6 +195,23 @@ class Nemesis:
             self.note(f"SIGSTOP {node}")
             await self._hold(1.5, 6)  # longer than an election timeout
             c.resume(node)
+        elif kind == "resume-check":
+            assert self.workload is not None
+            isolate = rng.random() < 0.5
+            result = await resumed_leader_round(
+                c,
+                self.workload.history,
+                isolate=isolate,
+                values=self.workload.values,
+                processes=self.workload.process_ids,
+                calls=10,
+            )
+            self.note(
+                f"SIGSTOP {result.old_leader}{' cut off' if isolate else ''}, "
+                f"{result.new_leader} elected, SIGCONT with 10 calls queued: "
+                f"{Counter(op.type for op, _ in result.at_old_leader)}"
+            )
+            self.anomalies += result.anomalies
         elif kind == "transfer":
             target = rng.choice(ids)
             self.note(f"transfer leadership to {target}")

@@ -143,7 +143,7 @@ async def run(
             )
         )
         workload = Workload(cluster, history, rng, clock=time.monotonic)
-        nemesis = Nemesis(cluster, rng, kinds=kinds, note=note)
+        nemesis = Nemesis(cluster, rng, kinds=kinds, note=note, workload=workload)
         workload.start()
         chaos = asyncio.ensure_future(nemesis.run())
         await asyncio.sleep(seconds)
@@ -154,6 +154,7 @@ async def run(
         note("healed")
         await workload.stop_writers()
         report.faults.update(nemesis.counts)
+        report.anomalies += nemesis.anomalies
         # All replicas must reach the same state within 10 election timeouts of the heal
         # (plus what restarting processes takes to load, which is not Raft's time).
         if nemesis.removed:

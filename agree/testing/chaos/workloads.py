@@ -57,8 +57,8 @@ class Workload:
         self.watchers = watchers
         self.streams: list[Stream] = []
         self._stop = asyncio.Event()
-        self._process_ids = itertools.count()
-        self._values = itertools.count(1)  # unique across all keys, so unique per key
+        self.process_ids = itertools.count()
+        self.values = itertools.count(1)  # unique across all keys, so unique per key
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -91,7 +91,7 @@ class Workload:
     async def _process(self, kind: str, slot: int) -> None:
         rng = random.Random(self.rng.random())
         while not self._stop.is_set():
-            process = next(self._process_ids)
+            process = next(self.process_ids)
             client, node = self._client(slot)
             try:
                 while not self._stop.is_set():
@@ -113,15 +113,15 @@ class Workload:
                 op = self.history.invoke(process, "read", key, None, self.clock(), node)
                 return await self._run(op, proxy.get(key), read=True)
             if roll < 0.75:
-                value = next(self._values)
+                value = next(self.values)
                 op = self.history.invoke(process, "write", key, value, self.clock(), node)
                 return await self._run(op, proxy.write(key, value))
             expected = self._recent(key, rng)
-            new = next(self._values)
+            new = next(self.values)
             op = self.history.invoke(process, "cas", key, (expected, new), self.clock(), node)
             return await self._run(op, proxy.cas(key, expected, new))
         if kind == "append":
-            item = f"p{process}-{next(self._values)}"
+            item = f"p{process}-{next(self.values)}"
             op = self.history.invoke(process, "append", "log", item, self.clock(), node)
             return await self._run(op, client.proxy("log", AppendLog).append(item))
         bank = client.proxy("bank", Bank)
