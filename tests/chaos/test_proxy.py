@@ -232,3 +232,33 @@ def test_hello_source_reads_a_masked_client_frame() -> None:
     frame = bytes([0x81, 0x80 | len(payload)]) + mask + masked
     assert hello_source(frame) == "n7"
     assert hello_source(bytes([0x82, 0x02]) + b"{}") is None  # binary, not a hello
+
+
+async def test_a_side_that_can_no_longer_be_written_breaks_the_connection_both_ways() -> None:
+    async def gone_after_a_while(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.read(100)
+        writer.write_eof()  # its half of the stream ends cleanly...
+        await asyncio.sleep(0.2)
+        writer.transport.abort()  # ...then it is gone: whatever is written to it fails
+
+    server = await asyncio.start_server(gone_after_a_while, "127.0.0.1", 0)
+    network = Network(random.Random(1))
+    ingress = await network.add("b", server.sockets[0].getsockname()[1])
+    _, writer = await asyncio.open_connection("127.0.0.1", ingress.port)
+
+    async def flood() -> None:
+        writer.write(b"GET / HTTP/1.1\r\n\r\n")
+        while True:
+            writer.write(b"x" * 65536)
+            await writer.drain()
+
+    try:
+        # As without a proxy, the writer is told (a reset), rather than blocked for good.
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(flood(), 20)
+    finally:
+        writer.transport.abort()
+        await network.close()
+        server.close()
