@@ -302,6 +302,10 @@ class Driver:
                     self._step_inbox()
                 if raft.has_ready():
                     await self._handle_ready(raft.ready())
+                    if raft.commit_index > raft.applied_index:
+                        # The core hands out a large backlog in chunks: let ticks, peer
+                        # frames and callers run between two of them.
+                        await asyncio.sleep(0)
                 elif self._snapshot_waiters and self._capture is None:
                     self._start_snapshot()
                 elif not self._inbox:

@@ -14,6 +14,11 @@ class Config:
     heartbeat_tick: int = 1  # leaders send heartbeats every this many ticks
     max_msg_bytes: int = 1 << 20  # soft cap on entry bytes per AppendEntries
     max_inflight_msgs: int = 256  # pipelined AppendEntries in flight per follower
+    # Soft cap on the entry bytes one Ready hands out to apply (etcd's
+    # MaxCommittedSizePerReady; at least one entry): a host carries out one Ready per turn of
+    # its loop, so a large backlog of committed entries is applied in bounded chunks, with
+    # ticks and peer messages handled in between, rather than in one turn that starves them.
+    max_committed_bytes_per_ready: int = 64 << 10
     snapshot_chunk_bytes: int = 1 << 20  # InstallSnapshot chunk size
     pre_vote: bool = True  # dissertation §9.6
     check_quorum: bool = True  # a leader steps down when it stops hearing from a quorum (§6.2)
@@ -38,6 +43,11 @@ class Config:
             )
         if self.max_inflight_msgs < 1:
             raise ConfigurationError("max_inflight_msgs must be >= 1", setting="max_inflight_msgs")
+        if self.max_committed_bytes_per_ready < 1:
+            raise ConfigurationError(
+                "max_committed_bytes_per_ready must be >= 1",
+                setting="max_committed_bytes_per_ready",
+            )
         if self.snapshot_chunk_bytes < 1:
             raise ConfigurationError(
                 "snapshot_chunk_bytes must be >= 1", setting="snapshot_chunk_bytes"

@@ -66,13 +66,14 @@ class RaftLog:
         off = self._offset
         return self._entries[lo - off - 1 : hi - off - 1]
 
-    def batch(self, lo: int, max_bytes: int) -> list[Entry]:
-        """Entries from ``lo`` holding at most ``max_bytes`` of data, but at least one."""
+    def batch(self, lo: int, max_bytes: int, hi: int | None = None) -> list[Entry]:
+        """Entries from ``lo`` (up to ``hi`` inclusive, if given) holding at most ``max_bytes``
+        of data, but at least one."""
         entries = self._entries
         start = lo - self._offset - 1
         end = start
         size = 0
-        n = len(entries)
+        n = len(entries) if hi is None else hi - self._offset
         while end < n:
             size += len(entries[end].data)
             if size > max_bytes and end > start:

@@ -70,6 +70,7 @@ class RaftNode:
         self._id = config.id
         self._rng = rng
         self._max_msg_bytes = config.max_msg_bytes
+        self._max_ready_bytes = config.max_committed_bytes_per_ready
         self._chunk = config.snapshot_chunk_bytes
 
         self._role = Role.FOLLOWER
@@ -1173,8 +1174,8 @@ class RaftNode:
         log.stable = log.last_index
         committed: tuple[Entry, ...] = ()
         if self._commit > self._applying:
-            committed = tuple(log.slice(self._applying + 1, self._commit + 1))
-            self._applying = self._commit
+            committed = tuple(log.batch(self._applying + 1, self._max_ready_bytes, self._commit))
+            self._applying = committed[-1].index
         messages = tuple(self._msgs)
         self._msgs = []
         read_states = tuple(self._read_states)

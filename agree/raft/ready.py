@@ -42,7 +42,8 @@ class Ready:
        ``entries[0].index`` on) atomically, durably;
     2. send ``messages`` -- only now, because they may promise what step 1 persisted;
     3. restore the state machine from ``snapshot`` (if any), then apply
-       ``committed_entries`` in order;
+       ``committed_entries`` in order (a chunk of at most ``max_committed_bytes_per_ready``
+       of data, or one entry; the next Readys carry the rest);
     4. answer ``read_states`` once the applied index reaches their index;
     5. call ``advance(ready)``.
 

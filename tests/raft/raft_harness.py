@@ -206,6 +206,10 @@ class Cluster:
             while node.has_ready():
                 rd = node.ready()
                 check_must_sync(rd, peer.storage.hard_state())
+                # The core's cap on what one Ready hands out to apply, checked on every Ready.
+                cap = self.make_config(node_id).max_committed_bytes_per_ready
+                committed = rd.committed_entries
+                assert len(committed) <= 1 or sum(len(e.data) for e in committed) <= cap, rd
                 loop.handle_sync(rd)
 
     def take(self, pred: Callable[[Message], bool] = lambda m: True) -> list[Message]:

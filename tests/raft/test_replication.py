@@ -11,6 +11,7 @@ from agree.raft import (
     EntryType,
     Heartbeat,
     HeartbeatResponse,
+    Ready,
     Role,
 )
 from agree.raft.progress import ProgressState
@@ -194,3 +195,32 @@ def test_status_reports_progress_on_the_leader_only() -> None:
     st = c["a"].status()
     assert st.role is Role.LEADER and st.progress["b"][0] == c["a"].last_index
     assert c["b"].status().progress == {}
+
+
+def test_a_ready_hands_out_committed_entries_in_bounded_chunks() -> None:
+    """A follower that missed many entries applies them in chunks of at most
+    max_committed_bytes_per_ready (one entry at least), in order, none twice."""
+    c = leader_with_entries(max_committed_bytes_per_ready=50)
+    c.isolate("b")
+    for k in range(40):
+        c.propose("a", b"%09d" % k)  # 9 bytes each: five per chunk
+    c.propose("a", b"x" * 80)  # bigger than the cap alone: a chunk of its own
+    c.stabilize()
+    c.heal()
+    applied = len(c.peers["b"].applied)
+    chunks: list[list[bytes]] = []
+    original = c.peers["b"].node.ready
+
+    def ready() -> Ready:
+        rd = original()
+        if rd.committed_entries:
+            chunks.append([e.data for e in rd.committed_entries])
+        return rd
+
+    c.peers["b"].node.ready = ready  # type: ignore[method-assign]
+    c.tick("a")
+    c.stabilize()
+    assert c.peers["b"].state == c.peers["a"].state
+    assert len(c.peers["b"].applied) == applied + 41
+    assert all(len(chunk) == 1 or sum(map(len, chunk)) <= 50 for chunk in chunks)
+    assert [b"x" * 80] in chunks and len(chunks) >= 9

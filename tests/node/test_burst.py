@@ -1,0 +1,95 @@
+"""A burst of thousands of commands in flight must not starve the leader's heartbeats.
+
+Committed entries are applied in bounded chunks (the core's max_committed_bytes_per_ready),
+and the driver lets the loop run between two chunks: ticks, heartbeats and peer messages get
+through while a backlog is applied.  Applying everything in one turn of the loop would leave
+the followers without a word from the leader for longer than an election timeout -- on real
+machines they would elect another leader.
+
+The cost of applying is made visible to virtual time: on the leader each command charges
+``COST`` virtual seconds of CPU to the loop's clock, as a slow state machine would take real
+time.  The followers apply for free, so the silence they hear is the leader's alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Sequence
+from pathlib import Path
+
+from agree.raft.messages import AppendEntries, Heartbeat, Message
+from agree.replicated import command
+from agree.testing.cluster import MemoryCluster
+from agree.testing.models import KVStore
+from agree.testing.virtualtime import VirtualTimeLoop
+
+# The production timings (agree.settings_defaults): a heartbeat every tick of 50 ms, an
+# election timeout of at least 10 ticks.
+TICK = 0.05
+ELECTION_TICKS = 10
+COST = 50e-6  # virtual seconds one command takes to apply on the leader
+BURST = 10_000  # commands in flight at once: 0.5 s of applying on the leader
+
+
+class CostlyKV(KVStore):
+    @command
+    def set(self, key: str, value: str) -> None:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, VirtualTimeLoop)
+        loop.advance(COST)
+        self.data[key] = value
+
+
+async def test_a_burst_of_commands_does_not_silence_the_leader(tmp_path: Path) -> None:
+    objects = {"kv": KVStore}
+    async with MemoryCluster(
+        tmp_path,
+        objects,
+        node_objects={"n1": {"kv": CostlyKV}},
+        TICK_INTERVAL=TICK,
+        ELECTION_TICKS=ELECTION_TICKS,
+        HEARTBEAT_TICKS=1,
+        REQUEST_TIMEOUT=60.0,
+    ) as cluster:
+        first = await cluster.wait_leader()
+        await first.transfer_leader("n1")
+        leader = await cluster.wait_leader(among=["n1"])
+        term = leader.status().term
+        await leader.proxy("kv").set("warm", "up")
+
+        loop = asyncio.get_running_loop()
+        heard: dict[str, list[float]] = {"n2": [], "n3": []}
+        for follower_id, times in heard.items():
+            follower = cluster.nodes[follower_id]
+            receive = follower.receive
+
+            def listen(
+                message: Message, receive: object = receive, times: list[float] = times
+            ) -> None:
+                if isinstance(message, AppendEntries | Heartbeat) and message.src == "n1":
+                    times.append(loop.time())
+                receive(message)  # type: ignore[operator]
+
+            follower.receive = listen  # type: ignore[method-assign]
+
+        kv = leader.proxy("kv")
+        started = loop.time()
+        await asyncio.gather(*(kv.set(f"k{i % 512}", f"v{i}") for i in range(BURST)))
+        ended = loop.time()
+        assert ended - started >= BURST * COST  # the burst did cost the leader its time
+
+        # The longest silence each follower heard from the leader during the burst stays
+        # well under an election timeout (a follower campaigns after at least this long).
+        election_timeout = ELECTION_TICKS * TICK
+        for follower_id, times in heard.items():
+            gaps = _gaps([started, *times, ended])
+            assert max(gaps) < election_timeout / 2, (follower_id, max(gaps))
+        # And no election happened: the same leader, in the same term, on every node.
+        assert [n.leader_id for n in cluster.nodes.values()] == ["n1"] * 3
+        assert leader.status().term == term
+
+
+def _gaps(times: Sequence[float]) -> list[float]:
+    ordered = sorted(times)
+    return [b - a for a, b in itertools.pairwise(ordered)]
