@@ -19,6 +19,7 @@ import contextlib
 import heapq
 import itertools
 import logging
+import math
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ class Tick:
 class Propose:
     data: bytes
     future: asyncio.Future[Outcome]
+    deadline: float = math.inf
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ _TICK = Tick()
 class _Pending:
     term: int
     future: asyncio.Future[Any]
+    deadline: float = math.inf  # the proposer gives up then: TimeoutError, at the next tick
 
 
 class Driver:
@@ -146,6 +149,7 @@ class Driver:
         self._inbox: collections.deque[Input] = collections.deque()
         self._wake = asyncio.Event()
         self._pending: dict[int, _Pending] = {}  # log index -> the proposer waiting for it
+        self._next_deadline = math.inf  # no pending proposal's deadline is earlier
         self._read_batch: list[asyncio.Future[int]] = []  # reads waiting for a ReadIndex round
         self._reads: dict[bytes, list[asyncio.Future[int]]] = {}  # context -> waiting reads
         self._read_ctx = itertools.count(1)
@@ -237,9 +241,12 @@ class Driver:
         if not self._stopping:
             self._push(Receive(message))
 
-    def propose(self, data: bytes) -> asyncio.Future[Outcome]:
+    def propose(self, data: bytes, deadline: float = math.inf) -> asyncio.Future[Outcome]:
+        """Resolves with the outcome once applied; fails with TimeoutError at the first tick
+        after ``deadline`` (the clock's monotonic time) -- one sweep per tick, no timer per
+        proposal."""
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._push(Propose(data, fut))
+        self._push(Propose(data, fut, deadline))
         return fut
 
     def propose_conf_change(self, change: ConfChange) -> asyncio.Future[Any]:
@@ -423,10 +430,14 @@ class Driver:
                         raft.step(message)
                     case Tick():
                         raft.tick()
-                    case Propose(data, future):
+                        if self._next_deadline <= self.clock.monotonic():
+                            self._expire_proposals()
+                    case Propose(data, future, deadline):
                         if not future.done():
                             index = raft.propose(data)
-                            self._pending[index] = _Pending(raft.term, future)
+                            self._pending[index] = _Pending(raft.term, future, deadline)
+                            if deadline < self._next_deadline:
+                                self._next_deadline = deadline
                     case ProposeConfChange(change, future):
                         if not future.done():
                             index = raft.propose_conf_change(change)
@@ -450,6 +461,20 @@ class Driver:
                         item.future.set_exception(exc)
         if self._read_batch:
             self._start_read_round()
+
+    def _expire_proposals(self) -> None:
+        """Fail the proposals whose callers' deadlines passed; they stay pending, so whatever
+        becomes of their entries is still accounted for."""
+        now = self.clock.monotonic()
+        earliest = math.inf
+        for pending in self._pending.values():
+            if pending.deadline <= now:
+                if not pending.future.done():
+                    pending.future.set_exception(TimeoutError())
+                pending.deadline = math.inf
+            elif pending.deadline < earliest:
+                earliest = pending.deadline
+        self._next_deadline = earliest
 
     def _start_read_round(self) -> None:
         """One ReadIndex round for every read queued since the last one (§6.4, batching)."""

@@ -67,9 +67,10 @@ class Router:
                 ack=call.ack,
                 timestamp_ns=self._stamp(),
             )
-            fut = group.driver.propose(encode_command(record))
+            # Times out by the driver's deadline sweep (one per tick), not a timer per call.
+            fut = group.driver.propose(encode_command(record), deadline)
             try:
-                outcome: Outcome = await asyncio.wait_for(fut, remaining)
+                outcome: Outcome = await fut
                 return outcome
             except ProposalLost:
                 raise _Retry(in_doubt=True, wait=False) from None
