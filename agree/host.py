@@ -217,7 +217,8 @@ class Host:
             )
             obj = self.object(record.object)
             op = self.operation(record.object, record.method, "command")
-            bound = op.bind_json(record.args, record.kwargs)
+            # Validated where it entered the cluster: decoded here, not checked again.
+            bound = op.load_args(record.args, record.kwargs)
         except BaseException as exc:
             # Binding runs user code too (e.g. a dataclass's __post_init__), and the node that
             # validated the call may run other code: whatever it raises is the outcome, as in

@@ -653,6 +653,27 @@ class Operation:
         }
         return BoundCall(self.name, vargs, vkwargs, self)
 
+    def load_args(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> BoundCall:
+        """The Python values of arguments validated where the call entered the cluster (a
+        committed command): converted, not checked again.  A value that is its own JSON form
+        (str, int, bool, None) is taken as it is; the rest is converted by its codec.  Arity
+        and names are left to the call itself, which fails alike on every replica."""
+        positional = self._positional
+        if len(args) > len(positional):
+            raise ValidationError(self._arity_message(len(args)))
+        vargs = tuple(
+            v if type(v) is p.codec.fast else p.codec.load(v, self._what(p))
+            for p, v in zip(positional, args, strict=False)
+        )
+        vkwargs: dict[str, Any] = {}
+        for name, v in kwargs.items():
+            param = self._by_name.get(name)
+            if param is None:
+                raise ValidationError(self._unknown_kwarg_message(name))
+            codec = param.codec
+            vkwargs[name] = v if type(v) is codec.fast else codec.load(v, self._what(param))
+        return BoundCall(self.name, vargs, vkwargs, self)
+
     def dump_args(
         self, args: Sequence[Any], kwargs: Mapping[str, Any]
     ) -> tuple[list[Any], dict[str, Any]]:

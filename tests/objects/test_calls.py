@@ -177,6 +177,10 @@ def test_arguments_round_trip_exactly(hint: Any, value: Any) -> None:
     assert back == bound
     # And again: what comes back converts to the same values.
     assert op.bind_json(*_through_json(back.to_json())) == bound
+    # A replica decodes the committed form, unchecked, to the same values.
+    applied = op.load_args(args, kwargs)
+    assert applied == bound and _same(applied.args[0], value)
+    assert _same(applied.kwargs["extra"], value)
 
 
 @pytest.mark.parametrize(("hint", "value"), ROUND_TRIP_CASES, ids=repr)
