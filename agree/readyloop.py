@@ -70,16 +70,21 @@ class ReadyLoop:
         self.deferred: HardState | None = None
 
     async def handle(self, rd: Ready) -> None:
-        """Persist, send, apply, answer reads, advance -- in that order."""
+        """Persist, send, apply, answer reads, advance -- in that order; but a leader's
+        messages go out first when the core says they promise nothing of the write
+        (``Ready.send_first``, dissertation §10.2.1)."""
         host = self.host
+        if rd.send_first:
+            host.send(rd.messages)  # replicate while the leader's own write runs
         if rd.must_sync:
             hard_state = rd.hard_state if rd.hard_state is not None else self.deferred
             await host.persist(hard_state, rd.entries, rd.snapshot)
             self.deferred = None
         elif rd.hard_state is not None:
             self.deferred = rd.hard_state
-        # Only now: the messages may promise what was just persisted.
-        host.send(rd.messages)
+        if not rd.send_first:
+            # Only now: the messages may promise what was just persisted.
+            host.send(rd.messages)
         if rd.snapshot is not None or rd.committed_entries:
             async with host.applying():
                 if rd.snapshot is not None:

@@ -353,7 +353,10 @@ class RaftNode:
         self._prs = {
             m: Progress(last + 1, inflight, heard=now) for m in sorted(self._conf.members())
         }
-        self._prs.setdefault(self._id, Progress(last + 1, inflight, heard=now))
+        me = self._prs.setdefault(self._id, Progress(last + 1, inflight, heard=now))
+        # The leader counts itself toward a commit with what it has persisted (§10.2.1):
+        # everything handed out in a Ready, which the host carried out before this step.
+        me.maybe_update(log.stable)
         # A NOOP of the new term lets earlier entries commit with it (§5.4.2, §8).
         self._append(EntryType.NOOP, b"")
         self._broadcast_append()
@@ -766,9 +769,7 @@ class RaftNode:
         index = log.last_index + 1
         entry = Entry(term=self._term, index=index, type=type_, data=data)
         log.append(entry)
-        me = self._prs.get(self._id)
-        if me is not None:
-            me.maybe_update(index)
+        # The leader's own match moves only once the entry is durable: see advance().
         if type_ is EntryType.CONF_CHANGE:
             self._note_conf_entries([entry])
         return index
@@ -1162,6 +1163,9 @@ class RaftNode:
         hard_state = HardState(*hs_now) if hs_now != self._prev_hs else None
         # Term and vote are what Figure 2 requires durable before answering; commit is not.
         term_or_vote_moved = hs_now[:2] != self._prev_hs[:2]
+        # A leader in a term already durable promises nothing with its messages that this
+        # Ready persists: they may go out while its entries are written (§10.2.1).
+        send_first = self._role is Role.LEADER and not term_or_vote_moved
         self._prev_hs = hs_now
         soft_now = (self._leader_id, self._role)
         soft_state = SoftState(*soft_now) if soft_now != self._prev_soft else None
@@ -1189,10 +1193,20 @@ class RaftNode:
             read_states=read_states,
             soft_state=soft_state,
             must_sync=bool(entries) or snapshot is not None or term_or_vote_moved,
+            send_first=send_first,
         )
 
     def advance(self, ready: Ready) -> None:
-        """The host carried out ``ready``: its snapshot and committed entries are applied."""
+        """The host carried out ``ready``: its entries are durable, its snapshot and committed
+        entries applied."""
+        if ready.entries and self._role is Role.LEADER:
+            # Dissertation §10.2.1: the leader counts itself toward a commit only now that
+            # its own write is durable, however early its appends went out.
+            me = self._prs.get(self._id)
+            if me is not None and me.maybe_update(ready.entries[-1].index) and (
+                self._maybe_commit()
+            ):
+                self._after_commit()
         if ready.snapshot is not None and ready.snapshot.meta.index > self._applied:
             self._applied = ready.snapshot.meta.index
         if ready.committed_entries:

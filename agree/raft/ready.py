@@ -40,7 +40,11 @@ class Ready:
     1. persist ``snapshot`` (if any; it replaces the whole stored log), then ``hard_state``
        (if not None) and ``entries`` (which replace any stored entries from
        ``entries[0].index`` on) atomically, durably;
-    2. send ``messages`` -- only now, because they may promise what step 1 persisted;
+    2. send ``messages`` -- only now, because they may promise what step 1 persisted; but
+       when ``send_first`` is true they promise nothing of it (a leader's appends and
+       heartbeats in a term already durable), and may be sent before or while step 1 runs
+       (dissertation §10.2.1: the leader writes its log in parallel with replicating it,
+       and counts itself toward a commit only at ``advance``, once its write is durable);
     3. restore the state machine from ``snapshot`` (if any), then apply
        ``committed_entries`` in order (a chunk of at most ``max_committed_bytes_per_ready``
        of data, or one entry; the next Readys carry the rest);
@@ -62,3 +66,4 @@ class Ready:
     read_states: tuple[ReadState, ...]
     soft_state: SoftState | None  # None when unchanged since the last Ready
     must_sync: bool
+    send_first: bool = False

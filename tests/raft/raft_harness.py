@@ -15,15 +15,18 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 
 from agree.raft import (
+    AppendEntriesResponse,
     Config,
     ConfState,
     Entry,
     EntryType,
     HardState,
+    InstallSnapshotResponse,
     Message,
     RaftNode,
     ReadState,
     Ready,
+    RequestVoteResponse,
     Role,
     Snapshot,
     SoftState,
@@ -104,6 +107,15 @@ def encode_state(state: list[bytes]) -> bytes:
 
 def decode_state(data: bytes) -> list[bytes]:
     return [bytes.fromhex(h) for h in json.loads(data)]
+
+
+def _promises(m: Message) -> bool:
+    """Whether ``m`` vouches for its sender's durable state (a vote, an acknowledgement)."""
+    if isinstance(m, AppendEntriesResponse):
+        return m.success
+    if isinstance(m, InstallSnapshotResponse):
+        return m.match_index > 0
+    return isinstance(m, RequestVoteResponse) and m.vote_granted
 
 
 class Cluster:
@@ -206,6 +218,9 @@ class Cluster:
             while node.has_ready():
                 rd = node.ready()
                 check_must_sync(rd, peer.storage.hard_state())
+                if rd.send_first:
+                    # Sent before the write (§10.2.1): then they must promise nothing of it.
+                    assert not any(_promises(m) for m in rd.messages), rd
                 # The core's cap on what one Ready hands out to apply, checked on every Ready.
                 cap = self.make_config(node_id).max_committed_bytes_per_ready
                 committed = rd.committed_entries

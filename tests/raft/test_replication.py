@@ -224,3 +224,49 @@ def test_a_ready_hands_out_committed_entries_in_bounded_chunks() -> None:
     assert len(c.peers["b"].applied) == applied + 41
     assert all(len(chunk) == 1 or sum(map(len, chunk)) <= 50 for chunk in chunks)
     assert [b"x" * 80] in chunks and len(chunks) >= 9
+
+
+def test_the_leader_replicates_while_it_writes_and_counts_itself_once_durable() -> None:
+    """Dissertation §10.2.1: a leader's appends may leave before its own write; it counts
+    toward the commit only once advance() reports the write done."""
+    c = leader_with_entries()
+    c.isolate("c")
+    a = c["a"]
+    index = a.propose(b"x")
+    rd = a.ready()  # handed out, not yet written
+    assert rd.send_first and rd.must_sync and rd.entries[-1].index == index
+    appends = [m for m in rd.messages if isinstance(m, AppendEntries) and m.dst == "b"]
+    assert appends and appends[-1].entries[-1].index == index
+    c.send(*appends)  # b writes and acknowledges them
+    assert c.deliver(is_msg(AppendEntriesResponse, dst="a", match_index=index)) == 1
+    # b alone is no quorum of three: the leader's own write is not durable yet.
+    assert a.commit_index < index
+    c.peers["a"].storage.save(hard_state=rd.hard_state, entries=rd.entries)
+    a.advance(rd)
+    assert a.commit_index == index
+    c.process()
+    assert c.peers["a"].state[-1] == b"x"
+
+
+def test_a_single_voter_commits_only_what_it_has_written() -> None:
+    c = Cluster(["solo"])
+    c.campaign("solo")
+    c.process()
+    node = c["solo"]
+    index = node.propose(b"x")
+    assert node.commit_index < index
+    rd = node.ready()
+    assert rd.send_first and rd.entries[-1].index == index and not rd.committed_entries
+    node.advance(rd)
+    assert node.commit_index == index
+    assert [e.index for e in node.ready().committed_entries] == [index]
+
+
+def test_messages_that_promise_a_write_wait_for_it() -> None:
+    """A follower's acknowledgement and a candidate's vote never go out before the write."""
+    c = leader_with_entries(pre_vote=False)
+    c.propose("a", b"y")  # the harness checks every Ready: no promise is sent first
+    c.isolate("a")
+    c.campaign("b")
+    rd = c["b"].ready()
+    assert rd.must_sync and not rd.send_first  # b's new term and vote must be durable first
