@@ -195,13 +195,23 @@ def decode_command(data: bytes) -> CommandRecord:
             f"command entry must be a JSON array of {len(_COMMAND_FIELDS)} fields, "
             f"got {_show(raw[_PREFIX_LEN:], 40)}"
         )
-    for (name, kind), value in zip(_COMMAND_FIELDS, fields, strict=True):
-        # bool is an int to isinstance; a bool where a number belongs is damage.
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise CorruptionError(
-                f"command entry field {name!r} must be {kind.__name__}, got {value!r}"
-            )
     obj, method, args, kwargs, client_id, seq, timestamp_ns, ack = fields
+    # Exact types, as json.loads makes them (bool is an int to isinstance: here it is damage).
+    if not (
+        type(obj) is str
+        and type(method) is str
+        and type(args) is list
+        and type(kwargs) is dict
+        and type(client_id) is str
+        and type(seq) is int
+        and type(timestamp_ns) is int
+        and type(ack) is int
+    ):
+        for (name, kind), value in zip(_COMMAND_FIELDS, fields, strict=True):
+            if type(value) is not kind:
+                raise CorruptionError(
+                    f"command entry field {name!r} must be {kind.__name__}, got {value!r}"
+                )
     if seq < 0 or timestamp_ns < 0 or ack < 0:
         raise CorruptionError("command entry has a negative seq, ack or timestamp")
     return CommandRecord(obj, method, args, kwargs, client_id, seq, timestamp_ns, ack)

@@ -124,6 +124,9 @@ class Host:
         self.applied_term = 0
         self.last_ts_ns = 0  # Invariant: never decreases (leader stamps are made monotonic).
         self.hub: SubscriptionHub | None = None
+        # (object, method) -> its command operation: an object's class never changes here
+        # (a restore rebuilds the state as the same classes).
+        self._commands: dict[tuple[str, str], Operation] = {}
         # Held while the state changes; read_lock() takes it for direct access from other threads.
         # The event loop takes it only through StateLock.held, never blocking on a reader.
         self.lock = StateLock()
@@ -216,7 +219,10 @@ class Host:
                 applying=True,
             )
             obj = self.object(record.object)
-            op = self.operation(record.object, record.method, "command")
+            op = self._commands.get((record.object, record.method))
+            if op is None:
+                op = self.operation(record.object, record.method, "command")
+                self._commands[(record.object, record.method)] = op
             # Validated where it entered the cluster: decoded here, not checked again.
             bound = op.load_args(record.args, record.kwargs)
         except BaseException as exc:

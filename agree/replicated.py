@@ -14,11 +14,10 @@ object (or one asyncio task) to another.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import enum
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar, overload
@@ -227,18 +226,24 @@ _CURRENT_CONTEXT: contextvars.ContextVar[CommandContext] = contextvars.ContextVa
 )
 
 
-@contextlib.contextmanager
-def applying(ctx: CommandContext) -> Iterator[CommandContext]:
+class applying:  # used as a function: ``with applying(ctx):``
     """Make ``ctx`` the current command context for the duration of the block.
 
     The host wraps each command application in this; nesting restores the outer
-    context on exit.
+    context on exit.  (A class rather than a generator: it runs once per applied command.)
     """
-    token = _CURRENT_CONTEXT.set(ctx)
-    try:
-        yield ctx
-    finally:
-        _CURRENT_CONTEXT.reset(token)
+
+    __slots__ = ("_ctx", "_token")
+
+    def __init__(self, ctx: CommandContext) -> None:
+        self._ctx = ctx
+
+    def __enter__(self) -> CommandContext:
+        self._token = _CURRENT_CONTEXT.set(self._ctx)
+        return self._ctx
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT_CONTEXT.reset(self._token)
 
 
 def current_context() -> CommandContext:
