@@ -14,6 +14,7 @@ storage; close the peers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import ssl
@@ -164,6 +165,7 @@ async def serve(
         # On a terminal: the log applied at start, or a long catch-up, as a progress line.
         watcher = CatchUp(_indexes(node), Progress(f"node {settings.NODE_ID}", unit="entries"))
         watcher.sample()
+        tune_collector()
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
         try:
             await site.start()
@@ -197,6 +199,23 @@ def _indexes(node: Node) -> Callable[[], tuple[int, int]]:
         return status.applied_index, status.commit_index
 
     return indexes
+
+
+#: Allocations between two young-generation collections in a node process (CPython's
+#: default is 700).  A node allocates a few dozen objects per command while thousands may be
+#: in flight: at the default, the collector runs every few commands and its full passes over
+#: a large heap stall the loop for hundreds of milliseconds, long enough to miss heartbeats.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_collector() -> None:
+    """The node process owns its interpreter: collect less often, and never rescan what
+    was loaded at start (modules, settings, the restored state), which lives as long as the
+    process does."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def client_ssl_context(settings: Settings) -> ssl.SSLContext | None:
