@@ -143,7 +143,11 @@ class AsyncProxy:
     def __getattr__(self, method: str) -> Callable[..., Coroutine[Any, Any, Any]]:
         if method.startswith("_"):
             raise AttributeError(method)
-        return self._method(self._operation(method))
+        bound = self._method(self._operation(method))
+        # Kept on the instance: the next ``proxy.method`` is a plain attribute, not a lookup
+        # and a new closure per call.
+        self.__dict__[method] = bound
+        return bound
 
     def _operation(self, method: str) -> Operation:
         try:
