@@ -394,7 +394,7 @@ class Node:
 
     async def handle_call(self, call: Call, timeout: float) -> Outcome:
         """A call forwarded by a peer: served here or refused, never forwarded again (no loops)."""
-        # The entry node validated it; the leader validates again when it applies.
+        # The entry node validated it; replicas decode it when they apply it, unchecked.
         # The peer sent what was left of its caller's checked timeout (it may have run out on
         # the way): a deadline as it is, not a user's value to validate.
         deadline = self._clock.monotonic() + timeout
