@@ -17,6 +17,7 @@ import asyncio
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from agree.raft.messages import AppendEntries, Heartbeat, Message
 from agree.replicated import command
@@ -65,11 +66,11 @@ async def test_a_burst_of_commands_does_not_silence_the_leader(tmp_path: Path) -
             receive = follower.receive
 
             def listen(
-                message: Message, receive: object = receive, times: list[float] = times
+                message: Message, *rest: Any, receive: Any = receive, times: list[float] = times
             ) -> None:
                 if isinstance(message, AppendEntries | Heartbeat) and message.src == "n1":
                     times.append(loop.time())
-                receive(message)  # type: ignore[operator]
+                receive(message, *rest)
 
             follower.receive = listen  # type: ignore[method-assign]
 
