@@ -87,7 +87,11 @@ async def _quiet(cluster: MemoryCluster, leader: Node) -> None:
     seen = -1
     while True:
         last = leader.status().last_index
-        if last == seen and all(n.status().applied_index == last for n in cluster.running()):
+        nodes = cluster.running()
+        # A follower announces its schemas (a command) until its log holds them: none may be
+        # still to come, or it would commit during the capture.
+        announced = all(n.host.announced() for n in nodes)
+        if announced and last == seen and all(n.status().applied_index == last for n in nodes):
             return
         seen = last
         await asyncio.sleep(0.05)
