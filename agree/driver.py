@@ -563,6 +563,15 @@ class Driver:
                 extra={"leader": soft.leader_id},
             )
         if previous.role is Role.LEADER and soft.role is not Role.LEADER:
+            # What it proposed and did not see commit may commit under the next leader or be
+            # overwritten, perhaps only when that leader's log happens to reach the slot: hand
+            # it back now.  Callers retry with the same client id and seq (exactly once).
+            pending, self._pending = self._pending, {}
+            for index, p in pending.items():
+                if not p.future.done():
+                    p.future.set_exception(
+                        ProposalLost(f"log slot {index}: leadership lost before it committed")
+                    )
             # Reads queued on a deposed leader can never be confirmed by it.
             for ctx in list(self._reads):
                 for fut in self._reads.pop(ctx):

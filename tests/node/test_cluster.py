@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agree.codec import COMMAND_MAGIC
+from agree.codec import COMMAND_MAGIC, CommandRecord, encode_command
 from agree.errors import (
     OutcomeUnknownError,
+    ProposalLost,
     ResultValidationError,
     UnknownMethodError,
     ValidationError,
@@ -205,3 +206,48 @@ async def test_one_read_index_round_serves_many_linearizable_reads(tmp_path: Pat
             c = node.proxy("counter")
             assert await asyncio.gather(*(c.get() for _ in range(200))) == [3] * 200
             assert 1 <= rounds <= 5, rounds  # batched per loop turn, not one per read
+
+
+async def test_a_deposed_leader_hands_back_every_pending_proposal_at_once(
+    tmp_path: Path,
+) -> None:
+    """Proposals a leader appended but could not commit are given back (ProposalLost, which the
+    router retries with the same client id and seq) as soon as it steps down -- not left waiting
+    until the new leader's log happens to reach their slots, which an idle cluster never does."""
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        old = await cluster.wait_leader()
+        await old.proxy("counter").add(1)
+        cluster.network.isolate(old.id)
+        before = old.status().last_index
+        driver = old.driver
+        futures = [
+            driver.propose(
+                encode_command(
+                    CommandRecord(
+                        object="counter",
+                        method="add",
+                        args=[1],
+                        kwargs={},
+                        client_id="deposed-test",
+                        seq=seq,
+                        ack=0,
+                        timestamp_ns=0,
+                    )
+                )
+            )
+            for seq in (1, 2, 3)
+        ]
+        await cluster.wait_until(
+            lambda: old.status().last_index >= before + 3, what="the proposals in its log"
+        )
+        others = [n for n in cluster.running() if n is not old]
+        await cluster.wait_until(
+            lambda: any(n.is_leader for n in others), what="a leader among the others"
+        )
+        cluster.network.heal()
+        await cluster.wait_until(lambda: not old.is_leader, what="the old leader stepping down")
+        await asyncio.sleep(0.1)  # a few ticks: no new command reaches the slots meanwhile
+        assert all(f.done() for f in futures)
+        for f in futures:
+            with pytest.raises(ProposalLost):
+                f.result()
