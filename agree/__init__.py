@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agree._lazy import lazy_getattr
+from agree.conf.settings import Settings
 from agree.errors import (
     AgreeError,
     AgreeTimeoutError,
@@ -40,14 +41,13 @@ from agree.errors import (
     UnknownObjectError,
     ValidationError,
 )
-from agree.mutation import Mutation
-from agree.replicated import CommandContext, Consistency, Replicated, command, query
-from agree.settings import Settings
+from agree.objects.mutation import Mutation
+from agree.objects.replicated import CommandContext, Consistency, Replicated, command, query
 
 if TYPE_CHECKING:
     from agree.client import AsyncClient, Client
-    from agree.embedded import wrap
-    from agree.node import Node
+    from agree.runtime.embedded import wrap
+    from agree.runtime.node import Node
 
 __version__ = "0.1.0"
 
@@ -55,8 +55,8 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     "AsyncClient": "agree.client",
     "Client": "agree.client",
-    "Node": "agree.node",
-    "wrap": "agree.embedded",
+    "Node": "agree.runtime.node",
+    "wrap": "agree.runtime.embedded",
 }
 
 

@@ -31,18 +31,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from agree.errors import NotLeaderError, SchemaMismatchError, StorageError
+from agree.objects.schema import extension_problems, schema_of
 from agree.raft.entries import ConfState, HardState, Snapshot, SnapshotMeta
 from agree.raft.ready import Role
 from agree.runtime.status import members_json
-from agree.schema import extension_problems, schema_of
 from agree.storage.base import DEFAULT_GROUP, GroupWrite
 from agree.wire.backup import Backup, GroupState, decode_backup, encode_backup
 
 if TYPE_CHECKING:
-    from agree.node import Node
+    from agree.conf.settings import Settings
     from agree.progress import Progress
     from agree.runtime.group import Group
-    from agree.settings import Settings
+    from agree.runtime.node import Node
 
 
 async def take_backup(node: Node, timeout: float) -> bytes:
@@ -90,7 +90,8 @@ def schema_differences(
 ) -> list[str]:
     """Why code publishing ``local`` (object name -> schema) cannot take over state backed up
     under ``backed_up``: empty when every backed-up object is hosted under its name and its
-    schema here is the backup's or a compatible extension of it (agree.schema, "Upgrades")."""
+    schema here is the backup's or a compatible extension of it (agree.objects.schema,
+    "Upgrades")."""
     out: list[str] = []
     for name in sorted(backed_up):
         if name not in local:
@@ -165,8 +166,8 @@ def restore_backup(
     as that group's snapshot (see the module docstring).  CorruptionError for a damaged file,
     SchemaMismatchError when the settings' objects or groups cannot take the state,
     StorageError for a database that holds a log (without ``force``)."""
-    from agree.host import Host
-    from agree.replicated import create_initial
+    from agree.objects.replicated import create_initial
+    from agree.replica.host import Host
     from agree.runtime.compose import assign_groups
     from agree.storage import open_storage
 

@@ -17,7 +17,7 @@ lock measures its time-to-live on the leader-stamped time of the entry being app
 (``self.context.timestamp``), never on a local clock, so replicas agree on when a lease ends.
 
 Keys are ``str``; values are ``Any``, which agree carries in a self-describing form
-(:mod:`agree.values`), so a tuple stays a tuple, bytes bytes, a datetime a datetime.
+(:mod:`agree.objects.values`), so a tuple stays a tuple, bytes bytes, a datetime a datetime.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from agree.replicated import Replicated, command, query
+from agree.objects.replicated import Replicated, command, query
 
 __all__ = ["Lease", "ReplicatedCounter", "ReplicatedDict", "ReplicatedLock", "ReplicatedQueue"]
 

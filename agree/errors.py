@@ -47,7 +47,7 @@ command may have been (ResultValidationError: was) applied, so making it again
 applies it again.
 
 Wire form: each class in the tree has its own stable ``code``, which is how it
-is named when it crosses a process boundary (``agree.codec.encode_error``);
+is named when it crosses a process boundary (``agree.wire.codec.encode_error``);
 its args and attributes travel with it, so an error comes back as the same
 class with the same fields.  A code never changes once released, whatever the
 class is renamed to or wherever it moves.

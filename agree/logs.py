@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
-    from agree.settings import Settings
+    from agree.conf.settings import Settings
 
 __all__ = [
     "FIELDS",

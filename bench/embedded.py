@@ -45,17 +45,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agree.codec import CommandRecord, encode_command
-from agree.node import Node
+from agree.runtime.node import Node
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import KVStore
+from agree.wire.codec import CommandRecord, encode_command
 
 OBJECTS = {"kv": KVStore}
 KEY_SPACE = 1024  # keys are reused so that state (and snapshots) stay small and constant
 IN_FLIGHT = (1, 100, 10_000)
 PROFILE_IN_FLIGHT = 100
 
-# Production Raft timings (agree.settings_defaults), not MemoryCluster's fast test timings; a
+# Production Raft timings (agree.conf.defaults), not MemoryCluster's fast test timings; a
 # generous timeout because with 10,000 calls queued each one waits behind the others.
 CLUSTER_SETTINGS: dict[str, Any] = {
     "TICK_INTERVAL": 0.05,
@@ -355,11 +355,17 @@ def print_table(cases: Sequence[Case], runs: int) -> None:
 
 LAYERS: tuple[tuple[str, Callable[[str], bool]], ...] = (
     ("agree.raft (core)", lambda f: "/agree/raft/" in f),
-    ("agree.driver", lambda f: f.endswith("/agree/driver.py")),
-    ("agree.node + proxy + calls", lambda f: f.endswith(("/agree/node.py", "/agree/proxy.py"))),
-    ("agree.host + sessions", lambda f: f.endswith(("/agree/host.py", "/agree/sessions.py"))),
-    ("agree.schema", lambda f: f.endswith("/agree/schema.py")),
-    ("agree.codec + json", lambda f: f.endswith("/agree/codec.py") or "/json/" in f),
+    ("agree.runtime.driver", lambda f: f.endswith("/agree/runtime/driver.py")),
+    (
+        "agree.runtime.node + proxy + calls",
+        lambda f: f.endswith(("/agree/runtime/node.py", "/agree/runtime/proxy.py")),
+    ),
+    (
+        "agree.replica.host + sessions",
+        lambda f: f.endswith(("/agree/replica/host.py", "/agree/replica/sessions.py")),
+    ),
+    ("agree.objects.schema", lambda f: f.endswith("/agree/objects/schema.py")),
+    ("agree.wire.codec + json", lambda f: f.endswith("/agree/wire/codec.py") or "/json/" in f),
     ("agree.storage (loop side)", lambda f: "/agree/storage/" in f),
     ("agree.transport", lambda f: "/agree/transport/" in f),
     ("agree (other)", lambda f: "/agree/" in f),
@@ -381,7 +387,7 @@ def layer_of(filename: str, funcname: str) -> str:
         if "pydantic" in funcname or "SchemaValidator" in funcname or "Serializer" in funcname:
             return "pydantic"
         if "json" in funcname:
-            return "agree.codec + json"
+            return "agree.wire.codec + json"
         return "builtins (other)"
     return "other"
 

@@ -60,9 +60,9 @@ def serve_node(module: str, node_id: str) -> None:
     """The node process: runnode's serve() plus the bench route."""
     from aiohttp import web
 
+    from agree.conf.settings import load_settings
     from agree.management.commands.runnode import serve
-    from agree.node import Node
-    from agree.settings import load_settings
+    from agree.runtime.node import Node
 
     settings = load_settings(module, NODE_ID=node_id)
     host, port = settings.bind_address()

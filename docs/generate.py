@@ -1,11 +1,11 @@
 """Generate the reference pages of docs/ from the code they describe.
 
 - ``docs/settings.md`` from the settings' own definitions: the names, types, defaults and the
-  comment above each in :mod:`agree.settings_defaults` (the module users copy from), and what
-  :class:`agree.settings.Settings` accepts.
+  comment above each in :mod:`agree.conf.defaults` (the module users copy from), and what
+  :class:`agree.conf.settings.Settings` accepts.
 - ``docs/http-api.md`` from the server's routes (:data:`agree.server.client_api.routes`) and
   the :class:`~agree.server.client_api.Endpoint` each handler is declared with, plus the error
-  codes and statuses of :mod:`agree.api_errors`.
+  codes and statuses of :mod:`agree.wire.api_errors`.
 
 Run from the repository root::
 
@@ -38,7 +38,7 @@ def _settings_definitions() -> Iterator[tuple[str, str, str, str]]:
     The description is the comment block right above the assignment; settings assigned on
     consecutive lines under one comment (TLS_CERT, TLS_KEY, TLS_CA) share it.
     """
-    from agree import settings_defaults
+    from agree.conf import defaults as settings_defaults
 
     source = inspect.getsource(settings_defaults)
     lines = source.splitlines()
@@ -68,22 +68,22 @@ def _cell(text: str) -> str:
 
 
 def render_settings() -> str:
-    from agree.settings import _EXPECTED, Settings
+    from agree.conf.settings import _EXPECTED, Settings
 
     rows = list(_settings_definitions())
     names = [name for name, *_ in rows]
     if set(names) != set(Settings.model_fields):
         raise SystemExit(
-            "agree.settings_defaults and agree.settings.Settings name different settings: "
+            "agree.conf.defaults and agree.conf.settings.Settings name different settings: "
             f"{sorted(set(names) ^ set(Settings.model_fields))}"
         )
     out = [
-        HEADER.format(source="agree/settings_defaults.py and agree/settings.py"),
+        HEADER.format(source="agree/conf/defaults.py and agree/conf/settings.py"),
         "# Settings reference\n\n",
         "A node's settings come from the framework defaults "
-        "(`agree.settings_defaults`), then the settings module named by `--settings` or "
+        "(`agree.conf.defaults`), then the settings module named by `--settings` or "
         "`AGREE_SETTINGS_MODULE`, then `-s NAME=VALUE` options, then keyword arguments "
-        "(`agree.settings.load_settings`).  Every value is checked when the settings are "
+        "(`agree.conf.settings.load_settings`).  Every value is checked when the settings are "
         "built; a wrong one raises `agree.ConfigurationError` naming the setting and what to "
         "write instead.  Only upper-case names are settings; an unknown one is reported with "
         "the closest known name.\n\n",
@@ -95,7 +95,7 @@ def render_settings() -> str:
         )
     for name, annotation, default, description in rows:
         if not description:
-            raise SystemExit(f"{name} has no comment above it in agree/settings_defaults.py")
+            raise SystemExit(f"{name} has no comment above it in agree/conf/defaults.py")
         out.append(f"\n## {name}\n\n{description}\n\n")
         out.append(f"- Type: `{annotation}`\n- Default: `{default}`\n")
         out.append(f"- Must be: {_EXPECTED[name]}\n")
@@ -106,7 +106,7 @@ def render_settings() -> str:
 
 
 def _status_of(cls: type[BaseException]) -> int:
-    from agree import api_errors
+    from agree.wire import api_errors
 
     for base, status in api_errors._STATUS:
         if issubclass(cls, base):
@@ -126,12 +126,12 @@ def _error_row(code: str) -> tuple[str, int, str]:
 def render_http_api() -> str:
     from aiohttp.web import RouteDef
 
-    from agree import api_errors
     from agree.server.client_api import ENDPOINTS, routes
     from agree.server.peer import PEER_PATH
+    from agree.wire import api_errors
 
     out = [
-        HEADER.format(source="agree/server/client_api.py and agree/api_errors.py"),
+        HEADER.format(source="agree/server/client_api.py and agree/wire/api_errors.py"),
         "# HTTP API reference\n\n",
         "Every node serves this API, its peers and its health on one port (its `NODES` "
         "entry, or `runnode --bind`).  Bodies are JSON (nothing a client sends is ever "
@@ -175,7 +175,7 @@ def render_http_api() -> str:
     out.append(
         "\n## Errors\n\n"
         'Every failure is `{"error": {"type": code, "message": text, ...attributes}}` '
-        "(`agree.api_errors`).  `type` is a stable code; the status says whose fault it "
+        "(`agree.wire.api_errors`).  `type` is a stable code; the status says whose fault it "
         "was: 4xx the caller's, 503 the cluster cannot serve now (with a `Link: <leader "
         'URL>; rel="leader"` header when the leader is known, and `Retry-After`), 504 a '
         "deadline passed, 500 the server's own failure (`internal`, details only logged).  "

@@ -1,7 +1,7 @@
 """Settings of the sample cluster: three nodes on this machine (ports 8001-8003), SQLite files
 under ``sample_project/data/``, and the four sample objects of ``sample_project.models``.
 
-Every upper-case name is a setting (``agree.settings_defaults`` lists them all with their
+Every upper-case name is a setting (``agree.conf.defaults`` lists them all with their
 defaults); helper names start with an underscore.
 """
 

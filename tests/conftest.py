@@ -38,8 +38,8 @@ def postgres_url() -> str:
 
 
 class LeaderClock(types.ModuleType):
-    """Stands in for the ``time`` module of ``agree.clock``, whose system clock gives the wall
-    time (``time.time_ns()``) a leader stamps the entries it proposes with: the stamps run
+    """Stands in for the ``time`` module of ``agree.runtime.clock``, whose system clock gives the
+    wall time (``time.time_ns()``) a leader stamps the entries it proposes with: the stamps run
     ``advance``'d seconds ahead of the real clock, so tests move the leader-stamped time
     commands see in ``self.context.timestamp`` without sleeping.  Everything else is the real
     ``time`` module."""
@@ -60,9 +60,9 @@ class LeaderClock(types.ModuleType):
 
 @pytest.fixture
 def leader_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[LeaderClock]:
-    import agree.clock  # here, not at the top: most tests never load the node runtime
+    import agree.runtime.clock  # here, not at the top: most tests never load the node runtime
 
     clock = LeaderClock()
-    # raising=True (the default): if agree.clock stops using ``time``, this fails loudly.
-    monkeypatch.setattr(agree.clock, "time", clock)
+    # raising=True (the default): if agree.runtime.clock stops using ``time``, this fails loudly.
+    monkeypatch.setattr(agree.runtime.clock, "time", clock)
     yield clock

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import agree.batteries
-from agree.schema import schema_of
+from agree.objects.schema import schema_of
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted((REPO / "docs").glob("*.md"))
@@ -93,8 +93,8 @@ def test_generated_reference_pages_are_up_to_date(name: str) -> None:
 def test_every_setting_and_every_route_is_in_the_generated_pages() -> None:
     from aiohttp.web import RouteDef
 
+    from agree.conf.settings import Settings
     from agree.server.client_api import routes
-    from agree.settings import Settings
 
     settings_page = (REPO / "docs" / "settings.md").read_text()
     for name in Settings.model_fields:

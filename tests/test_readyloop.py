@@ -22,7 +22,7 @@ from agree.raft import (
     SoftState,
 )
 from agree.raft.messages import AppendEntries, Heartbeat
-from agree.readyloop import ReadyLoop, run_sync
+from agree.runtime.readyloop import ReadyLoop, run_sync
 
 
 class Recorder:

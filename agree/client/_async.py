@@ -24,8 +24,6 @@ from typing import Any, Final
 
 import aiohttp
 
-from agree import api_errors
-from agree.calls import Call, CallKind, Outcome
 from agree.client._schema import schema_from_json
 from agree.errors import (
     AgreeTimeoutError,
@@ -36,9 +34,11 @@ from agree.errors import (
     UnknownObjectError,
     ValidationError,
 )
-from agree.proxy import AsyncProxy, CallSession
-from agree.replicated import Consistency
-from agree.schema import ObjectSchema, schema_of
+from agree.objects.replicated import Consistency
+from agree.objects.schema import ObjectSchema, schema_of
+from agree.runtime.proxy import AsyncProxy, CallSession
+from agree.wire import api_errors
+from agree.wire.calls import Call, CallKind, Outcome
 
 #: Seconds a call may take unless the client or ``options(timeout=...)`` says otherwise.
 DEFAULT_TIMEOUT: Final = 10.0

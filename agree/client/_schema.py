@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from agree.errors import ProtocolError
-from agree.replicated import Consistency
-from agree.schema import MISSING, ObjectSchema, Operation, Param, TypeCodec
+from agree.objects.replicated import Consistency
+from agree.objects.schema import MISSING, ObjectSchema, Operation, Param, TypeCodec
 
 _ANY = TypeCodec.of(Any)
 

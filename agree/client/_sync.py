@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 
 from agree.client._async import DEFAULT_TIMEOUT, AsyncClient
 from agree.errors import UnavailableError
-from agree.proxy import Proxy, ThreadLoop
-from agree.replicated import Consistency
+from agree.objects.replicated import Consistency
+from agree.runtime.proxy import Proxy, ThreadLoop
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ output with ``call_command(..., stdout=StringIO())``), and reports failure by ra
 :class:`CommandError`, which lives here (as Django's does).
 
 Every command also accepts the global options ``--settings MODULE`` and ``-s KEY=VALUE``;
-:meth:`BaseCommand.load_settings` turns them into the node's :class:`~agree.settings.Settings`.
+:meth:`BaseCommand.load_settings` turns them into the node's :class:`~agree.conf.settings.Settings`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 from agree.errors import AgreeError
 
 if TYPE_CHECKING:
-    from agree.settings import Settings
+    from agree.conf.settings import Settings
 
 __all__ = ["BaseCommand", "CommandError", "CommandParser", "OutputWrapper"]
 
@@ -126,7 +126,7 @@ class BaseCommand:
     @staticmethod
     def settings_given(options: dict[str, Any]) -> bool:
         """Whether the user named any settings: --settings, $AGREE_SETTINGS_MODULE or -s."""
-        from agree.settings import SETTINGS_MODULE_ENV
+        from agree.conf.settings import SETTINGS_MODULE_ENV
 
         return bool(
             options.get("settings")
@@ -148,7 +148,7 @@ class BaseCommand:
     @staticmethod
     def load_settings(options: dict[str, Any]) -> Settings:
         """The node's settings from --settings / $AGREE_SETTINGS_MODULE and -s overrides."""
-        from agree.settings import load_settings, parse_overrides
+        from agree.conf.settings import load_settings, parse_overrides
 
         overrides: Sequence[str] = options.get("overrides") or ()
         return load_settings(options.get("settings"), parse_overrides(overrides))
@@ -157,7 +157,7 @@ class BaseCommand:
     def load_cluster_settings(options: dict[str, Any]) -> Settings:
         """The settings for a command that acts on the whole cluster rather than as one node:
         NODE_ID may be left out with several NODES (the first member is assumed)."""
-        from agree.settings import load_cluster_settings, parse_overrides
+        from agree.conf.settings import load_cluster_settings, parse_overrides
 
         overrides: Sequence[str] = options.get("overrides") or ()
         return load_cluster_settings(options.get("settings"), parse_overrides(overrides))

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 from agree.errors import AgreeError, ConfigurationError
 
 if TYPE_CHECKING:
-    from agree.settings import Settings
+    from agree.conf.settings import Settings
 
 #: A secret should carry at least this many characters (e.g. ``secrets.token_urlsafe(32)``).
 STRONG_SECRET_LENGTH = 32
@@ -87,7 +87,7 @@ def check_settings(load: Callable[[], Settings]) -> tuple[Settings | None, list[
 
 
 def check_objects(settings: Settings) -> list[CheckMessage]:
-    from agree.replicated import create_initial
+    from agree.objects.replicated import create_initial
 
     if not settings.OBJECTS:
         return [

@@ -1,6 +1,6 @@
 """Composition: the one place the runtime reads settings.
 
-:func:`node_config` turns a node's :class:`~agree.settings.Settings` into the plain values the
+:func:`node_config` turns a node's :class:`~agree.conf.settings.Settings` into the plain values the
 runtime works with; :func:`initial_objects` builds the objects a node starts from, and
 :func:`assign_groups` places them in their Raft groups (the GROUPS setting).  Everything else
 in :mod:`agree.runtime` -- groups, router, membership, ticker, storage batching -- is given
@@ -13,10 +13,10 @@ import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from agree.conf.settings import Settings
 from agree.errors import ConfigurationError
-from agree.replicated import Replicated, create_initial, describe_non_replicated
+from agree.objects.replicated import Replicated, create_initial, describe_non_replicated
 from agree.runtime.group import GroupOptions
-from agree.settings import Settings
 from agree.storage.base import DEFAULT_GROUP
 
 

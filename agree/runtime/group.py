@@ -12,21 +12,21 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from agree.clock import Clock
-from agree.driver import Driver
 from agree.errors import AgreeError, NotLeaderError, UnavailableError
-from agree.host import Host
-from agree.observer import Observer
+from agree.objects.replicated import Replicated
 from agree.raft.config import Config
 from agree.raft.entries import ConfState, HardState, PersistedState
 from agree.raft.membership import bootstrap_entries
 from agree.raft.messages import Message
 from agree.raft.node import RaftNode
 from agree.raft.ready import Role
-from agree.replicated import Replicated
+from agree.replica.host import Host
+from agree.replica.subscriptions import SubscriptionHub
+from agree.runtime.clock import Clock
 from agree.runtime.commit import CommitBatcher, GroupStore
+from agree.runtime.driver import Driver
+from agree.runtime.observer import Observer
 from agree.storage.threaded import AsyncLogStore, AsyncStorage
-from agree.subscriptions import SubscriptionHub
 from agree.transport.base import Transport
 
 

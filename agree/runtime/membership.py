@@ -12,8 +12,6 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any, Final
 
-from agree.calls import Call, CallKind, Outcome
-from agree.clock import Clock
 from agree.errors import (
     AgreeError,
     AgreeTimeoutError,
@@ -22,8 +20,10 @@ from agree.errors import (
     ProposalLost,
 )
 from agree.raft.entries import ConfChange, ConfChangeType
+from agree.runtime.clock import Clock
 from agree.runtime.group import Group
 from agree.runtime.router import Router
+from agree.wire.calls import Call, CallKind, Outcome
 
 #: The pseudo-object of a membership call forwarded to a group's leader.
 MEMBERSHIP_OBJECT: Final = ""

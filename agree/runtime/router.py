@@ -12,9 +12,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from agree.calls import Call, CallKind, Outcome
-from agree.clock import Clock
-from agree.codec import CommandRecord, encode_command
 from agree.errors import (
     AgreeTimeoutError,
     NotLeaderError,
@@ -23,10 +20,13 @@ from agree.errors import (
     ProposalRejectedError,
     UnavailableError,
 )
+from agree.objects.replicated import Consistency
 from agree.raft.ready import Role
-from agree.replicated import Consistency
+from agree.runtime.clock import Clock
 from agree.runtime.group import Group
 from agree.transport.base import Transport
+from agree.wire.calls import Call, CallKind, Outcome
+from agree.wire.codec import CommandRecord, encode_command
 
 
 class _Retry(Exception):

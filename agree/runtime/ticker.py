@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
 
-from agree.clock import Clock
+from agree.runtime.clock import Clock
 
 
 class Ticker:

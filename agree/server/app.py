@@ -12,70 +12,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Final
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from agree import api_errors
 from agree.errors import (
     AgreeError,
     AuthenticationError,
     PermissionDeniedError,
     ProtocolError,
 )
-from agree.node import Node
-from agree.proxy import CallSession
+from agree.runtime.node import Node
+from agree.runtime.proxy import CallSession
+from agree.server import client_api, dashboard
 from agree.server.auth import TokenChecker
 from agree.server.metrics import Metrics, RuntimeMetrics
+from agree.server.state import (
+    CALLS,
+    GRACE,
+    INFLIGHT,
+    METRICS,
+    NODE,
+    OWNS_NODE,
+    TOKENS,
+    Handler,
+    InFlight,
+)
+from agree.wire import api_errors
 
 log = logging.getLogger(__name__)
-
-#: How far the applied index may trail the commit index for /readyz to say ready.
-READY_APPLY_LAG: Final = 1_000
-
-
-class InFlight:
-    """Counts client calls being answered, so that shutdown can wait for them."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    @contextlib.contextmanager
-    def track(self) -> Any:
-        self.count += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self.count -= 1
-            if self.count == 0:
-                self._idle.set()
-
-    async def wait_idle(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-
-NODE: Final = web.AppKey("agree_node", Node)
-TOKENS: Final = web.AppKey("agree_tokens", TokenChecker)
-METRICS: Final = web.AppKey("agree_metrics", Metrics)
-INFLIGHT: Final = web.AppKey("agree_inflight", InFlight)
-#: The session of the commands this API issues for callers that bring no client id.
-CALLS: Final = web.AppKey("agree_calls", CallSession)
-#: Seconds shutdown waits for in-flight calls before failing them.
-GRACE: Final = web.AppKey("agree_grace", float)
-#: Whether the app started the node, and so stops it.
-OWNS_NODE: Final = web.AppKey("agree_owns_node", bool)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def error_response(exc: BaseException) -> web.Response:
@@ -130,27 +96,6 @@ def _call_fields(request: web.Request) -> dict[str, str]:
     """The object and method a request addresses, as log fields."""
     info = request.match_info
     return {k: info[k] for k in ("object", "method") if k in info}
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body; ProtocolError when it is not one (413 when too big)."""
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = _DECODER.decode(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise ProtocolError(f"the request body must be a JSON object, not {type(body).__name__}")
-    return body
 
 
 async def _node_lifetime(app: web.Application) -> AsyncIterator[None]:
@@ -213,8 +158,6 @@ def create_app(
     ``runtime_metrics`` (the observer the node was built with) its storage, apply, send and
     snapshot latencies.
     """
-    from agree.server import client_api, dashboard
-
     settings = node.settings
     # The CORS middleware is outermost so that error answers carry its header too.
     app = web.Application(

@@ -29,7 +29,7 @@ Bodies are JSON only; nothing from a client is ever unpickled.
 ``GET /livez``, ``/readyz``, ``/metrics``  open     health and Prometheus metrics
 =====================================  ==========  ==========================================
 
-Errors: ``{"error": {"type", "message", ...attributes}}`` (:mod:`agree.api_errors`).
+Errors: ``{"error": {"type", "message", ...attributes}}`` (:mod:`agree.wire.api_errors`).
 """
 
 from __future__ import annotations
@@ -44,9 +44,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from agree import api_errors
 from agree.backup import take_backup
-from agree.calls import Call, CallKind
+from agree.conf.settings import validate_node_id, validate_node_url
 from agree.errors import (
     AgreeError,
     AgreeTimeoutError,
@@ -54,10 +53,12 @@ from agree.errors import (
     SubscriptionOverflowError,
     ValidationError,
 )
-from agree.node import Node
-from agree.replicated import Consistency
+from agree.objects.replicated import Consistency
+from agree.runtime.node import Node
 from agree.runtime.status import members_json
-from agree.server.app import (
+from agree.server.auth import ADMIN, READ, WRITE, Permission
+from agree.server.metrics import CONTENT_TYPE
+from agree.server.state import (
     CALLS,
     INFLIGHT,
     METRICS,
@@ -66,9 +67,8 @@ from agree.server.app import (
     TOKENS,
     read_json_object,
 )
-from agree.server.auth import ADMIN, READ, WRITE, Permission
-from agree.server.metrics import CONTENT_TYPE
-from agree.settings import validate_node_id, validate_node_url
+from agree.wire import api_errors
+from agree.wire.calls import Call, CallKind
 
 routes = web.RouteTableDef()
 

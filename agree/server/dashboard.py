@@ -22,7 +22,7 @@ from typing import Final
 
 from aiohttp import web
 
-from agree.server.app import Handler
+from agree.server.state import Handler
 
 routes = web.RouteTableDef()
 

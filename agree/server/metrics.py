@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from agree.server.latency import RecentLatency
 
 if TYPE_CHECKING:
-    from agree.node import Node
+    from agree.runtime.node import Node
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -83,8 +83,8 @@ def _started(node: Node) -> bool:
 
 
 class RuntimeMetrics:
-    """The runtime's :class:`~agree.observer.Observer` as Prometheus histograms, in the style of
-    etcd's (``disk_wal_fsync_duration_seconds``, ``server_apply_duration_seconds``, ...).
+    """The runtime's :class:`~agree.runtime.observer.Observer` as Prometheus histograms, in the
+    style of etcd's (``disk_wal_fsync_duration_seconds``, ``server_apply_duration_seconds``, ...).
 
     Built before the node (the node takes its observer when it is constructed) and registered
     into the server's registry by :class:`Metrics`.

@@ -32,9 +32,9 @@ from typing import Final, Protocol
 
 from aiohttp import WSMsgType, web
 
-from agree.calls import Call, Outcome
 from agree.errors import ProtocolError
 from agree.transport.base import TransportHandler
+from agree.wire.calls import Call, Outcome
 from agree.wire.handshake import (
     CLOSE_AUTHENTICATION,
     CLOSE_NOT_READY,

@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from agree.clock import Clock, LoopClock, SystemClock
+from agree.conf.settings import Settings
 from agree.errors import AgreeTimeoutError
-from agree.node import Node
-from agree.observer import Observer
+from agree.objects.replicated import Replicated, create_initial
 from agree.raft.ready import Role
-from agree.replicated import Replicated, create_initial
-from agree.settings import Settings
+from agree.runtime.clock import Clock, LoopClock, SystemClock
+from agree.runtime.node import Node
+from agree.runtime.observer import Observer
 from agree.storage.base import Storage
 from agree.testing.virtualtime import VirtualTimeLoop
 from agree.transport.memory import MemoryNetwork

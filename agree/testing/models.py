@@ -6,7 +6,7 @@ import dataclasses
 import datetime
 import enum
 
-from agree.replicated import Consistency, Replicated, command, query
+from agree.objects.replicated import Consistency, Replicated, command, query
 
 
 class Counter(Replicated):

@@ -62,7 +62,7 @@ from agree.raft import (
 from agree.raft.membership import apply_change
 from agree.raft.node import RaftNode
 from agree.raft.ready import ReadState, SoftState
-from agree.readyloop import ReadyLoop
+from agree.runtime.readyloop import ReadyLoop
 from agree.storage.memory import MemoryStore
 from agree.testing.invariants import Invariants, Violation
 from agree.testing.linearizability import (
@@ -332,8 +332,8 @@ class _CrashedInReady(Exception):
 
 
 class _SimReadyHost:
-    """How a simulated node carries out the Ready duties (:mod:`agree.readyloop`): in memory,
-    checking the invariants at each step, and crashing where a fault armed it to."""
+    """How a simulated node carries out the Ready duties (:mod:`agree.runtime.readyloop`): in
+    memory, checking the invariants at each step, and crashing where a fault armed it to."""
 
     __slots__ = ("node", "sim")
 

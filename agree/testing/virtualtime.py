@@ -13,8 +13,8 @@ loop, at once: a thread finishing at a moment the wall clock chooses would make 
 order of events depend on the machine.  Its result is delivered ``io`` virtual seconds later,
 as a disk's latency would delay it, so storage costs virtual time as it would real time (and a
 test doing five seconds of work does about as much as it would on a machine).  Code that must
-block on another thread (``agree.embedded``'s handles, a callback run ``in_thread`` that waits)
-does not belong on this loop.
+block on another thread (``agree.runtime.embedded``'s handles, a callback run ``in_thread`` that
+waits) does not belong on this loop.
 """
 
 from __future__ import annotations

@@ -36,12 +36,12 @@ from typing import Any, Final
 
 import aiohttp
 
-from agree.calls import Call, Outcome
+from agree.conf.settings import Settings
 from agree.errors import AgreeTimeoutError, AuthenticationError, ProtocolError, UnavailableError
 from agree.raft.messages import InstallSnapshot, Message
 from agree.server.peer import PEER_PATH, PeerAcceptor
-from agree.settings import Settings
 from agree.transport.base import TransportHandler
+from agree.wire.calls import Call, Outcome
 from agree.wire.handshake import (
     CLOSE_AUTHENTICATION,
     CLOSE_NOT_READY,

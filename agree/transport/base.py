@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from agree.calls import Call, Outcome
 from agree.raft.messages import Message
+from agree.wire.calls import Call, Outcome
 from agree.wire.peer import DEFAULT_GROUP
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 
-from agree.calls import Call, Outcome
 from agree.errors import UnavailableError
 from agree.raft.messages import Message
 from agree.transport.base import TransportHandler
+from agree.wire.calls import Call, Outcome
 from agree.wire.peer import (
     DEFAULT_GROUP,
     PeerBatch,

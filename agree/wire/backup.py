@@ -4,7 +4,7 @@ Layout (version 1, or 2 when the node hosts several Raft groups)::
 
     AGREE-BACKUP 1\\n                  magic and format version
     {header JSON}\\n                   one line, UTF-8
-    body                               the host state blob (agree.codec), body_bytes long
+    body                               the host state blob (agree.wire.codec), body_bytes long
     group bodies                       version 2: each other group's blob, in the (sorted) order
                                        of the header's "groups"
 

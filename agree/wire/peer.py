@@ -27,7 +27,7 @@ msgpack (building the entries dominates both), a one-heartbeat frame 5.2 µs aga
 entries are the bulk of a busy cluster's traffic, and struct needs no dependency.
 
 Forwarded calls travel as JSON inside their frame: they already are JSON-shaped values
-(:mod:`agree.calls`), and a JSON decoder never runs code.  Nothing here is ever unpickled.
+(:mod:`agree.wire.calls`), and a JSON decoder never runs code.  Nothing here is ever unpickled.
 
 Each ``decode_*`` raises :class:`~agree.errors.ProtocolError`, and no other exception, on
 anything but a well-formed frame of its kind and of this version.
@@ -43,13 +43,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
-from agree.calls import Call, CallKind, Outcome
-from agree.codec import ErrorInfo, decode_error, encode_error
 from agree.errors import ProtocolError
+from agree.objects.replicated import Consistency
 from agree.raft import messages as _messages
 from agree.raft.entries import ConfState, Entry, EntryType
 from agree.raft.messages import Message
-from agree.replicated import Consistency
+from agree.wire.calls import Call, CallKind, Outcome
+from agree.wire.codec import ErrorInfo, decode_error, encode_error
 
 PEER_MAGIC: Final = b"AGP"
 PEER_WIRE_VERSION: Final = 1
@@ -484,7 +484,7 @@ def decode_call_response(data: bytes) -> tuple[int, Outcome | BaseException]:
     """(request id, the outcome or the exception to raise) of an OUTCOME frame.
 
     The exception is rebuilt as its own type when this process has it loaded (as
-    :func:`agree.codec.decode_error` does), else a RemoteError; nothing is imported.
+    :func:`agree.wire.codec.decode_error` does), else a RemoteError; nothing is imported.
     """
     request_id, body = _json_body(data, FrameKind.OUTCOME)
     if "raised" in body:

@@ -105,8 +105,8 @@ def test_profile_layers_charges_each_sample_to_its_innermost_frame(tmp_path: Pat
     raw = tmp_path / "leader.raw"
     loop = "thread (0x1);BaseEventLoop.run_forever (/usr/lib/python3.11/asyncio/base_events.py:607)"
     raw.write_text(
-        f"{loop};_step (agree/driver.py:10);append (agree/raft/log.py:5) 3\n"
-        f"{loop};_step (agree/driver.py:10) 1\n"
+        f"{loop};_step (agree/runtime/driver.py:10);append (agree/raft/log.py:5) 3\n"
+        f"{loop};_step (agree/runtime/driver.py:10) 1\n"
         "thread (0x2);_bootstrap (/usr/lib/python3.11/threading.py:995);"
         "save (/x/site-packages/agree/storage/sql.py:42) 4\n"
         "not a stack line\n"
@@ -114,7 +114,7 @@ def test_profile_layers_charges_each_sample_to_its_innermost_frame(tmp_path: Pat
     by_layer, by_thread, by_file, total = layers.summarise(raw)
     assert total == 8
     assert by_layer["Raft core (agree/raft)"] == 3
-    assert by_layer["driver: Raft I/O loop (agree/driver.py)"] == 1
+    assert by_layer["driver: Raft I/O loop (agree/runtime/driver.py)"] == 1
     assert by_layer["storage: agree/storage + sqlite3/psycopg calls"] == 4
     assert by_thread["event loop thread"] == 4
     assert by_thread["thread (unnamed)"] == 4

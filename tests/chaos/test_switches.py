@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import agree
+from agree.conf.settings import Settings
 from agree.errors import ConfigurationError
-from agree.settings import Settings
 from agree.unsafe import ALLOW_PHRASE
 
 REPO = Path(agree.__file__).resolve().parent.parent

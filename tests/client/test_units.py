@@ -9,12 +9,12 @@ import threading
 import pytest
 
 import agree
-from agree import api_errors
 from agree.client._schema import schema_from_json
-from agree.codec import encode_error
-from agree.proxy import ThreadLoop
-from agree.schema import schema_of
+from agree.objects.schema import schema_of
+from agree.runtime.proxy import ThreadLoop
 from agree.testing.models import Counter
+from agree.wire import api_errors
+from agree.wire.codec import encode_error
 
 
 class Custom(Exception):

@@ -30,7 +30,13 @@ def test_import_loads_no_runtime_or_storage() -> None:
     )
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()}
     assert "agree.client" in imported
-    for module in ("sqlalchemy", "alembic", "agree.node", "agree.storage", "agree.driver"):
+    for module in (
+        "sqlalchemy",
+        "alembic",
+        "agree.runtime.node",
+        "agree.storage",
+        "agree.runtime.driver",
+    ):
         assert module not in imported, module
 
 

@@ -84,7 +84,7 @@ def test_startproject_to_a_running_cluster(project: tuple[str, Path]) -> None:
         assert proc.wait(timeout=60) == 0
     assert run(name, "check") == "System check identified no issues.\n"
 
-    from agree.settings import load_cluster_settings
+    from agree.conf.settings import load_cluster_settings
 
     urls = list(load_cluster_settings(f"{name}.settings").NODES.values())
     procs = [manage(root, "runnode", "--node", node_id) for node_id in ("n1", "n2", "n3")]
@@ -115,7 +115,7 @@ def test_startproject_to_a_running_cluster(project: tuple[str, Path]) -> None:
 
 def test_devcluster_starts_and_stops_the_whole_cluster(project: tuple[str, Path]) -> None:
     name, root = project
-    from agree.settings import load_cluster_settings
+    from agree.conf.settings import load_cluster_settings
 
     urls = list(load_cluster_settings(f"{name}.settings").NODES.values())
     proc = manage(root, "devcluster")

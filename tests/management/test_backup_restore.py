@@ -91,13 +91,13 @@ def node_options(tmp_path: Path, models: str, db: str, **objects: str) -> list[s
 
 
 def settings_of(options: list[str]) -> object:
-    from agree.settings import load_settings, parse_overrides
+    from agree.conf.settings import load_settings, parse_overrides
 
     return load_settings(None, parse_overrides(options[1::2]))
 
 
 async def _ledger_backup(options: list[str]) -> bytes:
-    from agree.node import Node
+    from agree.runtime.node import Node
 
     async with Node(settings_of(options)) as node:  # type: ignore[arg-type]
         await node.wait_ready(10)
@@ -117,7 +117,7 @@ def backup_file(tmp_path: Path, models: str) -> Path:
 
 
 async def _served(options: list[str]) -> tuple[list[str], int, int]:
-    from agree.node import Node
+    from agree.runtime.node import Node
 
     async with Node(settings_of(options)) as node:  # type: ignore[arg-type]
         await node.wait_ready(10)

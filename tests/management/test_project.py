@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from agree.conf.settings import load_cluster_settings
 from agree.management import CommandError, call_command
-from agree.settings import load_cluster_settings
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from agree.calls import Call, CallKind
 from agree.errors import UnknownMethodError, UnknownObjectError, ValidationError
-from agree.replicated import Consistency
+from agree.objects.replicated import Consistency
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter, KVStore
+from agree.wire.calls import Call, CallKind
 
 BAD_CALLS = [
     (Call("nope", "add", CallKind.COMMAND, [1]), UnknownObjectError, "no replicated object"),

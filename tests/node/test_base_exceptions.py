@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from agree.calls import Call, CallKind
 from agree.errors import RemoteError
-from agree.proxy import CallSession
-from agree.replicated import Replicated, command, query
+from agree.objects.replicated import Replicated, command, query
+from agree.runtime.proxy import CallSession
 from agree.testing.cluster import MemoryCluster
+from agree.wire.calls import Call, CallKind
 
 WAIT = 30.0
 

@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agree.objects.replicated import command
 from agree.raft.messages import AppendEntries, Heartbeat, Message
-from agree.replicated import command
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import KVStore
 from agree.testing.virtualtime import VirtualTimeLoop
 
-# The production timings (agree.settings_defaults): a heartbeat every tick of 50 ms, an
+# The production timings (agree.conf.defaults): a heartbeat every tick of 50 ms, an
 # election timeout of at least 10 ticks.
 TICK = 0.05
 ELECTION_TICKS = 10

@@ -13,7 +13,6 @@ import pytest
 
 import agree
 from agree import Node, Settings
-from agree.calls import Call, CallKind
 from agree.errors import (
     ConfigurationError,
     MethodNotFoundError,
@@ -21,11 +20,12 @@ from agree.errors import (
     UnknownObjectError,
     ValidationError,
 )
-from agree.mutation import Mutation
-from agree.proxy import CallSession
-from agree.subscriptions import MutationRecord, SubscriptionHub
+from agree.objects.mutation import Mutation
+from agree.replica.subscriptions import MutationRecord, SubscriptionHub
+from agree.runtime.proxy import CallSession
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter, KVStore
+from agree.wire.calls import Call, CallKind
 
 WAIT = 30.0
 

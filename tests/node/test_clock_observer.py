@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agree.clock import SystemClock
+from agree.runtime.clock import SystemClock
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter, Types
 
@@ -85,7 +85,7 @@ def test_the_system_clock_reads_monotonic_time_outside_a_loop() -> None:
     caller); the clock it reads must answer there too, on the same scale as a default loop's."""
     import time as _time
 
-    from agree.clock import SystemClock
+    from agree.runtime.clock import SystemClock
 
     before = _time.monotonic()
     assert before <= SystemClock().monotonic() <= _time.monotonic()

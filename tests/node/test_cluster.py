@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from agree.codec import COMMAND_MAGIC, CommandRecord, encode_command
 from agree.errors import (
     OutcomeUnknownError,
     ProposalLost,
@@ -19,6 +18,7 @@ from agree.errors import (
 from agree.raft.entries import EntryType
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Color, Counter, KVStore, Point, Types
+from agree.wire.codec import COMMAND_MAGIC, CommandRecord, encode_command
 
 OBJECTS = {"counter": Counter, "kv": KVStore, "types": Types}
 

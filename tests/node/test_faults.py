@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from agree.codec import COMMAND_MAGIC, decode_command
 from agree.errors import AgreeError, AgreeTimeoutError, NotLeaderError, UnavailableError
+from agree.objects.replicated import Consistency, Replicated, command, query
 from agree.raft.entries import EntryType
-from agree.replicated import Consistency, Replicated, command, query
 from agree.testing.cluster import MemoryCluster
 from agree.testing.linearizability import Operation, Read, RegisterModel, Write, check
 from agree.testing.models import Counter, KVStore
 from agree.testing.virtualtime import VirtualTimeLoop
+from agree.wire.codec import COMMAND_MAGIC, decode_command
 
 KEYS = ("a", "b", "c")
 

@@ -11,6 +11,7 @@ import pytest
 
 from agree import Node
 from agree.backup import restore_backup, take_backup
+from agree.conf.settings import Settings
 from agree.errors import (
     AgreeTimeoutError,
     ConfigurationError,
@@ -18,7 +19,6 @@ from agree.errors import (
     UnknownObjectError,
 )
 from agree.raft.ready import Role
-from agree.settings import Settings
 from agree.storage import MemoryStorage
 from agree.storage.base import GroupWrite
 from agree.testing.cluster import MemoryCluster

@@ -19,7 +19,7 @@ from agree.errors import (
     OutcomeUnknownError,
     UnavailableError,
 )
-from agree.replicated import Consistency, Replicated, command, query
+from agree.objects.replicated import Consistency, Replicated, command, query
 from agree.testing.models import Counter
 
 WAIT = 60.0  # bound on anything that must not hang; generous for a loaded machine

@@ -67,7 +67,7 @@ async def test_a_node_logs_json_lines_bound_with_node_group_term_and_index(
         assert list(record)[:10] == ["ts", "level", "logger", "msg", *logs.FIELDS]
         assert (record["node"], record["group"]) == ("n1", "default")
     leader = next(r for r in records if r["msg"] == "became the leader")
-    assert leader["term"] >= 1 and leader["logger"] == "agree.driver"
+    assert leader["term"] >= 1 and leader["logger"] == "agree.runtime.driver"
     snapshot = next(r for r in records if r["msg"].startswith("took a snapshot"))
     assert snapshot["index"] == index and snapshot["term"] == leader["term"]
     assert [r["msg"] for r in records][-1] == "stopped"

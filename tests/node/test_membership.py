@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agree.errors import AgreeError, MembershipChangeError
-from agree.node import Node
+from agree.runtime.node import Node
 from agree.runtime.status import Member, MemberRole
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter, KVStore

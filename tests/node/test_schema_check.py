@@ -64,8 +64,8 @@ async def test_matching_nodes_record_one_schema(tmp_path: Path) -> None:
 
 
 def test_announcements_ignore_documentation_but_not_signatures() -> None:
-    from agree.cluster_schema import SchemaRecord, announce
-    from agree.schema import schema_of
+    from agree.objects.schema import schema_of
+    from agree.replica.cluster_schema import SchemaRecord, announce
 
     class Documented(Counter):
         """A docstring changes nothing that applies."""

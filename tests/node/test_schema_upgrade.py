@@ -1,5 +1,5 @@
 """Upgrading code: a compatible extension is adopted through the log once every member runs it;
-an incompatible change is refused at start with what differs (agree.cluster_schema)."""
+an incompatible change is refused at start with what differs (agree.replica.cluster_schema)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 
 import agree
 from agree import Replicated, SchemaMismatchError, UnknownMethodError, command, query
-from agree.calls import Call, CallKind
-from agree.codec import CommandRecord, encode_command
-from agree.mutation import Mutation
+from agree.objects.mutation import Mutation
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import KVStore
+from agree.wire.calls import Call, CallKind
+from agree.wire.codec import CommandRecord, encode_command
 
 
 class Counter(Replicated):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from agree.calls import Call, CallKind
-from agree.sessions import SessionTable, Verdict
+from agree.replica.sessions import SessionTable, Verdict
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter
+from agree.wire.calls import Call, CallKind
 
 
 def test_session_table_deduplicates_and_forgets_acknowledged() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agree import Replicated, SchemaMismatchError, command
-from agree.host import Host
+from agree.replica.host import Host
 from agree.testing.models import Counter
 
 CLASS = """

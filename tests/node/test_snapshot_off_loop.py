@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agree.node import Node
-from agree.replicated import Replicated, command, query
+from agree.objects.replicated import Replicated, command, query
+from agree.runtime.node import Node
 from agree.testing.cluster import MemoryCluster
 
 PICKLING = 0.5  # seconds one armed capture takes

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from agree.errors import SubscriptionOverflowError
-from agree.mutation import Mutation
-from agree.subscriptions import MutationRecord, MutationStream, SubscriptionHub
+from agree.objects.mutation import Mutation
+from agree.replica.subscriptions import MutationRecord, MutationStream, SubscriptionHub
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter, KVStore
 

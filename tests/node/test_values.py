@@ -19,7 +19,7 @@ import pytest
 
 from agree import Replicated, command, query
 from agree.errors import ResultValidationError, ValidationError
-from agree.mutation import Mutation
+from agree.objects.mutation import Mutation
 from agree.testing.cluster import MemoryCluster
 
 WAIT = 5.0

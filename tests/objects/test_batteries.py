@@ -25,7 +25,7 @@ from agree.batteries import (
     ReplicatedLock,
     ReplicatedQueue,
 )
-from agree.replicated import applying
+from agree.objects.replicated import applying
 from agree.testing.cluster import MemoryCluster
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from typing_extensions import TypedDict
 
 from agree import Replicated, ValidationError, command, query
 from agree.errors import UnknownMethodError
-from agree.schema import Operation, schema_of
+from agree.objects.schema import Operation, schema_of
 
 
 class Color(enum.Enum):

@@ -15,7 +15,20 @@ import cloudpickle
 import pytest
 
 from agree import Replicated, command
-from agree.codec import (
+from agree.errors import (
+    AgreeError,
+    ConfigurationError,
+    CorruptionError,
+    IncompatibleVersionError,
+    NotLeaderError,
+    ProtocolError,
+    RemoteError,
+    StorageError,
+    ValidationError,
+)
+from agree.objects.replicated import CommandContext, applying
+from agree.objects.schema import schema_of
+from agree.wire.codec import (
     COMMAND_MAGIC,
     STATE_CODEC_VERSION,
     STATE_MAGIC,
@@ -29,19 +42,6 @@ from agree.codec import (
     load_state,
     peek_state_header,
 )
-from agree.errors import (
-    AgreeError,
-    ConfigurationError,
-    CorruptionError,
-    IncompatibleVersionError,
-    NotLeaderError,
-    ProtocolError,
-    RemoteError,
-    StorageError,
-    ValidationError,
-)
-from agree.replicated import CommandContext, applying
-from agree.schema import schema_of
 
 # -- commands -------------------------------------------------------------------------------------
 
@@ -216,7 +216,7 @@ def test_classes_defined_in_a_function_travel_by_value() -> None:
 WRITER = """
 import sys
 from dataclasses import dataclass
-from agree.codec import dump_state
+from agree.wire.codec import dump_state
 
 @dataclass
 class Point:
@@ -236,7 +236,7 @@ with open(sys.argv[1], "wb") as f:
 READER = """
 import sys
 from dataclasses import dataclass
-from agree.codec import load_state
+from agree.wire.codec import load_state
 
 @dataclass
 class Point:

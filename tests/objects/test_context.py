@@ -11,8 +11,8 @@ import pytest
 
 from agree import CommandContext, ContextUnavailableError, Replicated, command, query
 from agree.errors import AgreeError
-from agree.replicated import applying, current_context
-from agree.schema import schema_of
+from agree.objects.replicated import applying, current_context
+from agree.objects.schema import schema_of
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 

@@ -11,8 +11,8 @@ import pytest
 import agree
 from agree import Consistency, Replicated, command, query
 from agree.errors import ConfigurationError
-from agree.replicated import RESERVED_NAMES, create_initial, operation_mark
-from agree.schema import MISSING, schema_of
+from agree.objects.replicated import RESERVED_NAMES, create_initial, operation_mark
+from agree.objects.schema import MISSING, schema_of
 
 
 class Counter(Replicated):

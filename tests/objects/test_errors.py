@@ -8,7 +8,6 @@ import json
 import pytest
 
 import agree.management  # CommandError, which lives there, is part of the tree
-from agree.codec import ErrorInfo, decode_error, encode_error
 from agree.errors import (
     AgreeError,
     ConfigurationError,
@@ -22,6 +21,7 @@ from agree.errors import (
     ValidationError,
     error_class,
 )
+from agree.wire.codec import ErrorInfo, decode_error, encode_error
 
 
 def _tree(root: type[AgreeError] = AgreeError) -> list[type[AgreeError]]:
@@ -147,7 +147,7 @@ def test_a_code_cannot_be_taken_twice() -> None:
 
 
 def test_proposal_lost_is_in_the_tree_and_importable_where_it_was() -> None:
-    from agree import driver
+    from agree.runtime import driver
 
     assert driver.ProposalLost is ProposalLost
     assert issubclass(ProposalLost, AgreeError)

@@ -11,7 +11,7 @@ import pytest
 
 from agree import Mutation, Replicated, command
 from agree.errors import ProtocolError, RemoteError, ValidationError
-from agree.schema import schema_of
+from agree.objects.schema import schema_of
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,13 @@ from typing import Annotated, Any, List, Literal, Optional, Union  # noqa: UP035
 import pytest
 
 from agree import Replicated, SchemaMismatchError
-from agree.schema import ObjectSchema, canonical_json, schema_fingerprint, schema_of, type_name
+from agree.objects.schema import (
+    ObjectSchema,
+    canonical_json,
+    schema_fingerprint,
+    schema_of,
+    type_name,
+)
 
 SOURCE = textwrap.dedent(
     '''
@@ -73,7 +79,7 @@ def build(source: str, name: str = "Inventory") -> type[Replicated]:
 
 def fingerprint_in_subprocess(source: str, hash_seed: str) -> str:
     program = source + (
-        "\nfrom agree.schema import schema_of\nprint(schema_of(Inventory).fingerprint())\n"
+        "\nfrom agree.objects.schema import schema_of\nprint(schema_of(Inventory).fingerprint())\n"
     )
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)
     out = subprocess.run(

@@ -1,12 +1,13 @@
-"""Which code changes are compatible extensions of a recorded schema (agree.schema, "Upgrades")."""
+"""Which code changes are compatible extensions of a recorded schema (agree.objects.schema,
+"Upgrades")."""
 
 from __future__ import annotations
 
 import pytest
 
 from agree import Replicated, command, query
-from agree.replicated import Consistency
-from agree.schema import extension_problems, schema_of
+from agree.objects.replicated import Consistency
+from agree.objects.schema import extension_problems, schema_of
 
 
 class V1(Replicated):

@@ -1,4 +1,4 @@
-"""The self-describing form of untyped values (agree.values): exact round trips of generated
+"""The self-describing form of untyped values (agree.objects.values): exact round trips of generated
 values through JSON text, and what decoding refuses to do."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from agree import values
+from agree.objects import values
 
 
 class Mood(enum.Enum):

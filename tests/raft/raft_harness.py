@@ -31,7 +31,7 @@ from agree.raft import (
     Snapshot,
     SoftState,
 )
-from agree.readyloop import ReadyLoop
+from agree.runtime.readyloop import ReadyLoop
 from agree.storage.memory import MemoryStore
 
 
@@ -63,8 +63,8 @@ class Peer:
 
 
 class PeerHost:
-    """How a peer carries out its Readys (agree.readyloop): in memory; what it sends goes into
-    the cluster's network, where a cut link loses it on the spot."""
+    """How a peer carries out its Readys (agree.runtime.readyloop): in memory; what it sends goes
+    into the cluster's network, where a cut link loses it on the spot."""
 
     def __init__(self, cluster: Cluster, peer: Peer) -> None:
         self.cluster = cluster

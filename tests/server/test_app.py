@@ -9,7 +9,8 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from agree.server.app import INFLIGHT, create_app
+from agree.server.app import create_app
+from agree.server.state import INFLIGHT
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Counter
 

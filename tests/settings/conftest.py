@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from agree.settings import SETTINGS_MODULE_ENV
+from agree.conf.settings import SETTINGS_MODULE_ENV
 
 MakeModule = Callable[..., types.ModuleType]
 

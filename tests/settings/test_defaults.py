@@ -7,10 +7,10 @@ import pickle
 
 import pytest
 
-from agree import settings_defaults
+from agree.conf import defaults as settings_defaults
+from agree.conf.settings import _EXPECTED, _TEXT_SETTINGS, Settings, load_settings
 from agree.errors import ConfigurationError
 from agree.raft.config import Config
-from agree.settings import _EXPECTED, _TEXT_SETTINGS, Settings, load_settings
 
 THREE = {
     "n1": "http://10.0.0.1:8001",

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from agree.errors import ConfigurationError
-from agree.settings import (
+from agree.conf.settings import (
     SETTINGS_MODULE_ENV,
     load_settings,
     parse_override,
     parse_overrides,
 )
+from agree.errors import ConfigurationError
 
 from .conftest import MakeModule
 
@@ -84,7 +84,7 @@ def test_a_settings_file_on_sys_path(tmp_path: Path, monkeypatch: pytest.MonkeyP
     (package / "settings.py").write_text(
         textwrap.dedent(
             """
-            from agree.settings_defaults import *  # the documented way to start from defaults
+            from agree.conf.defaults import *  # the documented way to start from defaults
 
             _BASE = "http://127.0.0.1"  # helper: ignored, it starts with an underscore
             NODES = {"a": _BASE + ":9001", "b": _BASE + ":9002"}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from agree.conf.settings import Settings, load_settings
 from agree.errors import ConfigurationError
-from agree.settings import Settings, load_settings
 
 from .conftest import MakeModule
 
@@ -18,7 +18,7 @@ class Plain:
 
 
 def test_resolve_objects_imports_each_class(make_module: MakeModule) -> None:
-    replicated = pytest.importorskip("agree.replicated")
+    replicated = pytest.importorskip("agree.objects.replicated")
 
     class Counter(replicated.Replicated):  # type: ignore[name-defined,misc]
         def __init__(self) -> None:
@@ -39,7 +39,7 @@ def test_resolve_objects_imports_each_class(make_module: MakeModule) -> None:
 
 
 def test_a_class_that_is_not_replicated_is_refused(make_module: MakeModule) -> None:
-    pytest.importorskip("agree.replicated")
+    pytest.importorskip("agree.objects.replicated")
     make_module("objsite.models", Plain=Plain)
     with pytest.raises(ConfigurationError, match=r"not a subclass of agree\.Replicated") as info:
         load_settings(OBJECTS={"p": "objsite.models.Plain"}).resolve_objects()
@@ -143,8 +143,8 @@ def test_single_node_checks_its_arguments(tmp_path: Path) -> None:
 def test_without_the_object_layer_any_class_resolves(
     make_module: MakeModule, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # None in sys.modules makes the import fail as if agree.replicated did not exist.
-    monkeypatch.setitem(sys.modules, "agree.replicated", None)
+    # None in sys.modules makes the import fail as if agree.objects.replicated did not exist.
+    monkeypatch.setitem(sys.modules, "agree.objects.replicated", None)
     make_module("objsite.models", Plain=Plain)
     s = load_settings(OBJECTS={"p": "objsite.models.Plain"})
     assert s.resolve_objects() == {"p": Plain}

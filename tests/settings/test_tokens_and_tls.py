@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from agree.conf.settings import Settings, load_settings
 from agree.errors import ConfigurationError
-from agree.settings import Settings, load_settings
 
 TOKEN = "tok-0123456789abcdef"
 
@@ -29,10 +29,10 @@ def test_tokens_are_checked_without_being_repeated() -> None:
 
 def test_tls_settings_go_together() -> None:
     with pytest.raises(ConfigurationError, match="TLS_CERT is set but TLS_KEY is not") as info:
-        Settings(NODE_ID="n1", TLS_CERT="/etc/agree/node.pem")
+        Settings(NODE_ID="n1", TLS_CERT="/etc/agree/runtime/node.pem")
     assert info.value.setting == "TLS_KEY"
     with pytest.raises(ConfigurationError, match="TLS_KEY is set but TLS_CERT is not"):
-        Settings(NODE_ID="n1", TLS_KEY="/etc/agree/node.key")
+        Settings(NODE_ID="n1", TLS_KEY="/etc/agree/runtime/node.key")
     with pytest.raises(ConfigurationError, match="TLS_CA is set without TLS_CERT"):
         Settings(NODE_ID="n1", TLS_CA="/etc/agree/ca.pem")
     s = load_settings(overrides={"TLS_CERT": "/a.pem", "TLS_KEY": "/a.key", "TLS_CA": "/ca.pem"})

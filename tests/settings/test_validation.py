@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from agree.conf.settings import Settings, validate_node_id, validate_node_url
 from agree.errors import ConfigurationError
-from agree.settings import Settings, validate_node_id, validate_node_url
 
 SECRET = "0123456789abcdef"
 TWO = {"n1": "http://127.0.0.1:8001", "n2": "http://127.0.0.1:8002"}

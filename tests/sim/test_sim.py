@@ -15,7 +15,7 @@ import pytest
 
 from agree.raft import Ready
 from agree.raft.node import RaftNode
-from agree.readyloop import ReadyLoop
+from agree.runtime.readyloop import ReadyLoop
 from agree.testing import sim as simmod
 from agree.testing.sim import PROFILES, SimConfig, Simulation, main, run_seed
 from agree.testing.simclock import Clock
@@ -181,7 +181,7 @@ def test_read_index_without_a_quorum_round_is_caught(monkeypatch: pytest.MonkeyP
 def test_a_ready_loop_that_sends_before_persisting_is_caught(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The shared loop (agree.readyloop) with its first two duties swapped.
+    # The shared loop (agree.runtime.readyloop) with its first two duties swapped.
     original = ReadyLoop.handle
 
     async def send_first(self: ReadyLoop, rd: Ready) -> None:

@@ -11,11 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
-from agree.calls import Call, Outcome
 from agree.raft.entries import ConfState
 from agree.raft.messages import Heartbeat, InstallSnapshot, Message
 from agree.server.peer import add_peer_routes
 from agree.transport.aiohttp import AiohttpTransport
+from agree.wire.calls import Call, Outcome
 
 SECRET = "a-cluster-secret-long-enough"
 

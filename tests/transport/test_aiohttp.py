@@ -17,14 +17,14 @@ import pytest
 from aiohttp import web
 from peer_harness import SECRET, Peer, beat, eventually, free_socket, snapshot_chunk
 
-from agree.calls import Call, CallKind, Outcome
+from agree.conf.settings import Settings
 from agree.errors import AuthenticationError, NotLeaderError, UnavailableError
 from agree.raft.entries import ConfState, Entry
 from agree.raft.messages import AppendEntries
 from agree.server import peer as server_peer
 from agree.server.peer import PEER_PATH, add_peer_routes
-from agree.settings import Settings
 from agree.transport.aiohttp import AiohttpTransport, dial
+from agree.wire.calls import Call, CallKind, Outcome
 from agree.wire.handshake import (
     CLOSE_AUTHENTICATION,
     CLOSE_NOT_READY,

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import pytest
 from peer_harness import Peer, Recorder, eventually, free_socket, snapshot_chunk
 
-from agree.calls import Call, CallKind, Outcome
-from agree.codec import ErrorInfo
 from agree.errors import NotLeaderError, OutcomeUnknownError, UnavailableError, ValidationError
 from agree.raft.entries import ConfState, Entry, EntryType
 from agree.raft.messages import AppendEntries, Heartbeat, RequestVote
 from agree.transport.base import Transport
 from agree.transport.memory import MemoryNetwork
+from agree.wire.calls import Call, CallKind, Outcome
+from agree.wire.codec import ErrorInfo
 
 
 @dataclass

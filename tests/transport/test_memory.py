@@ -7,12 +7,12 @@ import asyncio
 import pytest
 from peer_harness import Recorder
 
-from agree.calls import Call, CallKind
 from agree.errors import NotLeaderError, UnavailableError
 from agree.raft.entries import Entry
 from agree.raft.messages import AppendEntries, Heartbeat
 from agree.transport.memory import MemoryNetwork
 from agree.wire import peer
+from agree.wire.calls import Call, CallKind
 
 
 async def test_messages_cross_as_one_decoded_frame_per_destination(

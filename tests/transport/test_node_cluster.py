@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from agree.conf.settings import Settings
 from agree.errors import AgreeTimeoutError
-from agree.node import Node
-from agree.replicated import Replicated, create_initial
+from agree.objects.replicated import Replicated, create_initial
+from agree.runtime.node import Node
 from agree.server import peer as server_peer
 from agree.server.peer import add_peer_routes
-from agree.settings import Settings
 from agree.testing.models import Counter, KVStore
 from agree.transport.aiohttp import AiohttpTransport
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from agree.calls import Call, CallKind, Outcome
-from agree.codec import ErrorInfo
 from agree.errors import NotLeaderError, ProtocolError, ValidationError
+from agree.objects.replicated import Consistency
 from agree.raft import entries as raft_entries
 from agree.raft.entries import ConfChange, ConfChangeType, ConfState, Entry, EntryType
 from agree.raft.messages import AppendEntries, Heartbeat, Message
-from agree.replicated import Consistency
+from agree.wire.calls import Call, CallKind, Outcome
+from agree.wire.codec import ErrorInfo
 from agree.wire.peer import (
     MESSAGE_TAGS,
     PEER_WIRE_VERSION,

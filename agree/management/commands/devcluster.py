@@ -28,8 +28,8 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
+from agree.conf.settings import SETTINGS_MODULE_ENV, Settings
 from agree.management.base import BaseCommand, CommandError, CommandParser
-from agree.settings import SETTINGS_MODULE_ENV, Settings
 
 #: Seconds to wait for every node to answer /readyz.
 READY_TIMEOUT = 60.0

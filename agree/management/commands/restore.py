@@ -54,7 +54,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, **options: Any) -> int | None:
-        from agree.settings import load_settings, parse_overrides
+        from agree.conf.settings import load_settings, parse_overrides
 
         values: dict[str, Any] = {}
         if options.get("node"):

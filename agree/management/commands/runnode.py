@@ -21,15 +21,15 @@ import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from agree.conf.settings import Settings
 from agree.errors import ConfigurationError
 from agree.management.base import BaseCommand, CommandError, CommandParser
 from agree.progress import CatchUp, Progress
-from agree.settings import Settings
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from agree.node import Node
+    from agree.runtime.node import Node
     from agree.transport.aiohttp import AiohttpTransport
 
 log = logging.getLogger("agree.runnode")
@@ -91,7 +91,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, **options: Any) -> int | None:
-        from agree.settings import load_settings, parse_overrides
+        from agree.conf.settings import load_settings, parse_overrides
 
         overrides = parse_overrides(options.get("overrides") or ())
         values: dict[str, Any] = {}
@@ -128,7 +128,7 @@ async def serve(
 
     ``configure(app, node)`` may add routes before the app starts (benchmarks do).
     """
-    from agree.node import Node
+    from agree.runtime.node import Node
     from agree.server.app import create_app
     from agree.server.metrics import RuntimeMetrics
     from agree.server.peer import add_peer_routes

@@ -27,7 +27,7 @@ from agree.testing.ports import free_ports
 NODE_COUNT = 3
 
 SETTINGS = '''"""Settings of the {name} cluster (agree).  Every upper-case name is a setting; see
-``agree.settings_defaults`` for all of them and their defaults."""
+``agree.conf.defaults`` for all of them and their defaults."""
 
 from pathlib import Path
 

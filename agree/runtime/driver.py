@@ -6,7 +6,7 @@ peer messages, ticks, proposals, reads, membership changes -- is queued in the i
 by the loop, so the core is only ever touched between two Readys, and everything that arrived
 while the previous Ready was being persisted is batched into the next one: one storage
 transaction and one send per turn.  :meth:`Driver._handle_ready` hands each Ready to the loop
-shared with the simulator (:mod:`agree.readyloop`), the one place where the order is fixed:
+shared with the simulator (:mod:`agree.runtime.readyloop`), the one place where the order is fixed:
 persist, then send, then apply, then advance.  A snapshot is serialized in a worker thread, so
 the loop keeps ticking and sending while a large state is pickled.
 """
@@ -26,17 +26,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agree import logs, unsafe
-from agree.calls import Outcome
-from agree.clock import Clock, SystemClock
 from agree.errors import AgreeError, NotLeaderError, ProposalLost, UnavailableError
-from agree.host import Host
-from agree.observer import NoObserver, Observer
 from agree.raft.entries import ConfChange, Entry, EntryType, HardState, Snapshot
 from agree.raft.messages import Message
 from agree.raft.node import RaftNode
 from agree.raft.ready import ReadState, Ready, Role, SoftState
-from agree.readyloop import ReadyLoop
+from agree.replica.host import Host
+from agree.runtime.clock import Clock, SystemClock
+from agree.runtime.observer import NoObserver, Observer
+from agree.runtime.readyloop import ReadyLoop
 from agree.storage.base import DEFAULT_GROUP
+from agree.wire.calls import Outcome
 
 
 class ReadyStore(Protocol):
@@ -329,7 +329,7 @@ class Driver:
             self._fail_everything(err)
 
     async def _handle_ready(self, rd: Ready) -> None:
-        """Persist, send, apply, advance -- in that order (agree.readyloop), through the
+        """Persist, send, apply, advance -- in that order (agree.runtime.readyloop), through the
         duties below (:class:`_DriverDuties`)."""
         await self._ready_loop.handle(rd)
         self._release_applied_waiters()
@@ -339,7 +339,7 @@ class Driver:
         ):
             self._start_snapshot()
 
-    # -- the Ready duties (agree.readyloop.ReadyHost, through _DriverDuties) --------------------
+    # -- the Ready duties (agree.runtime.readyloop.ReadyHost, through _DriverDuties) ---------------
     async def _persist(
         self, hs: HardState | None, entries: tuple[Entry, ...], snapshot: Snapshot | None
     ) -> None:

@@ -15,14 +15,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from agree.calls import check_timeout
+from agree.conf.settings import Settings
 from agree.errors import ConfigurationError, DeadlockError, UnavailableError
-from agree.mutation import Mutation
-from agree.node import Node
-from agree.proxy import LOOP_GRACE, Proxy, ThreadLoop
-from agree.replicated import Replicated, describe_non_replicated
-from agree.settings import Settings
-from agree.subscriptions import Subscription
+from agree.objects.mutation import Mutation
+from agree.objects.replicated import Replicated, describe_non_replicated
+from agree.replica.subscriptions import Subscription
+from agree.runtime.node import Node
+from agree.runtime.proxy import LOOP_GRACE, Proxy, ThreadLoop
+from agree.wire.calls import check_timeout
 
 #: Ticks of a one-node cluster only drive its first election, so they can be short.
 EMBEDDED_TICK_INTERVAL = 0.01

@@ -22,16 +22,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from agree import unsafe
-from agree.calls import Call, CallKind, Outcome, check_timeout
-from agree.clock import Clock, SystemClock
-from agree.cluster_schema import (
-    ANNOUNCE_METHOD,
-    ANNOUNCE_OBJECT,
-    announcement_args,
-    encode_schema_record,
-    record_from_args,
-)
-from agree.driver import Driver
+from agree.conf.settings import Settings, load_settings
 from agree.errors import (
     AgreeError,
     AgreeTimeoutError,
@@ -41,13 +32,23 @@ from agree.errors import (
     UnknownObjectError,
     ValidationError,
 )
-from agree.host import Host
-from agree.observer import Observer
+from agree.objects.replicated import Consistency, Replicated
+from agree.objects.schema import ObjectSchema
 from agree.raft.messages import Message
 from agree.raft.ready import Role
-from agree.replicated import Consistency, Replicated
+from agree.replica.cluster_schema import (
+    ANNOUNCE_METHOD,
+    ANNOUNCE_OBJECT,
+    announcement_args,
+    encode_schema_record,
+    record_from_args,
+)
+from agree.replica.host import Host
+from agree.replica.subscriptions import MutationStream, Subscription
+from agree.runtime.clock import Clock, SystemClock
 from agree.runtime.commit import CommitBatcher
 from agree.runtime.compose import assign_groups, copy_objects, initial_objects, node_config
+from agree.runtime.driver import Driver
 from agree.runtime.group import Group, bootstrap_state, open_group
 from agree.runtime.membership import (
     ADD_MEMBER,
@@ -57,17 +58,17 @@ from agree.runtime.membership import (
     TRANSFER_LEADER,
     Membership,
 )
+from agree.runtime.observer import Observer
+from agree.runtime.proxy import AsyncProxy, CallSession
 from agree.runtime.router import Router
 from agree.runtime.status import Member, NodeStatus
 from agree.runtime.ticker import Ticker
-from agree.schema import ObjectSchema
-from agree.settings import Settings, load_settings
 from agree.storage import open_storage
 from agree.storage.base import DEFAULT_GROUP, Storage
 from agree.storage.threaded import AsyncLogStore, AsyncStorage
-from agree.subscriptions import MutationStream, Subscription
 from agree.transport.base import Transport
 from agree.transport.memory import MemoryNetwork
+from agree.wire.calls import Call, CallKind, Outcome, check_timeout
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,28 @@ log = logging.getLogger(__name__)
 _SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 __all__ = ["Node", "NodeStatus", "bootstrap_state"]
+
+
+class NodeBackend:
+    """Calls go straight into a node running on the same event loop, under ``session`` (the
+    caller's; a new one by default)."""
+
+    def __init__(self, node: Node, session: CallSession | None = None) -> None:
+        self.node = node
+        self.session = session or CallSession()
+
+    async def call(self, call: Call, timeout: float | None) -> Outcome:
+        # The proxy bound the call against the same schema: no need to validate it twice.
+        return await self.node.call(call, timeout, validated=True)
+
+    def next_call_ids(self) -> tuple[str, int, int]:
+        return self.session.next_call_ids()
+
+    def call_done(self, seq: int) -> None:
+        self.session.call_done(seq)
+
+    def __repr__(self) -> str:
+        return f"node {self.node.id!r}"
 
 
 class Node:
@@ -295,7 +318,7 @@ class Node:
     # -- schema announcements -----------------------------------------------------------------
     def _announce_schema(self, group_id: str) -> None:
         """As a group's new leader, record this node's schemas in its log
-        (agree.cluster_schema)."""
+        (agree.replica.cluster_schema)."""
         group = self._groups[group_id]
         data = encode_schema_record(self.id, group.host.local_schemas())
         fut = group.driver.propose(data)
@@ -304,8 +327,8 @@ class Node:
 
     async def _announce_until_recorded(self, group: Group) -> None:
         """Announce this node's schemas through the group's leader until its log holds them, so
-        that what its code adds can be adopted (agree.cluster_schema).  A leader announces on
-        its own (_announce_schema); this covers a node that starts as a follower."""
+        that what its code adds can be adopted (agree.replica.cluster_schema).  A leader announces
+        on its own (_announce_schema); this covers a node that starts as a follower."""
         host = group.host
         call = Call(
             ANNOUNCE_OBJECT,
@@ -438,7 +461,7 @@ class Node:
         self._check_size(call)
         if not validated:  # before anything is proposed or read
             op.bind_json(call.args, call.kwargs)
-        # Only what every member's code has may be proposed (agree.cluster_schema).
+        # Only what every member's code has may be proposed (agree.replica.cluster_schema).
         host.check_adopted(call.object, call.method, call.args, call.kwargs)
         if call.kind is CallKind.COMMAND:
             return await self._router.command(group, call, deadline, may_forward=may_forward)
@@ -473,8 +496,7 @@ class Node:
 
     # -- proxies and subscriptions --------------------------------------------------------------
     def proxy(self, name: str) -> Any:
-        """An :class:`agree.proxy.AsyncProxy` for the object hosted under ``name``."""
-        from agree.proxy import AsyncProxy, NodeBackend
+        """An :class:`agree.runtime.proxy.AsyncProxy` for the object hosted under ``name``."""
 
         return AsyncProxy(NodeBackend(self), name, self.schema(name))
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from agree import values
-from agree.codec import ErrorInfo, decode_error, encode_error
 from agree.errors import ProtocolError, ValidationError
+from agree.objects import values
+from agree.wire.codec import ErrorInfo, decode_error, encode_error
 
 if TYPE_CHECKING:
-    from agree.schema import Operation
+    from agree.objects.schema import Operation
 
 __all__ = ["Mutation"]
 
@@ -57,7 +57,7 @@ class Mutation:
 
         With the command's ``operation`` the arguments and result are converted by
         its schema; without it they travel in the self-describing form of
-        :mod:`agree.values`.  Either way :meth:`from_json` given the same
+        :mod:`agree.objects.values`.  Either way :meth:`from_json` given the same
         ``operation`` (or None) restores them exactly, types included.
         """
         if operation is not None:
@@ -84,7 +84,7 @@ class Mutation:
         """The Mutation in ``data`` (from :meth:`to_json`); ProtocolError on a malformed record.
 
         A recorded error comes back as its own exception type where possible
-        (see :func:`agree.codec.decode_error`).
+        (see :func:`agree.wire.codec.decode_error`).
         """
         if not isinstance(data, Mapping):
             raise ProtocolError(f"a mutation must be a JSON object, got {type(data).__name__}")

@@ -25,7 +25,7 @@ Conversion rules
   strings ``"Infinity"``/``"NaN"``, bytes as URL-safe base64).
 * An unannotated parameter or return is ``Any`` (as is ``object``), and so is
   every member of a bare ``list``/``tuple``/``set``/``dict``: such values travel
-  in the self-describing form of :mod:`agree.values` and round-trip exactly (a
+  in the self-describing form of :mod:`agree.objects.values` and round-trip exactly (a
   tuple stays a tuple, a set a set, bytes bytes, an int key an int; dates,
   decimals, UUIDs, enum members and module-level dataclasses included).  A value
   that form cannot carry (an arbitrary object, a str subclass) is a
@@ -68,7 +68,7 @@ published schema and the class a client expects.
 Upgrades
 --------
 Code changes while the log persists, so a cluster compares each node's code with
-the schema it *recorded* (agree.cluster_schema) by a one-sided rule instead:
+the schema it *recorded* (agree.replica.cluster_schema) by a one-sided rule instead:
 :func:`extension_problems`.  The new schema is a *compatible extension* of the
 recorded one when every committed entry the log may hold is applied by it as the
 recorded code would apply it:
@@ -114,9 +114,9 @@ import pydantic_core
 import typing_extensions
 from pydantic import ConfigDict, TypeAdapter
 
-from agree import values
 from agree.errors import SchemaMismatchError, UnknownMethodError, ValidationError
-from agree.replicated import (
+from agree.objects import values
+from agree.objects.replicated import (
     Consistency,
     OperationMark,
     Replicated,
@@ -208,8 +208,9 @@ def _encode_untyped(value: Any) -> Any:
     return values.encode(value)
 
 
-#: What ``Any`` is carried as: the self-describing form of :mod:`agree.values`.  Its published
-#: schema says so, so that a node that carries untyped values differently has another fingerprint.
+#: What ``Any`` is carried as: the self-describing form of :mod:`agree.objects.values`.  Its
+#: published schema says so, so that a node that carries untyped values differently has another
+#: fingerprint.
 _UNTYPED: Final = Annotated[
     Any,
     pydantic.PlainValidator(_validate_untyped),
@@ -449,7 +450,7 @@ class TypeCodec:
     The hint is wrapped in a one-element tuple so that agree's pydantic settings
     also reach dataclasses and TypedDicts, which refuse a config at top level.
     pydantic sees the *carried* hint (:func:`_carried`): ``Any`` replaced by the
-    self-describing form of :mod:`agree.values`, and dicts whose keys a JSON
+    self-describing form of :mod:`agree.objects.values`, and dicts whose keys a JSON
     object cannot hold carried as pairs.
     """
 
@@ -458,7 +459,7 @@ class TypeCodec:
     # str/int/bool/None: a value of exactly that type is its own JSON form, so validating and
     # converting it is the identity and pydantic need not be asked.
     fast: type | None = field(default=None, repr=False, compare=False)
-    # ``Any`` (or unannotated): agree.values converts, pydantic is not asked.
+    # ``Any`` (or unannotated): agree.objects.values converts, pydantic is not asked.
     untyped: bool = field(default=False, repr=False, compare=False)
     # The pydantic models the hint names: a subclass instance would be carried as its base.
     models: frozenset[type] = field(default=frozenset(), repr=False, compare=False)

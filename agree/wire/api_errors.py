@@ -8,9 +8,9 @@ Both ends use this module: the server (:mod:`agree.server`) to answer, the clien
   user's own method, ``"internal"`` for a failure inside the server (its details only logged).
 * Beside the message, the error's plain attributes (``leader_id``, ``leader_url``, ``setting``,
   ``last_index``, ``required``...) are there for a person or a script to read, and its exact
-  wire form (``class``/``exception``, ``args``, ``attrs`` from :func:`agree.codec.encode_error`)
-  lets a client rebuild it as the same class with the same fields
-  (:func:`agree.codec.decode_error`: a user's exception keeps its own type).  Nothing is
+  wire form (``class``/``exception``, ``args``, ``attrs`` from
+  :func:`agree.wire.codec.encode_error`) lets a client rebuild it as the same class with the same
+  fields (:func:`agree.wire.codec.decode_error`: a user's exception keeps its own type).  Nothing is
   unpickled, nothing is imported.
 * :func:`http_status` says whose fault it was: 4xx the caller's, 503 the cluster cannot serve
   now (with the leader's URL or a Retry-After), 504 a deadline passed.
@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from agree import errors
-from agree.codec import ErrorInfo, decode_error, encode_error
 from agree.errors import AgreeError, ProtocolError, error_class
+from agree.wire.codec import ErrorInfo, decode_error, encode_error
 
 __all__ = [
     "APPLICATION",

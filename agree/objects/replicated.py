@@ -4,7 +4,7 @@ This module owns what a user writes: the base class, the two decorators that mar
 operations, the three consistency levels, and the per-command context
 (log index, term, leader-stamped time).  The decorators only *mark* a function —
 it stays an ordinary method that can be called locally — and the schema of a
-class (:mod:`agree.schema`) is built from those marks when the class is created,
+class (:mod:`agree.objects.schema`) is built from those marks when the class is created,
 so every declaration error surfaces at import time, never after a commit.
 
 The command context lives in a :class:`contextvars.ContextVar`, not on the
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar, overlo
 from agree.errors import ConfigurationError, ContextUnavailableError
 
 if TYPE_CHECKING:
-    from agree.schema import ObjectSchema
+    from agree.objects.schema import ObjectSchema
 
 __all__ = [
     "RESERVED_NAMES",
@@ -271,7 +271,7 @@ class Replicated:
     ``__init__``, and hands it the state through ``__setstate__(state)`` when the
     class defines one (else the ``__dict__`` is updated).  When a new version of a
     class changes the shape of its state, ``__setstate__`` is where older state is
-    upgraded, e.g. a new attribute given its default (see :mod:`agree.host`).
+    upgraded, e.g. a new attribute given its default (see :mod:`agree.replica.host`).
     """
 
     __slots__ = ()
@@ -280,9 +280,9 @@ class Replicated:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # Imported here because agree.schema builds on this module's marks and
+        # Imported here because agree.objects.schema builds on this module's marks and
         # Consistency; the schema is needed only once a subclass exists.
-        from agree.schema import build_schema
+        from agree.objects.schema import build_schema
 
         cls.__agree_schema__ = build_schema(cls)
 

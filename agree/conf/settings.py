@@ -1,7 +1,7 @@
 """Settings of an agree node: the typed, frozen :class:`Settings` and how it is loaded.
 
 Loading is Django-shaped.  :func:`load_settings` starts from the framework
-defaults (:mod:`agree.settings_defaults`), applies the upper-case names of the
+defaults (:mod:`agree.conf.defaults`), applies the upper-case names of the
 settings module (named by ``--settings`` or ``AGREE_SETTINGS_MODULE``), then
 ``-s KEY=VALUE`` overrides, then keyword values.  Every problem is raised as
 :class:`agree.errors.ConfigurationError` whose ``setting`` names the setting and
@@ -37,7 +37,7 @@ from pydantic import (
     model_validator,
 )
 
-from agree import settings_defaults as defaults
+from agree.conf import defaults
 from agree.errors import ConfigurationError
 from agree.raft.config import Config
 
@@ -525,7 +525,7 @@ class Settings(BaseModel):
 
         Raises ConfigurationError(setting="OBJECTS") naming the object and the path
         when a module cannot be imported, has no such attribute, or it is not a
-        subclass of :class:`agree.replicated.Replicated`.
+        subclass of :class:`agree.objects.replicated.Replicated`.
         """
         base = _replicated_base()
         resolved = {}
@@ -551,7 +551,7 @@ def load_settings(
 ) -> Settings:
     """Build the settings of a node.  Later layers win:
 
-    1. the framework defaults (:mod:`agree.settings_defaults`);
+    1. the framework defaults (:mod:`agree.conf.defaults`);
     2. the upper-case names of ``module`` (a dotted module name or a module object;
        when None, the module named by the ``AGREE_SETTINGS_MODULE`` environment
        variable, if set); names starting with ``_`` are ignored;
@@ -916,11 +916,12 @@ def _import_class(name: str, path: str) -> type:
 
 
 def _replicated_base() -> type | None:
-    """agree.replicated.Replicated, imported late: settings load without the object layer."""
+    """agree.objects.replicated.Replicated, imported late: settings load without the object
+    layer."""
     try:
-        module = importlib.import_module("agree.replicated")
+        module = importlib.import_module("agree.objects.replicated")
     except ModuleNotFoundError as exc:
-        if exc.name != "agree.replicated":
+        if exc.name != "agree.objects.replicated":
             raise
         return None
     base = getattr(module, "Replicated", None)

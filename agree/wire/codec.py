@@ -23,7 +23,7 @@ agree (IncompatibleVersionError naming both versions) instead of misreading it.
   ``b"AGS" + version + u32 header length + JSON header + payload``.
 * **Errors** travel as :class:`ErrorInfo` (type name, the stable wire code of a
   class in agree's tree, message, args and instance attributes in the
-  self-describing form of :mod:`agree.values`) and are rebuilt as the same
+  self-describing form of :mod:`agree.objects.values`) and are rebuilt as the same
   class with the same args and attributes where that class is known here;
   nothing is ever imported or unpickled, and no ``__init__`` runs.
 """
@@ -46,7 +46,6 @@ from typing import Any, Final
 
 import cloudpickle
 
-from agree import values
 from agree.errors import (
     AgreeError,
     CorruptionError,
@@ -57,6 +56,7 @@ from agree.errors import (
     ValidationError,
     error_class,
 )
+from agree.objects import values
 
 __all__ = [
     "COMMAND_CODEC_VERSION",
@@ -496,7 +496,7 @@ class ErrorInfo:
 
     ``type`` is ``"module:qualname"``; ``code`` is the stable wire code of a class in
     agree's error tree (None for anything else); ``args`` and ``attrs`` (the
-    instance's ``__dict__``) are in the self-describing form of :mod:`agree.values`,
+    instance's ``__dict__``) are in the self-describing form of :mod:`agree.objects.values`,
     and ``args`` is None when the args or an attribute had no such form (the
     exception then comes back as a RemoteError).
     """

@@ -13,10 +13,8 @@ import asyncio
 import concurrent.futures
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from agree.calls import Call, CallKind, Outcome, check_timeout
-from agree.codec import decode_error
 from agree.errors import (
     AgreeTimeoutError,
     DeadlockError,
@@ -26,11 +24,10 @@ from agree.errors import (
     UnknownMethodError,
     ValidationError,
 )
-from agree.replicated import Consistency
-from agree.schema import ObjectSchema, Operation
-
-if TYPE_CHECKING:
-    from agree.node import Node
+from agree.objects.replicated import Consistency
+from agree.objects.schema import ObjectSchema, Operation
+from agree.wire.calls import Call, CallKind, Outcome, check_timeout
+from agree.wire.codec import decode_error
 
 T = TypeVar("T")
 
@@ -65,28 +62,6 @@ class CallSession:
         # Amortised O(1): the low-water mark only moves forward.
         while self._low <= self._seq and self._low not in self._outstanding:
             self._low += 1
-
-
-class NodeBackend:
-    """Calls go straight into a node running on the same event loop, under ``session`` (the
-    caller's; a new one by default)."""
-
-    def __init__(self, node: Node, session: CallSession | None = None) -> None:
-        self.node = node
-        self.session = session or CallSession()
-
-    async def call(self, call: Call, timeout: float | None) -> Outcome:
-        # The proxy bound the call against the same schema: no need to validate it twice.
-        return await self.node.call(call, timeout, validated=True)
-
-    def next_call_ids(self) -> tuple[str, int, int]:
-        return self.session.next_call_ids()
-
-    def call_done(self, seq: int) -> None:
-        self.session.call_done(seq)
-
-    def __repr__(self) -> str:
-        return f"node {self.node.id!r}"
 
 
 def _consistency(value: Consistency | str | None) -> Consistency | None:
@@ -391,7 +366,6 @@ __all__ = [
     "Backend",
     "CallSession",
     "LoopRunner",
-    "NodeBackend",
     "Proxy",
     "ThreadLoop",
 ]

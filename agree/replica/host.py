@@ -5,7 +5,7 @@ address book, and the leader-stamped clock.  Applying is deterministic and total
 user's method raises or returns, the outcome is recorded (and re-raised at the caller with its
 own type), and the replica goes on.
 
-Snapshots carry state, not code (agree.codec's state blob): per hosted object its state as
+Snapshots carry state, not code (agree.wire.codec's state blob): per hosted object its state as
 pickle takes it (``__getstate__()``, by default the instance ``__dict__``) and, for messages, its
 class's name.  A restore rebuilds each object as the class this node hosts under that name now,
 so a restarted node runs its current code -- a changed method body, a renamed class -- on the
@@ -26,25 +26,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from agree.calls import Outcome
-from agree.cluster_schema import (
-    adopt,
-    announce,
-    check_adopted,
-    check_local,
-    decode_schema_record,
-    is_schema_record,
-)
-from agree.codec import (
-    CommandRecord,
-    class_path,
-    decode_command,
-    decode_error,
-    dump_state,
-    encode_error,
-    load_state,
-    peek_state_header,
-)
 from agree.errors import (
     AgreeError,
     CorruptionError,
@@ -56,13 +37,32 @@ from agree.errors import (
     UnknownObjectError,
     ValidationError,
 )
-from agree.mutation import Mutation
+from agree.objects.mutation import Mutation
+from agree.objects.replicated import CommandContext, Replicated, applying
+from agree.objects.schema import BoundCall, ObjectSchema, Operation, schema_of
 from agree.raft.entries import ConfChange, ConfChangeType, Entry
-from agree.replicated import CommandContext, Replicated, applying
-from agree.schema import BoundCall, ObjectSchema, Operation, schema_of
-from agree.sessions import DEFAULT_SESSION_TTL_NS, SessionTable, Verdict
-from agree.statelock import StateLock
-from agree.subscriptions import MutationRecord, SubscriptionHub
+from agree.replica.cluster_schema import (
+    adopt,
+    announce,
+    check_adopted,
+    check_local,
+    decode_schema_record,
+    is_schema_record,
+)
+from agree.replica.sessions import DEFAULT_SESSION_TTL_NS, SessionTable, Verdict
+from agree.replica.statelock import StateLock
+from agree.replica.subscriptions import MutationRecord, SubscriptionHub
+from agree.wire.calls import Outcome
+from agree.wire.codec import (
+    CommandRecord,
+    class_path,
+    decode_command,
+    decode_error,
+    dump_state,
+    encode_error,
+    load_state,
+    peek_state_header,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Host:
     ) -> None:
         self.node_id = node_id
         self.objects: dict[str, Replicated] = dict(objects)
-        # The schemas the cluster recorded (agree.cluster_schema): replicated state.
+        # The schemas the cluster recorded (agree.replica.cluster_schema): replicated state.
         self.cluster_schemas: dict[str, dict[str, Any]] = {}
         # What each node announced its code has, by node id: replicated state too.
         self.node_schemas: dict[str, dict[str, dict[str, Any]]] = {}
@@ -264,7 +264,7 @@ class Host:
         self, name: str, method: str, args: list[Any], kwargs: dict[str, Any]
     ) -> None:
         """UnknownMethodError unless the cluster adopted this operation and the parameters the
-        call passes (agree.cluster_schema.check_adopted)."""
+        call passes (agree.replica.cluster_schema.check_adopted)."""
         check_adopted(
             name, method, args, kwargs, self.cluster_schemas, self.node_schemas, self.members
         )

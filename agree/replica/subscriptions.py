@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from agree.codec import ErrorInfo
 from agree.errors import AgreeError, SubscriptionOverflowError
-from agree.mutation import Mutation
+from agree.objects.mutation import Mutation
+from agree.wire.codec import ErrorInfo
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from agree.codec import ErrorInfo
 from agree.errors import ValidationError
-from agree.replicated import Consistency
+from agree.objects.replicated import Consistency
+from agree.wire.codec import ErrorInfo
 
 
 class CallKind(enum.Enum):

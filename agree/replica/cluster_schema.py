@@ -4,7 +4,7 @@ Every node *announces* the schemas its code has in a schema record in the log: a
 soon as it is elected, any other node once it knows a leader after it starts (through the
 leader, as a forwarded call).  Applying a record (on every replica, deterministically)
 refuses it whole if any of its schemas is not a compatible extension of the one the cluster
-recorded (agree.schema, "Upgrades"), else keeps it as that node's announcement and *adopts*
+recorded (agree.objects.schema, "Upgrades"), else keeps it as that node's announcement and *adopts*
 every schema that all the members (voters and learners, the replicated address book) announced
 code for.  The recorded schemas are thus the ones every member can apply.
 
@@ -34,7 +34,7 @@ from agree.errors import (
     SchemaMismatchError,
     UnknownMethodError,
 )
-from agree.schema import ObjectSchema, extension_problems, schema_fingerprint
+from agree.objects.schema import ObjectSchema, extension_problems, schema_fingerprint
 
 SCHEMA_RECORD_MAGIC: Final = b"AGD"
 SCHEMA_RECORD_VERSION: Final = 1

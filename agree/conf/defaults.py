@@ -1,8 +1,8 @@
 """The framework's default settings, in the shape of a settings module.
 
-:func:`agree.settings.load_settings` starts from these values, then applies the
+:func:`agree.conf.settings.load_settings` starts from these values, then applies the
 user's settings module, then ``-s KEY=VALUE`` overrides, then keyword values.
-A project's settings module may ``from agree.settings_defaults import *`` to
+A project's settings module may ``from agree.conf.defaults import *`` to
 start from them explicitly; it only needs to name what it changes.
 
 Every public upper-case name here is a setting; nothing else is.  Helper

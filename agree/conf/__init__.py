@@ -1,0 +1,1 @@
+"""Settings of an agree node: the typed ``Settings``, its defaults and its loading."""
