@@ -1,5 +1,5 @@
-"""Progress of long operations (backup, restore, a node applying its log at start or catching
-up with the leader), for a person watching.
+"""Progress of long operations (backup, restore, a node applying its log at start, catching up
+with the leader or receiving a snapshot from it), for a person watching.
 
 A :class:`Progress` writes to a terminal only: when its stream (stderr by default) is not a
 TTY -- a pipe, a log file, a test's capture -- it writes nothing at all, so scripts and logs see
@@ -109,8 +109,9 @@ CATCH_UP_MIN_LAG = 100
 
 
 class CatchUp:
-    """A node applying its log (replayed at start, or catching up with the leader), shown on
-    ``progress``: ``indexes()`` gives the node's (applied, commit) indexes.  The first sample
+    """A node applying its log (replayed at start, or catching up with the leader) or receiving
+    a snapshot, shown on ``progress``: ``indexes()`` gives the node's (applied, commit) indexes,
+    ``receiving()`` the snapshot being received (its index, bytes so far) or None.  The first sample
     shows any lag (the log a start replays); later ones a lag of ``min_lag`` entries or more.
 
     Call :meth:`sample` once right after the node starts, before the loop applies anything
@@ -123,9 +124,12 @@ class CatchUp:
         indexes: Callable[[], tuple[int, int]],
         progress: Progress,
         *,
+        receiving: Callable[[], tuple[int, int] | None] | None = None,
         min_lag: int = CATCH_UP_MIN_LAG,
     ) -> None:
         self._indexes = indexes
+        self._receiving = receiving
+        self._snapshot: int | None = None  # the index of a snapshot being received
         self.progress = progress
         self._min_lag = min_lag
         self._behind_from: int | None = None  # the applied index when the lag was first seen
@@ -134,7 +138,21 @@ class CatchUp:
     def sample(self) -> None:
         if not self.progress.enabled:
             return
+        incoming = self._receiving() if self._receiving is not None else None
+        if incoming is not None:  # a snapshot from the leader, chunk by chunk
+            self._snapshot, received = incoming
+            what = f"receiving a snapshot at index {self._snapshot}"
+            self.progress.stage(f"{what}: {format_amount(received, 'bytes')}")
+            self._first = False
+            return
         applied, commit = self._indexes()
+        if self._snapshot is not None:
+            self.progress.finish(
+                f"installed the snapshot at index {self._snapshot}"
+                if applied >= self._snapshot
+                else f"the snapshot at index {self._snapshot} was not installed"
+            )
+            self._snapshot = None
         lag = commit - applied
         if self._behind_from is None and (lag >= self._min_lag or (self._first and lag > 0)):
             self._behind_from = applied

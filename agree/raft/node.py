@@ -712,6 +712,11 @@ class RaftNode:
             and self._leader_last_index <= m.last_log_index
         )
 
+    @property
+    def snapshot_receiving(self) -> tuple[int, int] | None:
+        """A snapshot being received from the leader: (its index, bytes received so far)."""
+        return self._snap_in.receiving
+
     def _handle_snapshot(self, m: InstallSnapshot) -> None:
         """§7, Figure 13: see :mod:`agree.raft.snapshot`."""
         index = m.last_included_index

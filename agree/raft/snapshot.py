@@ -39,6 +39,11 @@ class SnapshotAssembler:
         self._buf = bytearray()
         self._sum = hashlib.sha256()
 
+    @property
+    def receiving(self) -> tuple[int, int] | None:
+        """The transfer under way, as (its last included index, bytes received so far)."""
+        return None if self._key is None else (self._key[2], len(self._buf))
+
     def offer(self, m: InstallSnapshot) -> tuple[int, bytes | None]:
         """Take a chunk: (the offset wanted next, the whole data once the last chunk is in
         and matches its checksum).  A mismatch discards the transfer: wanted next is 0."""

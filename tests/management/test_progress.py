@@ -103,6 +103,22 @@ def test_a_node_applying_its_log_at_start_shows_it_on_a_terminal() -> None:
     assert "applied up to index 400" in lines[1] and lines[2] == ""
 
 
+def test_a_snapshot_being_received_shows_its_bytes_then_its_install() -> None:
+    out = FakeTTY()
+    chunks = [(120, 65536), (120, 3 * 1024 * 1024), None]
+    watcher = CatchUp(
+        Indexes((120, 120)),  # applied once the snapshot is installed
+        Progress("node n4", unit="entries", stream=out, interval=0),
+        receiving=lambda: chunks.pop(0) if len(chunks) > 1 else chunks[0],
+    )
+    for _ in range(4):
+        watcher.sample()
+    text = out.getvalue()
+    assert "\rnode n4: receiving a snapshot at index 120: 64.0 KiB" in text
+    assert "\rnode n4: receiving a snapshot at index 120: 3.0 MiB" in text
+    assert re.search(r"\rnode n4: installed the snapshot at index 120 *\n", text)
+
+
 def test_nothing_is_watched_off_a_terminal() -> None:
     out = StringIO()
     asyncio.run(_watch(Indexes((0, 500)), out, 5))

@@ -116,6 +116,17 @@ def test_snapshot_assembler_accepts_chunks_in_order_only() -> None:
     assert asm.offer(_chunk(3, b"def")) == (0, None)  # finished: starts over
 
 
+def test_snapshot_assembler_says_what_it_is_receiving() -> None:
+    asm = SnapshotAssembler()
+    assert asm.receiving is None
+    asm.offer(_chunk(0, b"abc"))
+    assert asm.receiving == (9, 3)
+    asm.offer(_chunk(3, b"def"))
+    assert asm.receiving == (9, 6)
+    asm.offer(_chunk(6, b"ghi", done=True))
+    assert asm.receiving is None  # installed: nothing under way
+
+
 def test_snapshot_assembler_switches_to_a_newer_snapshot() -> None:
     asm = SnapshotAssembler()
     asm.offer(_chunk(0, b"old"))

@@ -163,7 +163,11 @@ async def serve(
         )
         await runner.setup()  # starts the node (the app's cleanup_ctx)
         # On a terminal: the log applied at start, or a long catch-up, as a progress line.
-        watcher = CatchUp(_indexes(node), Progress(f"node {settings.NODE_ID}", unit="entries"))
+        watcher = CatchUp(
+            _indexes(node),
+            Progress(f"node {settings.NODE_ID}", unit="entries"),
+            receiving=lambda: node.driver.raft.snapshot_receiving,
+        )
         watcher.sample()
         tune_collector()
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
