@@ -137,9 +137,9 @@ def test_from_the_wheel_to_a_restored_node(session: Session, tmp_path: Path) -> 
     )  # fmt: skip
     assert "site-packages" in where.stdout and str(REPO) not in where.stdout
 
-    check = session.run("check", ok=False)
-    assert check.returncode == 1 and "agree.E022" in check.stdout + check.stderr
-    assert "create it: python manage.py migrate --node n1" in check.stdout
+    check = session.run("check")  # passes: the nodes would create their databases
+    assert "agree.W022" in check.stdout
+    assert "or create it now: python manage.py migrate --node n1" in check.stdout
     session.run("migrate", "--all")
     assert session.run("check").stdout.strip() == "System check identified no issues."
 

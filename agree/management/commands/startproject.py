@@ -46,6 +46,10 @@ OBJECTS = {{
     "counter": "{name}.models.Counter",
 }}
 
+# A node creates or upgrades its database when it starts: handy on a developer's machine.  In
+# production, run `python manage.py migrate` as a step of its own and leave this off.
+AUTO_MIGRATE = True
+
 # Authenticates the nodes to one another.  Keep it secret; every node needs the same one.
 CLUSTER_SECRET = "{secret}"
 
