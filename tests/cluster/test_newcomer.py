@@ -77,8 +77,8 @@ def run(name: str, *args: str) -> str:
 
 def test_startproject_to_a_running_cluster(project: tuple[str, Path]) -> None:
     name, root = project
-    with pytest.raises(CommandError, match="3 error"):
-        run(name, "check")
+    # Passes before any database exists (the nodes would create theirs), and says so.
+    assert run(name, "check").count("agree.W022") == 3
     for node_id in ("n1", "n2", "n3"):
         proc = manage(root, "migrate", "--node", node_id)
         assert proc.wait(timeout=60) == 0
