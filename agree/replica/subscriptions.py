@@ -28,9 +28,13 @@ DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_HISTORY = 1_024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MutationRecord:
-    """A mutation as the host saw it: JSON-shaped, decoded into a Mutation only on delivery."""
+    """A mutation as the host saw it: JSON-shaped, decoded into a Mutation only on delivery.
+
+    Not frozen: one is built per applied command on every replica, and a frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__`` (about twice the cost).  Nothing
+    assigns to a record after it is built."""
 
     object: str
     method: str
