@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import random
 import types
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Final
 
 from agree import unsafe
 from agree.conf.settings import Settings, load_settings
@@ -69,11 +68,12 @@ from agree.storage.threaded import AsyncLogStore, AsyncStorage
 from agree.transport.base import Transport
 from agree.transport.memory import MemoryNetwork
 from agree.wire.calls import Call, CallKind, Outcome, check_timeout
+from agree.wire.codec import encode_arguments
 
 log = logging.getLogger(__name__)
 
 # As the codec writes commands: compact, UTF-8.
-_SIZE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_NO_ARGUMENTS: Final = "[[],{}]"  # encode_arguments([], {})
 
 __all__ = ["Node", "NodeStatus", "bootstrap_state"]
 
@@ -458,13 +458,15 @@ class Node:
         group.driver  # noqa: B018 - raises if the group is not serving
         kind = "command" if call.kind is CallKind.COMMAND else "query"
         op = host.operation(call.object, call.method, kind)
-        self._check_size(call)
+        arguments = self._check_size(call)
         if not validated:  # before anything is proposed or read
             op.bind_json(call.args, call.kwargs)
         # Only what every member's code has may be proposed (agree.replica.cluster_schema).
         host.check_adopted(call.object, call.method, call.args, call.kwargs)
         if call.kind is CallKind.COMMAND:
-            return await self._router.command(group, call, deadline, may_forward=may_forward)
+            return await self._router.command(
+                group, call, deadline, may_forward=may_forward, arguments=arguments
+            )
         consistency = Consistency(call.consistency or op.consistency or Consistency.LINEARIZABLE)
         return await self._router.query(
             group,
@@ -475,21 +477,23 @@ class Node:
             running=lambda: self._started,
         )
 
-    def _check_size(self, call: Call) -> None:
+    def _check_size(self, call: Call) -> str | None:
         """Refuse arguments over MAX_CALL_BYTES, measured as they are encoded (compact UTF-8
-        JSON), so that a call in-process meets the same limit as one over HTTP."""
+        JSON), so that a call in-process meets the same limit as one over HTTP.  Returns that
+        encoding (:func:`agree.codec.encode_arguments`) for the command to reuse."""
         if not call.args and not call.kwargs:
-            return
+            return _NO_ARGUMENTS
+        arguments = encode_arguments(call.args, call.kwargs)
+        if arguments is None:
+            return None  # not JSON: refused with its own error when it is bound or encoded
         limit = self.config.max_call_bytes
-        try:
-            size = len(_SIZE_ENCODER.encode([call.args, call.kwargs]).encode())
-        except (TypeError, ValueError):
-            return  # not JSON: refused with its own error when it is bound or encoded
+        size = len(arguments) if arguments.isascii() else len(arguments.encode())
         if size > limit:
             raise ValidationError(
                 f"{call.object}.{call.method}: its arguments take {size} bytes encoded, more"
                 f" than MAX_CALL_BYTES ({limit}); pass less per call, or raise MAX_CALL_BYTES"
             )
+        return arguments
 
     def _election_timeout(self) -> float:
         return self.config.election_timeout

@@ -54,8 +54,16 @@ class Router:
 
     # -- commands and queries --------------------------------------------------------------------
     async def command(
-        self, group: Group, call: Call, deadline: float, *, may_forward: bool
+        self,
+        group: Group,
+        call: Call,
+        deadline: float,
+        *,
+        may_forward: bool,
+        arguments: str | None = None,
     ) -> Outcome:
+        """``arguments``: ``encode_arguments(call.args, call.kwargs)`` if the caller has it."""
+
         async def propose(remaining: float) -> Outcome:
             record = CommandRecord(
                 object=call.object,
@@ -68,7 +76,7 @@ class Router:
                 timestamp_ns=self._stamp(),
             )
             # Times out by the driver's deadline sweep (one per tick), not a timer per call.
-            fut = group.driver.propose(encode_command(record), deadline)
+            fut = group.driver.propose(encode_command(record, arguments), deadline)
             try:
                 outcome: Outcome = await fut
                 return outcome

@@ -70,6 +70,7 @@ __all__ = [
     "decode_command",
     "decode_error",
     "dump_state",
+    "encode_arguments",
     "encode_command",
     "encode_error",
     "load_state",
@@ -148,21 +149,37 @@ _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, al
 _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def encode_command(rec: CommandRecord) -> bytes:
-    """``b"AGC" + version + compact JSON array``; ValidationError if an argument is not JSON."""
+def encode_arguments(args: list[Any], kwargs: dict[str, Any]) -> str | None:
+    """``[args, kwargs]`` as the compact JSON :func:`encode_command` writes them, or None if they
+    are not JSON.  Measured for the size limit, then passed on so they are encoded once."""
     try:
-        body = _ENCODER.encode(
-            [
-                rec.object,
-                rec.method,
-                rec.args,
-                rec.kwargs,
-                rec.client_id,
-                rec.seq,
-                rec.timestamp_ns,
-                rec.ack,
-            ]
-        )
+        return _ENCODER.encode([args, kwargs])
+    except (TypeError, ValueError):
+        return None
+
+
+def encode_command(rec: CommandRecord, arguments: str | None = None) -> bytes:
+    """``b"AGC" + version + compact JSON array``; ValidationError if an argument is not JSON.
+
+    ``arguments``: ``encode_arguments(rec.args, rec.kwargs)``, if the caller has it already."""
+    try:
+        if arguments is None:
+            body = _ENCODER.encode(
+                [
+                    rec.object,
+                    rec.method,
+                    rec.args,
+                    rec.kwargs,
+                    rec.client_id,
+                    rec.seq,
+                    rec.timestamp_ns,
+                    rec.ack,
+                ]
+            )
+        else:  # the same text: compact JSON of a list is its items' JSON, comma-separated
+            head = _ENCODER.encode([rec.object, rec.method])
+            tail = _ENCODER.encode([rec.client_id, rec.seq, rec.timestamp_ns, rec.ack])
+            body = f"{head[:-1]},{arguments[1:-1]},{tail[1:]}"
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"command {rec.object}.{rec.method} cannot be encoded: {exc}; its arguments must be "

@@ -37,6 +37,7 @@ from agree.wire.codec import (
     decode_command,
     decode_error,
     dump_state,
+    encode_arguments,
     encode_command,
     encode_error,
     load_state,
@@ -75,6 +76,30 @@ def test_ack_defaults_to_zero() -> None:
 def test_command_encoding_is_compact_json() -> None:
     rec = CommandRecord("kv", "set", ["a", "1"], {}, "c", 1, 2)
     assert encode_command(rec) == b'AGC\x01["kv","set",["a","1"],{},"c",1,2,0]'
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ([], {}),
+        (["a", "1"], {}),
+        ([], {"k": [1, {"é": None}]}),
+        ([["x", 1.5], {"ñ\n": "日本"}, True], {"z": {}, "a": []}),
+    ],
+)
+def test_a_command_encoded_from_its_measured_arguments_is_the_same_bytes(
+    args: list[Any], kwargs: dict[str, Any]
+) -> None:
+    rec = CommandRecord("kv", "sét", args, kwargs, "c\u2028", 7, 123456789, 3)
+    arguments = encode_arguments(args, kwargs)
+    assert arguments is not None
+    assert encode_command(rec, arguments) == encode_command(rec)
+    assert decode_command(encode_command(rec, arguments)) == rec
+
+
+def test_arguments_that_are_not_json_are_not_encoded() -> None:
+    assert encode_arguments([float("nan")], {}) is None
+    assert encode_arguments([object()], {}) is None
 
 
 def test_a_command_from_bound_call_json_round_trips() -> None:
