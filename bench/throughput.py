@@ -77,6 +77,7 @@ def serve_node(module: str, node_id: str) -> None:
                 int(body["payload"]),
                 str(body.get("op", "write")),
                 float(body.get("seconds", 1e9)),
+                float(body.get("answer_within", 1e9)),
             )
             return web.json_response(result)
 
@@ -86,11 +87,20 @@ def serve_node(module: str, node_id: str) -> None:
 
 
 async def issue(
-    node: Any, window: int, n: int, payload: int, op: str = "write", seconds: float = 1e9
+    node: Any,
+    window: int,
+    n: int,
+    payload: int,
+    op: str = "write",
+    seconds: float = 1e9,
+    answer_within: float = 1e9,
 ) -> dict[str, Any]:
     """``n`` commands (``op="write"``, ``KVStore.set``) or linearizable reads (``op="read"``,
     ``KVStore.get``) with ``window`` in flight through the node's proxy, no new one started
-    after ``seconds``; latencies in ms."""
+    after ``seconds``; latencies in ms.  A call still unanswered after ``answer_within``
+    seconds (the node's own REQUEST_TIMEOUT should have failed it before) is given up and
+    counted in the failures as ``NoAnswer``, so that a stranded call cannot hold the run up
+    for ever."""
     from agree.errors import AgreeError
 
     kv = node.proxy("kv")
@@ -106,13 +116,15 @@ async def issue(
             i = next_i
             next_i += 1
             started = time.perf_counter()
+            key = f"k{i % KEY_SPACE:04d}"
             try:
-                if op == "write":
-                    await kv.set(f"k{i % KEY_SPACE:04d}", value)
-                else:
-                    await kv.get(f"k{i % KEY_SPACE:04d}")
+                call = kv.set(key, value) if op == "write" else kv.get(key)
+                await asyncio.wait_for(call, answer_within)
             except AgreeError as exc:  # e.g. timed out: counted, not in the rate
                 failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+                continue
+            except TimeoutError:  # not an AgreeTimeoutError: wait_for gave up on it
+                failures["NoAnswer"] = failures.get("NoAnswer", 0) + 1
                 continue
             latencies.append((time.perf_counter() - started) * 1000)
 
@@ -275,7 +287,14 @@ def one_run(
             follower = next(i for i in cluster.urls if i != leader)
             via = leader if args.via == "leader" else follower
             url = cluster.urls[via] + "/bench/run"
-            payload = {"window": 1, "n": 100, "payload": args.payload, "seconds": args.seconds}
+            payload = {
+                "window": 1,
+                "n": 100,
+                "payload": args.payload,
+                "seconds": args.seconds,
+                # Past the nodes' REQUEST_TIMEOUT: an answer that late is a lost call.
+                "answer_within": args.request_timeout + 30,
+            }
             post(url, payload)  # warm-up
             seq = post(url, {**payload, "n": min(n, 500)})
             pids = cluster.pids(leader)

@@ -5,6 +5,7 @@ These check the scripts, never a duration: the benchmarks themselves are run by 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -12,7 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
@@ -119,3 +120,25 @@ def test_profile_layers_charges_each_sample_to_its_innermost_frame(tmp_path: Pat
     assert by_thread["event loop thread"] == 4
     assert by_thread["thread (unnamed)"] == 4
     assert by_file["agree/storage/sql.py:save"] == 4
+
+
+def test_throughput_gives_up_on_a_call_that_never_answers() -> None:
+    throughput = load("throughput")
+
+    class Proxy:
+        async def set(self, key: str, value: str) -> None:
+            if key == "k0001":  # stranded: no answer and no error, ever
+                await asyncio.Event().wait()
+
+    class Node:
+        def proxy(self, name: str) -> Proxy:
+            return Proxy()
+
+        def status(self) -> SimpleNamespace:
+            return SimpleNamespace(term=1)
+
+    result = asyncio.run(
+        asyncio.wait_for(throughput.issue(Node(), 2, 4, 8, answer_within=0.2), 10)
+    )
+    assert result["n"] == 3
+    assert result["failures"] == {"NoAnswer": 1}
