@@ -152,7 +152,6 @@ def summary(latencies: list[float], seconds: float) -> dict[str, Any]:
 # -- the orchestrator -----------------------------------------------------------------------------
 
 
-
 def request(method: str, url: str, body: Any = None, timeout: float = 600) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)

@@ -137,8 +137,6 @@ def test_throughput_gives_up_on_a_call_that_never_answers() -> None:
         def status(self) -> SimpleNamespace:
             return SimpleNamespace(term=1)
 
-    result = asyncio.run(
-        asyncio.wait_for(throughput.issue(Node(), 2, 4, 8, answer_within=0.2), 10)
-    )
+    result = asyncio.run(asyncio.wait_for(throughput.issue(Node(), 2, 4, 8, answer_within=0.2), 10))
     assert result["n"] == 3
     assert result["failures"] == {"NoAnswer": 1}
