@@ -512,6 +512,9 @@ def main() -> None:
             if args.compare:
                 runs["pysyncobj-memory"].append(pysyncobj_run(args, "memory", window, n))
                 runs["pysyncobj-file"].append(pysyncobj_run(args, "file", window, n))
+            # Each run as it ends, so that a run cut short still leaves the ones before it.
+            rates = ", ".join(f"{s} {runs[s][-1]['writes_per_s']:.0f}/s" for s in systems)
+            print(f"  (W={window}, run {run + 1}: {rates})", flush=True)
         for system in systems:
             table[system][window] = medians(runs[system])
             print_row(LABELS[system], window, table[system][window])

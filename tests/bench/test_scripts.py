@@ -63,7 +63,7 @@ def test_throughput_writes_the_configuration_figures(tmp_path: Path) -> None:
 def test_throughput_compares_with_pysyncobj(tmp_path: Path) -> None:
     pytest.importorskip("pysyncobj", reason="the bench extra is not installed")
     out = tmp_path / "c.json"
-    run(
+    stdout = run(
         "throughput.py",
         *("--window", "4", "--n", "24", "--runs", "1", "--reads", "0", "--compare", "pysyncobj"),
         *("--json", str(out)),
@@ -73,6 +73,7 @@ def test_throughput_compares_with_pysyncobj(tmp_path: Path) -> None:
     memory = figures["table"]["pysyncobj-memory"]["4"]
     assert memory["writes_per_s"] > 0 and memory["cpu_us_leader"] >= 0
     assert figures["ratios"]["4"]["writes_per_s_vs_memory"] > 0
+    assert "(W=4, run 1: agree " in stdout and "pysyncobj-file " in stdout
     if importlib.util.find_spec("matplotlib") is not None:
         assert out.with_suffix(".png").read_bytes().startswith(b"\x89PNG")
 
