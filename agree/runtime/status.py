@@ -60,10 +60,14 @@ class NodeStatus:
     def group_json(self) -> dict[str, Any]:
         """One entry of ``GET /v1/status``'s ``groups``: this group's leader, term, indexes
         and voters/learners as this node sees them."""
+        leader_url = self.members.get(self.leader_id) if self.leader_id else None
+        return {**self._raft_json(), "leader_url": leader_url}
+
+    def _raft_json(self) -> dict[str, Any]:
+        """The fields both views share: role, leader, term, indexes, voters and learners."""
         return {
             "role": self.role.value,
             "leader_id": self.leader_id,
-            "leader_url": self.members.get(self.leader_id) if self.leader_id else None,
             "term": self.term,
             "commit_index": self.commit_index,
             "applied_index": self.applied_index,
@@ -76,14 +80,7 @@ class NodeStatus:
         """The shape of ``GET /v1/status`` (without the URLs the server adds)."""
         return {
             "id": self.id,
-            "role": self.role.value,
-            "leader_id": self.leader_id,
-            "term": self.term,
-            "commit_index": self.commit_index,
-            "applied_index": self.applied_index,
-            "last_index": self.last_index,
-            "voters": list(self.voters),
-            "learners": list(self.learners),
+            **self._raft_json(),
             "members": dict(self.members),
             "match_index": dict(self.match_index),
             "last_contact": dict(self.last_contact),
