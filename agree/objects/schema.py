@@ -1006,22 +1006,28 @@ def _differences(local: Mapping[str, Any], remote: Mapping[str, Any]) -> list[st
         lo, ro = lops[name], rops[name]
         if lo["kind"] != ro["kind"]:
             out.append(f"{name!r} is a {lo['kind']} here but a {ro['kind']} on the remote")
-        if lo["consistency"] != ro["consistency"]:
-            out.append(
-                f"{name!r}: default consistency {lo['consistency']} here, "
-                f"{ro['consistency']} on the remote"
-            )
-        if lo["returns_type"] != ro["returns_type"]:
-            out.append(
-                f"{name!r}: return type {lo['returns_type']} here, {ro['returns_type']} on the "
-                "remote"
-            )
-        elif lo["returns"] != ro["returns"]:
-            out.append(
-                f"{name!r}: return type differs: {_short(lo['returns'])} here, "
-                f"{_short(ro['returns'])} on the remote"
-            )
+        out.extend(_consistency_and_return_differences(name, lo, ro, "on the remote"))
         out.extend(_param_differences(name, lo["params"], ro["params"]))
+    return out
+
+
+def _consistency_and_return_differences(
+    name: str, lo: Mapping[str, Any], ro: Mapping[str, Any], there: str
+) -> list[str]:
+    """How an operation's default consistency and return type here differ from ``ro``'s,
+    which is described as ``there`` ("on the remote", "recorded")."""
+    out: list[str] = []
+    if lo["consistency"] != ro["consistency"]:
+        out.append(
+            f"{name!r}: default consistency {lo['consistency']} here, {ro['consistency']} {there}"
+        )
+    if lo["returns_type"] != ro["returns_type"]:
+        out.append(f"{name!r}: return type {lo['returns_type']} here, {ro['returns_type']} {there}")
+    elif lo["returns"] != ro["returns"]:
+        out.append(
+            f"{name!r}: return type differs: {_short(lo['returns'])} here, "
+            f"{_short(ro['returns'])} {there}"
+        )
     return out
 
 
@@ -1094,20 +1100,7 @@ def extension_problems(recorded: Mapping[str, Any], local: Mapping[str, Any]) ->
         lo = nops[name]
         if lo["kind"] != ro["kind"]:
             out.append(f"{name!r} is a {lo['kind']} here but the cluster recorded a {ro['kind']}")
-        if lo["consistency"] != ro["consistency"]:
-            out.append(
-                f"{name!r}: default consistency {lo['consistency']} here, {ro['consistency']}"
-                " recorded"
-            )
-        if lo["returns_type"] != ro["returns_type"]:
-            out.append(
-                f"{name!r}: return type {lo['returns_type']} here, {ro['returns_type']} recorded"
-            )
-        elif lo["returns"] != ro["returns"]:
-            out.append(
-                f"{name!r}: return type differs: {_short(lo['returns'])} here, "
-                f"{_short(ro['returns'])} recorded"
-            )
+        out.extend(_consistency_and_return_differences(name, lo, ro, "recorded"))
         out.extend(_param_extension_problems(name, ro["params"], lo["params"]))
     return out
 
