@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import time
 import types
+import uuid
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 POSTGRES_URL = os.environ.get(
@@ -66,3 +68,20 @@ def leader_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[LeaderClock]:
     # raising=True (the default): if agree.runtime.clock stops using ``time``, this fails loudly.
     monkeypatch.setattr(agree.runtime.clock, "time", clock)
     yield clock
+
+
+@pytest.fixture
+def per_node_url(postgres_url: str) -> Iterator[str]:
+    """A DATABASE_URL whose ``{node_id}`` selects a schema of its own, dropped afterwards."""
+    prefix = f"agree_n_{uuid.uuid4().hex[:10]}"
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    schemas = [f"{prefix}_n{i}" for i in (1, 2, 3)]
+    with psycopg.connect(plain, autocommit=True) as conn:
+        for schema in schemas:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{postgres_url}?options=-csearch_path%3D{prefix}_{{node_id}}"
+    finally:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

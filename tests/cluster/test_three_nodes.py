@@ -7,11 +7,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import aiohttp
-import psycopg
 import pytest
 from processes import ProcessCluster, free_ports, http
 
@@ -79,23 +77,6 @@ def test_leader_sigkilled_twice_while_writing_sqlite(
     cluster = process_cluster(3, SNAPSHOT_ENTRIES=100)
     cluster.start_all()
     asyncio.run(_write_while_killing_leaders(cluster, total=300, kills=2))
-
-
-@pytest.fixture
-def per_node_url(postgres_url: str) -> Iterator[str]:
-    """A DATABASE_URL whose ``{node_id}`` selects a schema of its own, dropped afterwards."""
-    prefix = f"agree_p_{uuid.uuid4().hex[:10]}"
-    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
-    schemas = [f"{prefix}_n{i}" for i in (1, 2, 3)]
-    with psycopg.connect(plain, autocommit=True) as conn:
-        for schema in schemas:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{postgres_url}?options=-csearch_path%3D{prefix}_{{node_id}}"
-    finally:
-        with psycopg.connect(plain, autocommit=True) as conn:
-            for schema in schemas:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.mark.postgres
