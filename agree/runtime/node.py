@@ -49,6 +49,7 @@ from agree.runtime.commit import CommitBatcher
 from agree.runtime.compose import assign_groups, copy_objects, initial_objects, node_config
 from agree.runtime.driver import Driver
 from agree.runtime.group import Group, bootstrap_state, open_group
+from agree.runtime.intake import Intake
 from agree.runtime.membership import (
     ADD_MEMBER,
     MEMBERSHIP_METHODS,
@@ -153,6 +154,8 @@ class Node:
             self.id, self._require_transport, self._clock, self._election_timeout()
         )
         self._membership = Membership(self._router, self._clock, self.config.tick_interval)
+        # Bounds the calls started per turn of the loop (agree.runtime.intake).
+        self._intake = Intake()
 
     def __repr__(self) -> str:
         if not self._started:
@@ -453,6 +456,9 @@ class Node:
     async def _call(
         self, call: Call, deadline: float, *, may_forward: bool, validated: bool = False
     ) -> Outcome:
+        turn = self._intake.admit()
+        if turn is not None:  # a crowd arrived at once: this one starts in a later turn
+            await turn
         group = self.group_of(call.object)
         host = group.host
         group.driver  # noqa: B018 - raises if the group is not serving
