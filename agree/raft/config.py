@@ -14,6 +14,10 @@ class Config:
     heartbeat_tick: int = 1  # leaders send heartbeats every this many ticks
     max_msg_bytes: int = 1 << 20  # soft cap on entry bytes per AppendEntries
     max_inflight_msgs: int = 256  # pipelined AppendEntries in flight per follower
+    # ... and at most this many entry bytes in them (0: no bound).  Only so much waits in
+    # front of a follower that persists more slowly than the leader takes commands, so its
+    # heartbeats are not held up behind the backlog for longer than an election timeout.
+    max_inflight_bytes: int = 4 << 20
     # Soft cap on the entry bytes one Ready hands out to apply (etcd's
     # MaxCommittedSizePerReady; at least one entry): a host carries out one Ready per turn of
     # its loop, so a large backlog of committed entries is applied in bounded chunks, with
@@ -43,6 +47,10 @@ class Config:
             )
         if self.max_inflight_msgs < 1:
             raise ConfigurationError("max_inflight_msgs must be >= 1", setting="max_inflight_msgs")
+        if self.max_inflight_bytes < 0:
+            raise ConfigurationError(
+                "max_inflight_bytes must be >= 0", setting="max_inflight_bytes"
+            )
         if self.max_committed_bytes_per_ready < 1:
             raise ConfigurationError(
                 "max_committed_bytes_per_ready must be >= 1",

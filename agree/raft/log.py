@@ -69,17 +69,24 @@ class RaftLog:
     def batch(self, lo: int, max_bytes: int, hi: int | None = None) -> list[Entry]:
         """Entries from ``lo`` (up to ``hi`` inclusive, if given) holding at most ``max_bytes``
         of data, but at least one."""
+        return self.sized_batch(lo, max_bytes, hi)[0]
+
+    def sized_batch(
+        self, lo: int, max_bytes: int, hi: int | None = None
+    ) -> tuple[list[Entry], int]:
+        """:meth:`batch` and the bytes of data it holds."""
         entries = self._entries
         start = lo - self._offset - 1
         end = start
         size = 0
         n = len(entries) if hi is None else hi - self._offset
         while end < n:
-            size += len(entries[end].data)
-            if size > max_bytes and end > start:
+            grown = size + len(entries[end].data)
+            if grown > max_bytes and end > start:
                 break
+            size = grown
             end += 1
-        return entries[start:end]
+        return entries[start:end], size
 
     def unstable(self) -> tuple[Entry, ...]:
         """Entries storage does not have yet."""

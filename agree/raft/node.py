@@ -257,15 +257,22 @@ class RaftNode:
             self._conf = conf_log[-1][1] if conf_log else self._conf_base
             self._conf_changed()
 
+    def _new_progress(self, next_index: int) -> Progress:
+        cfg = self._cfg
+        return Progress(
+            next_index,
+            cfg.max_inflight_msgs,
+            heard=self._ticks,
+            max_inflight_bytes=cfg.max_inflight_bytes,
+        )
+
     def _conf_changed(self) -> None:
         conf = self._conf
         if self._role is Role.LEADER:
             last = self._log.last_index
             for member in sorted(conf.voters | conf.learners):  # sorted: deterministic
                 if member not in self._prs:
-                    self._prs[member] = Progress(
-                        last + 1, self._cfg.max_inflight_msgs, heard=self._ticks
-                    )
+                    self._prs[member] = self._new_progress(last + 1)
             for member in [m for m in self._prs if m not in conf.voters and m not in conf.learners]:
                 if member != self._id:
                     del self._prs[member]
@@ -348,12 +355,9 @@ class RaftNode:
         self._lease_void = False
         log = self._log
         last = log.last_index
-        inflight, now = self._cfg.max_inflight_msgs, self._ticks
         # Sorted: iteration order decides message order, which must not depend on hashing.
-        self._prs = {
-            m: Progress(last + 1, inflight, heard=now) for m in sorted(self._conf.members())
-        }
-        me = self._prs.setdefault(self._id, Progress(last + 1, inflight, heard=now))
+        self._prs = {m: self._new_progress(last + 1) for m in sorted(self._conf.members())}
+        me = self._prs.setdefault(self._id, self._new_progress(last + 1))
         # The leader counts itself toward a commit with what it has persisted (§10.2.1):
         # everything handed out in a Ready, which the host carried out before this step.
         me.maybe_update(log.stable)
@@ -796,7 +800,10 @@ class RaftNode:
             pr.next = log.last_index + 1  # defensive: next beyond the end
             prev = log.last_index
             prev_term = log.last_term
-        entries = log.batch(pr.next, self._max_msg_bytes) if pr.next <= log.last_index else []
+        if pr.next <= log.last_index:
+            entries, size = log.sized_batch(pr.next, self._max_msg_bytes)
+        else:
+            entries, size = [], 0
         if not entries and not allow_empty:
             return False
         self._msgs.append(
@@ -814,7 +821,7 @@ class RaftNode:
             if entries:
                 last = entries[-1].index
                 pr.next = last + 1  # optimistic: pipeline the next batch right away
-                pr.inflights.add(last)
+                pr.inflights.add(last, size)
         else:
             pr.paused = True  # probe: one at a time until the follower answers
         return True

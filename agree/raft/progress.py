@@ -18,35 +18,48 @@ class ProgressState(enum.Enum):
 
 
 class Inflights:
-    """Last indices of the AppendEntries sent but not yet acknowledged, oldest first."""
+    """The AppendEntries sent but not yet acknowledged, oldest first: each one's last index and
+    entry bytes.  Full at ``capacity`` messages or ``max_bytes`` bytes (etcd's MaxInflightMsgs
+    and MaxInflightBytes): a follower that persists more slowly than the leader produces must
+    not gather an unbounded backlog in front of it, behind which its heartbeats would wait."""
 
-    __slots__ = ("_capacity", "_queue")
+    __slots__ = ("_bytes", "_capacity", "_max_bytes", "_queue")
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int = 0) -> None:
         self._capacity = capacity
-        self._queue: deque[int] = deque()
+        self._max_bytes = max_bytes  # 0: no bound in bytes
+        self._queue: deque[tuple[int, int]] = deque()
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._queue)
 
-    def full(self) -> bool:
-        return len(self._queue) >= self._capacity
+    @property
+    def bytes(self) -> int:
+        return self._bytes
 
-    def add(self, last_index: int) -> None:
-        self._queue.append(last_index)
+    def full(self) -> bool:
+        return len(self._queue) >= self._capacity or (
+            self._max_bytes > 0 and self._bytes >= self._max_bytes
+        )
+
+    def add(self, last_index: int, size: int = 0) -> None:
+        self._queue.append((last_index, size))
+        self._bytes += size
 
     def free_le(self, index: int) -> None:
         """Forget every message acknowledged by a match at ``index``."""
         queue = self._queue
-        while queue and queue[0] <= index:
-            queue.popleft()
+        while queue and queue[0][0] <= index:
+            self._bytes -= queue.popleft()[1]
 
     def free_first(self) -> None:
         if self._queue:
-            self._queue.popleft()
+            self._bytes -= self._queue.popleft()[1]
 
     def reset(self) -> None:
         self._queue.clear()
+        self._bytes = 0
 
 
 class Progress:
@@ -72,13 +85,19 @@ class Progress:
     )
 
     def __init__(
-        self, next_index: int, max_inflight: int, match: int = 0, *, heard: int = 0
+        self,
+        next_index: int,
+        max_inflight: int,
+        match: int = 0,
+        *,
+        heard: int = 0,
+        max_inflight_bytes: int = 0,
     ) -> None:
         self.match = match  # highest index known to be replicated on the follower
         self.next = next_index  # index of the next entry to send
         self.state = ProgressState.PROBE
         self.paused = False  # PROBE only: a probe is outstanding
-        self.inflights = Inflights(max_inflight)  # REPLICATE only
+        self.inflights = Inflights(max_inflight, max_inflight_bytes)  # REPLICATE only
         self.recent_active = False  # heard from within the last election timeout (§6.2)
         # The leader's clock (ticks) when it last heard from the follower in its term; a new
         # leader starts it at its election, which a quorum just granted (§4.2.3 stickiness).

@@ -64,3 +64,20 @@ def test_inflights_free_first_unblocks() -> None:
     assert infl.full()
     infl.free_first()
     assert not infl.full()
+
+
+def test_inflights_full_by_bytes_and_freed_by_acknowledgements() -> None:
+    infl = Inflights(capacity=100, max_bytes=10)
+    infl.add(1, 4)
+    infl.add(2, 4)
+    assert not infl.full() and infl.bytes == 8
+    infl.add(3, 4)
+    assert infl.full()
+    infl.free_le(2)
+    assert not infl.full() and infl.bytes == 4 and len(infl) == 1
+    infl.free_first()
+    assert infl.bytes == 0 and len(infl) == 0
+    infl.add(4, 50)  # one message larger than the bound still goes, alone
+    assert infl.full()
+    infl.reset()
+    assert infl.bytes == 0 and not infl.full()

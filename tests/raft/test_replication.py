@@ -69,6 +69,24 @@ def test_pipeline_is_bounded_by_max_inflight_msgs() -> None:
     assert c.peers["b"].state == [b"xy"] * 10
 
 
+def test_pipeline_is_bounded_by_max_inflight_bytes() -> None:
+    """A follower that persists more slowly than the leader takes commands gets at most
+    max_inflight_bytes of entries ahead of its acknowledgements, not max_inflight_msgs full
+    messages: its heartbeats would wait behind the backlog for longer than an election
+    timeout (seen with 10 KB commands, 10,000 in flight: three elections in one run)."""
+    c = leader_with_entries(max_inflight_msgs=256, max_inflight_bytes=25, max_msg_bytes=10)
+    assert c["a"]._prs["b"].state is ProgressState.REPLICATE
+    for _k in range(20):
+        c.propose("a", b"12345")  # 5 bytes each: two per message of at most 10
+    to_b = [m for m in c.net if isinstance(m, AppendEntries) and m.dst == "b"]
+    sent = sum(len(e.data) for m in to_b for e in m.entries)
+    assert 25 <= sent < 25 + 10  # the message that reached the bound was the last
+    assert c["a"]._prs["b"].inflights.bytes == sent
+    c.stabilize()
+    assert c.peers["b"].state == [b"12345"] * 20
+    assert c["a"]._prs["b"].inflights.bytes == 0
+
+
 def test_a_lost_append_is_recovered_by_heartbeats() -> None:
     c = leader_with_entries()
     c.propose("a", b"lost")
