@@ -67,7 +67,20 @@ def serve_node(module: str, node_id: str) -> None:
     settings = load_settings(module, NODE_ID=node_id)
     host, port = settings.bind_address()
 
+    stalls = LoopStalls()
+
     def configure(app: web.Application, node: Node) -> None:
+        async def watch(app: web.Application) -> Any:
+            task = asyncio.ensure_future(stalls.watch())
+            yield
+            task.cancel()
+
+        async def longest_stall(request: web.Request) -> web.Response:
+            return web.json_response({"ms": stalls.take() * 1000})
+
+        app.cleanup_ctx.append(watch)
+        app.router.add_get("/bench/stall", longest_stall)
+
         async def run(request: web.Request) -> web.Response:
             body = await request.json()
             result = await issue(
@@ -84,6 +97,29 @@ def serve_node(module: str, node_id: str) -> None:
         app.router.add_post("/bench/run", run)
 
     asyncio.run(serve(settings, host, port, configure=configure))
+
+
+class LoopStalls:
+    """The longest time the node's event loop went without running a 5 ms timer, past when
+    it was due: ticks, heartbeats and peer frames waited that long.  A stall past the election
+    timeout (0.5 s by default) lets the followers elect another leader."""
+
+    PERIOD = 0.005
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+
+    async def watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.PERIOD
+            await asyncio.sleep(self.PERIOD)
+            self.longest = max(self.longest, loop.time() - due)
+
+    def take(self) -> float:
+        """The longest stall since the last call."""
+        longest, self.longest = self.longest, 0.0
+        return longest
 
 
 async def issue(
@@ -254,12 +290,21 @@ class Cluster:
     def cpu(self) -> float:
         return sum(cpu_seconds(p.pid) for p in self.procs.values())
 
-    def pids(self, leader: str) -> dict[str, int]:
-        """Each node's pid by role: ``leader``, ``follower1``, ``follower2``, ..."""
+    def roles(self, leader: str) -> dict[str, str]:
+        """Each node's id by role: ``leader``, ``follower1``, ``follower2``, ..."""
         followers = [i for i in self.urls if i != leader]
-        pids = {"leader": self.procs[leader].pid}
-        pids.update({f"follower{k}": self.procs[i].pid for k, i in enumerate(followers, 1)})
-        return pids
+        return {"leader": leader, **{f"follower{k}": i for k, i in enumerate(followers, 1)}}
+
+    def pids(self, leader: str) -> dict[str, int]:
+        """Each node's pid by role."""
+        return {role: self.procs[i].pid for role, i in self.roles(leader).items()}
+
+    def longest_stalls(self, leader: str) -> dict[str, float]:
+        """Each node's longest event-loop stall (ms) since the last call, by role."""
+        return {
+            f"stall_ms_{role}": float(request("GET", self.urls[i] + "/bench/stall")[1]["ms"])
+            for role, i in self.roles(leader).items()
+        }
 
     def close(self) -> None:
         for proc in self.procs.values():
@@ -311,9 +356,11 @@ def one_run(
             seq = post(url, {**payload, "n": min(n, 500)})
             pids = cluster.pids(leader)
             spy = start_profile(args, pids["leader"], profile) if profile else None
+            cluster.longest_stalls(leader)  # from now on
             before = cpu_by_process(pids)
             result = post(url, {**payload, "window": window, "n": n})
             after = cpu_by_process(pids)
+            stalls = cluster.longest_stalls(leader)
             if spy is not None:
                 stop_profile(spy)
             if result["failures"]:
@@ -326,6 +373,7 @@ def one_run(
                 "p50_ms": result["p50_ms"],
                 "p99_ms": result["p99_ms"],
                 **per_command(before, after, result["n"]),
+                **stalls,
             }
             for where, node_id in (("leader", leader), ("follower", follower)) if reads else ():
                 read = {**payload, "op": "read", "window": args.read_window, "n": reads}
@@ -527,7 +575,14 @@ def main() -> None:
                 runs["pysyncobj-file"].append(pysyncobj_run(args, "file", window, n))
             # Each run as it ends, so that a run cut short still leaves the ones before it.
             rates = ", ".join(f"{s} {runs[s][-1]['writes_per_s']:.0f}/s" for s in systems)
-            print(f"  (W={window}, run {run + 1}: {rates})", flush=True)
+            stalls = " ".join(
+                f"{v:.0f}" for k, v in runs["agree"][-1].items() if k.startswith("stall_ms_")
+            )
+            print(
+                f"  (W={window}, run {run + 1}: {rates}; agree's longest loop stalls, ms,"
+                f" leader first: {stalls})",
+                flush=True,
+            )
         for system in systems:
             table[system][window] = medians(runs[system])
             print_row(LABELS[system], window, table[system][window])

@@ -168,7 +168,7 @@ class Driver:
         self._capture_started = 0.0  # on the clock, when observed
         # What the Ready loop handed over to apply while a capture was under way (snapshots
         # to restore, entries to apply), in order; applied once the capture is done.
-        self._backlog: list[Snapshot | tuple[Entry, ...]] = []
+        self._backlog: collections.deque[Snapshot | tuple[Entry, ...]] = collections.deque()
         self._deferring = False  # the current Ready's apply goes to the backlog
         self._tasks: list[asyncio.Task[None]] = []
         self._saving_behind: asyncio.Future[None] | None = None  # unsafe.ACK_BEFORE_DURABLE
@@ -633,23 +633,29 @@ class Driver:
         self._resolve(waiters, index)
 
     async def _apply_backlog(self) -> None:
-        """Apply, in order, what arrived to apply during the capture."""
-        backlog, self._backlog = self._backlog, []
+        """Apply, in order, what arrived to apply during the capture: one Ready's share at a
+        time (each at most max_committed_bytes_per_ready), letting ticks, peer frames and
+        callers run in between -- a capture of a large state can gather a backlog that would
+        otherwise stop the loop for longer than an election timeout."""
         started = self.clock.monotonic() if self._observed else 0.0
         count = 0
-        async with self.host.lock.held():
-            self._deferring = False
-            for item in backlog:
+        backlog = self._backlog
+        self._deferring = False  # (a Ready that comes meanwhile defers behind the backlog)
+        while backlog:
+            item = backlog.popleft()
+            async with self.host.lock.held():
                 if isinstance(item, Snapshot):
                     self._restore(item)
                 else:
                     count += len(item)
                     for entry in item:
                         self._apply(entry)
+            self._release_applied_waiters()
+            if backlog:
+                await asyncio.sleep(0)
         if self._observed:
             seconds = self.clock.monotonic() - started
             self.observer.applied(entries=count, seconds=seconds)
-        self._release_applied_waiters()
 
     async def _take_snapshot(self) -> None:
         """Snapshot what is applied now and wait for it (at stop, once the Ready loop has ended):

@@ -34,6 +34,24 @@ class Window:
 WINDOW = Window()
 
 
+class Turns:
+    """Turns of the event loop, counted while ``counting``; each apply of ``Holder.add`` notes
+    the holder and the turn it ran in."""
+
+    def __init__(self) -> None:
+        self.turn = 0
+        self.counting = False
+        self.applied: list[tuple[int, int]] = []
+
+    def count(self) -> None:
+        self.turn += 1
+        if self.counting:
+            asyncio.get_running_loop().call_soon(self.count)
+
+
+TURNS = Turns()
+
+
 class SlowToPickle:
     """Part of a replicated state whose pickling takes PICKLING seconds when armed."""
 
@@ -60,6 +78,7 @@ class Holder(Replicated):
     @command
     def add(self) -> int:
         self.count += 1
+        TURNS.applied.append((id(self), TURNS.turn))
         return self.count
 
     @query
@@ -150,3 +169,35 @@ async def test_commands_commit_during_the_capture_and_apply_after_it(tmp_path: P
         # the node counts each command once.
         restarted = await cluster.restart_node(leader.id, crash=True)
         assert await restarted.proxy("h").get() == 4
+
+
+@pytest.mark.wall_clock
+async def test_a_backlog_gathered_during_a_capture_is_applied_over_several_turns(
+    tmp_path: Path,
+) -> None:
+    """Commands that commit during a long capture wait in a backlog; it is applied a Ready's
+    share at a time with the loop running in between (in one turn before: with large states
+    and many commands the leader stopped for over a second and was deposed)."""
+    async with MemoryCluster(tmp_path, {"h": Holder}, observer=CountSends()) as cluster:
+        leader = await cluster.wait_leader()
+        holder = leader.proxy("h")
+        await holder.add()
+        await _quiet(cluster, leader)
+        snapshot = await _capture_under_way(leader)
+        adds = []
+        for _ in range(12):  # waves that commit in separate Readys during the capture
+            adds += [asyncio.ensure_future(holder.add()) for _ in range(10)]
+            await asyncio.sleep(0.02)
+        assert not WINDOW.finished
+        del TURNS.applied[:]
+        TURNS.counting = True
+        TURNS.count()
+        try:
+            await snapshot
+        finally:
+            TURNS.counting = False
+        assert sorted(await asyncio.gather(*adds)) == list(range(2, 122))
+        mine = id(leader.host.object("h"))
+        turns = [turn for holder_id, turn in TURNS.applied if holder_id == mine]
+        assert len(turns) == 120
+        assert len(set(turns)) >= 6, turns  # spread over turns, one Ready's share in each
