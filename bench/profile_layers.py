@@ -122,13 +122,13 @@ def summarise_all(
     return layers, threads, files, total, tasks
 
 
-def print_layers(path: Path, cpu_us: float | None, top: int = 25) -> None:
+def print_layers(path: Path, cpu_us: float | None, top: int = 25, who: str = "leader") -> None:
     layers, threads, files, total, tasks = summarise_all(path)
     if not total:
         print(f"{path}: no samples")
         return
     unit = f"of {cpu_us:.0f} CPU us per command" if cpu_us else "of the samples"
-    print(f"leader's profile ({total} busy samples), by layer, {unit}:")
+    print(f"{who}'s profile ({total} busy samples), by layer, {unit}:")
     for counter, heading in (
         (threads, "thread"),
         (tasks, "task (what the loop was running, all it called included)"),
@@ -147,8 +147,9 @@ def main() -> None:
     parser.add_argument("file", type=Path)
     parser.add_argument("--cpu-us", type=float, help="the process's CPU us per command")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--who", default="leader", help="whose process the samples are of")
     args = parser.parse_args()
-    print_layers(args.file, args.cpu_us, args.top)
+    print_layers(args.file, args.cpu_us, args.top, args.who)
 
 
 if __name__ == "__main__":

@@ -355,13 +355,16 @@ def one_run(
             post(url, payload)  # warm-up
             seq = post(url, {**payload, "n": min(n, 500)})
             pids = cluster.pids(leader)
-            spy = start_profile(args, pids["leader"], profile) if profile else None
+            spies = [
+                start_profile(args, pid, profile_path(profile, role))
+                for role, pid in (pids.items() if profile else ())
+            ]
             cluster.longest_stalls(leader)  # from now on
             before = cpu_by_process(pids)
             result = post(url, {**payload, "window": window, "n": n})
             after = cpu_by_process(pids)
             stalls = cluster.longest_stalls(leader)
-            if spy is not None:
+            for spy in spies:
                 stop_profile(spy)
             if result["failures"]:
                 print(f"  (agree, W={window}: failed {result['failures']})", flush=True)
@@ -439,8 +442,20 @@ def pysyncobj_run(args: argparse.Namespace, mode: str, window: int, n: int) -> d
 # -- profiling the leader -------------------------------------------------------------------------
 
 
+def cluster_roles(figures: dict[str, float]) -> list[str]:
+    """The roles a run's CPU figures name: ``leader``, ``follower1``, ..."""
+    roles = [k.removeprefix("cpu_us_") for k in figures if k.startswith("cpu_us_")]
+    return sorted((r for r in roles if r != "per_command"), key=lambda r: (r != "leader", r))
+
+
+def profile_path(profile: str, role: str) -> str:
+    """Where the samples of the process in ``role`` go: ``FILE`` for the leader, ``FILE.ROLE``
+    for the others."""
+    return profile if role == "leader" else f"{profile}.{role}"
+
+
 def start_profile(args: argparse.Namespace, pid: int, output: str) -> subprocess.Popen[bytes]:
-    """py-spy sampling the leader's process (every thread) in its raw (collapsed) format."""
+    """py-spy sampling one node's process (every thread) in its raw (collapsed) format."""
     options = ["-f", "raw", "--threads", "--rate", "250", "--nonblocking"]
     spy = subprocess.Popen(
         [args.py_spy, "record", *options, "--pid", str(pid), "-o", output],
@@ -539,7 +554,8 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         metavar="FILE",
-        help="py-spy's raw samples of the leader during the configuration run (its last run)",
+        help="py-spy's raw samples of each node during the configuration run (its last run):"
+        " the leader's in FILE, the followers' in FILE.follower1, FILE.follower2, ...",
     )
     parser.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
     parser.add_argument("--json", metavar="FILE")
@@ -625,7 +641,8 @@ def main() -> None:
     if args.profile:
         from profile_layers import print_layers
 
-        print_layers(Path(args.profile), agree.get("cpu_us_leader"))
+        for role in cluster_roles(agree):
+            print_layers(Path(profile_path(args.profile, role)), agree[f"cpu_us_{role}"], who=role)
     if args.json:
         keys = ("writes_per_s", "seq_p50_ms", "seq_p99_ms", "cpu_us_per_command")
         document: dict[str, Any] = {k: agree[k] for k in keys}
