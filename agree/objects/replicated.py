@@ -19,7 +19,7 @@ import enum
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar, overload
 
 from agree.errors import ConfigurationError, ContextUnavailableError
@@ -221,7 +221,7 @@ class CommandContext:
             raise ValueError("CommandContext.timestamp must be timezone-aware (UTC)")
 
 
-_CURRENT_CONTEXT: contextvars.ContextVar[CommandContext] = contextvars.ContextVar(
+_CURRENT_CONTEXT: contextvars.ContextVar[CommandContext | applying_at] = contextvars.ContextVar(
     "agree_command_context"
 )
 
@@ -246,15 +246,41 @@ class applying:  # used as a function: ``with applying(ctx):``
         _CURRENT_CONTEXT.reset(self._token)
 
 
+class applying_at:  # used as a function: ``with applying_at(index, term, timestamp_ns):``
+    """:class:`applying` for the host, which applies every command: the CommandContext (and its
+    datetime) is only made if the command reads it, and most never do."""
+
+    __slots__ = ("_context", "_index", "_term", "_timestamp_ns", "_token")
+
+    def __init__(self, index: int, term: int, timestamp_ns: int) -> None:
+        self._index = index
+        self._term = term
+        self._timestamp_ns = timestamp_ns
+        self._context: CommandContext | None = None
+
+    def __enter__(self) -> None:
+        self._token = _CURRENT_CONTEXT.set(self)
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT_CONTEXT.reset(self._token)
+
+    def context(self) -> CommandContext:
+        if self._context is None:
+            timestamp = datetime.fromtimestamp(self._timestamp_ns / 1e9, UTC)
+            self._context = CommandContext(index=self._index, term=self._term, timestamp=timestamp)
+        return self._context
+
+
 def current_context() -> CommandContext:
     """The context of the command being applied; ContextUnavailableError outside one."""
     try:
-        return _CURRENT_CONTEXT.get()
+        ctx = _CURRENT_CONTEXT.get()
     except LookupError:
         raise ContextUnavailableError(
             "the command context (log index, term, timestamp) is only available while a "
             "@command is being applied; queries and local calls have none"
         ) from None
+    return ctx.context() if isinstance(ctx, applying_at) else ctx
 
 
 class Replicated:

@@ -561,12 +561,15 @@ class Param:
         return self.default is MISSING
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BoundCall:
     """A call of one operation whose arguments passed the schema.
 
     ``args`` fill the positional-or-keyword parameters in order; ``kwargs`` hold
     the rest that the caller gave; defaults are left to the method itself.
+
+    Not frozen, as :class:`agree.wire.codec.CommandRecord`: one is built per call and per
+    applied command.  Nothing assigns to one after it is built.
     """
 
     method: str
@@ -609,13 +612,18 @@ class Operation:
     doc: str | None = field(default=None, compare=False)
     _by_name: Mapping[str, Param] = field(init=False, repr=False, compare=False)
     _positional: tuple[Param, ...] = field(init=False, repr=False, compare=False)
+    # The fewest positional arguments that fill every required positional parameter, or None
+    # if a keyword-only parameter is required: the arity check of a call without keywords.
+    _fewest: int | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {p.name: p for p in self.params})
+        positional = tuple(p for p in self.params if p.kind == "positional_or_keyword")
+        object.__setattr__(self, "_positional", positional)
+        required = [i + 1 for i, p in enumerate(positional) if p.required]
+        keyword_required = any(p.required and p.kind == "keyword_only" for p in self.params)
         object.__setattr__(
-            self,
-            "_positional",
-            tuple(p for p in self.params if p.kind == "positional_or_keyword"),
+            self, "_fewest", None if keyword_required else max(required, default=0)
         )
 
     # -- calls -------------------------------------------------------------------------------------
@@ -626,6 +634,16 @@ class Operation:
         before anything is proposed.
         """
         pos, kw = self._arrange(args, kwargs)
+        # A value that is its own JSON form (str, int, bool, None of exactly the declared type)
+        # is valid and converted as it is: neither its codec nor a message is needed.
+        plain = True
+        for p, v in zip(self._positional, pos, strict=False):
+            if not p.codec._plain(v):
+                plain = False
+                break
+        if plain and not kw:
+            vargs = tuple(pos)
+            return BoundCall(self.name, vargs, {}, self, (list(vargs), {}))
         pairs = zip(self._positional, pos, strict=False)
         vargs = tuple(p.codec.validate_python(v, self._what(p)) for p, v in pairs)
         vkwargs = {
@@ -713,6 +731,9 @@ class Operation:
             raise ValidationError(f"{self.qualname}(): args must be a sequence, not a string")
         if len(args) > len(self._positional):
             raise ValidationError(self._arity_message(len(args)))
+        fewest = self._fewest
+        if not kwargs and fewest is not None and len(args) >= fewest:
+            return args, {}  # every required parameter is given, positionally
         given = {p.name for p in self._positional[: len(args)]}
         kw: dict[str, Any] = {}
         for name, value in kwargs.items():
@@ -737,13 +758,18 @@ class Operation:
     # -- results -----------------------------------------------------------------------------------
     def dump_result(self, value: Any) -> Any:
         """The JSON form of a result; ValidationError if it does not match the return type."""
+        codec = self.result_codec
+        if codec._plain(value):  # e.g. None: valid and its own JSON form, no message needed
+            return value
         what = f"{self.qualname}() result"
-        valid = self.result_codec.validate_python(value, what)
-        return self.result_codec.dump(valid, what)
+        return codec.dump(codec.validate_python(value, what), what)
 
     def load_result(self, json_value: Any) -> Any:
         """The Python value of a result produced by :meth:`dump_result` (lax JSON mode)."""
-        return self.result_codec.load(json_value, f"{self.qualname}() result")
+        codec = self.result_codec
+        if codec._plain(json_value):
+            return json_value
+        return codec.load(json_value, f"{self.qualname}() result")
 
     # -- publication -------------------------------------------------------------------------------
     def json_schema(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from agree.errors import (
     ValidationError,
 )
 from agree.objects.mutation import Mutation
-from agree.objects.replicated import CommandContext, Replicated, applying
+from agree.objects.replicated import Replicated, applying_at
 from agree.objects.schema import BoundCall, ObjectSchema, Operation, schema_of
 from agree.raft.entries import ConfChange, ConfChangeType, Entry
 from agree.replica.cluster_schema import (
@@ -230,10 +230,7 @@ class Host:
             # validated the call may run other code: whatever it raises is the outcome, as in
             # _invoke, or replaying this entry would stop the node at every start.
             return _error(exc)
-        ctx = CommandContext(
-            index=entry.index, term=entry.term, timestamp=datetime.fromtimestamp(ts_ns / 1e9, UTC)
-        )
-        with applying(ctx):
+        with applying_at(entry.index, entry.term, ts_ns):
             return _invoke(obj, op, bound, record.object, entry.index)
 
     def _apply_schema_record(self, entry: Entry) -> Outcome:

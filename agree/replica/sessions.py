@@ -64,9 +64,12 @@ class SessionTable(Generic[T]):
         """Remember ``outcome`` for ``seq`` and forget every outcome the client acknowledged."""
         if not client_id:
             return
-        session = self._sessions.pop(client_id, None)
+        sessions = self._sessions
+        session = sessions.get(client_id)
         if session is None:
-            session = ClientSession()
+            session = sessions[client_id] = ClientSession()
+        else:
+            sessions.move_to_end(client_id)  # the most recently active
         if ack > session.acked:
             session.acked = ack
             order = session.order
@@ -78,7 +81,6 @@ class SessionTable(Generic[T]):
             session.outcomes[seq] = outcome
         session.highest = max(session.highest, seq)
         session.last_seen_ns = max(session.last_seen_ns, now_ns)
-        self._sessions[client_id] = session  # re-inserted at the end: most recently active
         self.expire(now_ns)
 
     def expire(self, now_ns: int) -> int:

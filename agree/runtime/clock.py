@@ -32,12 +32,14 @@ class SystemClock:
     """Production time: the loop's monotonic clock and the system's wall clock."""
 
     def monotonic(self) -> float:
-        try:
-            return asyncio.get_running_loop().time()
-        except RuntimeError:
+        # Read on every call: asyncio's own lookup of the running loop, without the exception
+        # get_running_loop() raises when there is none.
+        loop = asyncio._get_running_loop()
+        if loop is None:
             # Read from a thread without a loop (e.g. ``node.status()`` from an embedded
             # handle's caller): a default loop's clock is time.monotonic() itself.
             return time.monotonic()
+        return loop.time()
 
     def wall_ns(self) -> int:
         return time.time_ns()

@@ -73,8 +73,9 @@ class Tick:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Propose:
+    # Not frozen: one per command, and a frozen dataclass's __init__ costs several times more.
     data: bytes
     future: asyncio.Future[Outcome]
     deadline: float = math.inf

@@ -119,7 +119,7 @@ def _check_prefix(data: object, magic: bytes, version: int, what: str) -> bytes:
 # -- commands -------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommandRecord:
     """One command as it sits in the log.
 
@@ -128,6 +128,11 @@ class CommandRecord:
     ``ack`` is the highest seq whose outcome the client has received, so replicas
     may forget it.  ``timestamp_ns`` is stamped by the leader (UTC nanoseconds)
     so that every replica sees the same time.
+
+    Not frozen: the leader builds one per command and every replica decodes one per applied
+    entry, and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__`` (about five times the cost).  Nothing assigns to a record after it
+    is built.
     """
 
     object: str
