@@ -39,13 +39,24 @@ class Call:
     ack: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """The JSON-shaped result of a call, or the error it raised (a user's error keeps its type)."""
+    """The JSON-shaped result of a call, or the error it raised (a user's error keeps its type).
+
+    Not frozen: every replica makes one per applied command, and a frozen dataclass's
+    ``__init__`` sets each field through ``object.__setattr__`` (several times the cost).
+    Nothing assigns to an outcome after it is made.  The session table keeps outcomes, so
+    snapshots hold them: they pickle as a frozen one did, their field values in order."""
 
     result: Any = None
     error: ErrorInfo | None = None
     index: int = 0  # the log index a command applied at, or the index a read was served at
+
+    def __getstate__(self) -> list[Any]:
+        return [self.result, self.error, self.index]
+
+    def __setstate__(self, state: list[Any]) -> None:
+        self.result, self.error, self.index = state
 
 
 def check_timeout(timeout: object) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import platform
 import struct
 import subprocess
@@ -28,6 +29,7 @@ from agree.errors import (
 )
 from agree.objects.replicated import CommandContext, applying
 from agree.objects.schema import schema_of
+from agree.wire.calls import Outcome
 from agree.wire.codec import (
     COMMAND_MAGIC,
     STATE_CODEC_VERSION,
@@ -713,3 +715,17 @@ def test_error_info_json_round_trip() -> None:
     info = ErrorInfo("builtins:ValueError", "bad", ["bad"])
     assert ErrorInfo.from_json(json.loads(json.dumps(info.to_json()))) == info
     assert issubclass(RemoteError, AgreeError)
+
+
+def test_a_session_outcome_pickles_as_it_did_when_outcomes_were_frozen() -> None:
+    """Snapshots hold the session table's outcomes: one written by an agree whose Outcome was a
+    frozen dataclass loads, and one written now is the same bytes."""
+    written_frozen = (
+        b"\x80\x05\x955\x00\x00\x00\x00\x00\x00\x00\x8c\x10agree.wire.calls\x94\x8c\x07Outcome"
+        b"\x94\x93\x94)\x81\x94]\x94(]\x94(K\x01\x8c\x01x\x94eNK\x07eb."
+    )
+    outcome = Outcome(result=[1, "x"], index=7)
+    assert pickle.loads(written_frozen) == outcome
+    assert pickle.dumps(outcome, protocol=5) == written_frozen
+    error = Outcome(error=encode_error(ValueError("boom")), index=3)
+    assert pickle.loads(pickle.dumps(error)) == error
