@@ -680,10 +680,11 @@ class Operation:
         positional = self._positional
         if len(args) > len(positional):
             raise ValidationError(self._arity_message(len(args)))
-        vargs = tuple(
-            v if type(v) is p.codec.fast else p.codec.load(v, self._what(p))
-            for p, v in zip(positional, args, strict=False)
-        )
+        loaded = []
+        for p, v in zip(positional, args, strict=False):
+            codec = p.codec
+            loaded.append(v if type(v) is codec.fast else codec.load(v, self._what(p)))
+        vargs = tuple(loaded)
         vkwargs: dict[str, Any] = {}
         for name, v in kwargs.items():
             param = self._by_name.get(name)

@@ -197,15 +197,11 @@ def check_adopted(
     of a committed entry, which every replica makes alike."""
     if not recorded:
         return
+    shape = adopted_shape(recorded, obj, method)
+    if shape is not None and passes(shape, args, kwargs):  # the usual case
+        return
     schema = recorded.get(obj)
     operation = None if schema is None else schema["operations"].get(method)
-    if operation is not None:  # the usual case: a quick look at what the call passes
-        params = operation["params"]
-        positional = [p["name"] for p in params if p["kind"] == "positional_or_keyword"]
-        if len(args) <= len(positional) and (
-            not kwargs or set(kwargs) <= {p["name"] for p in params}
-        ):
-            return
     done = "it was refused as it applied, by every replica alike" if applying else (
         "nothing was proposed"
     )
@@ -224,6 +220,8 @@ def check_adopted(
             f"{obj}.{method}: the cluster has not adopted {method!r} yet"
             + _lacking(lacking, f"has {obj}.{method}", done)
         )
+    params = operation["params"]
+    positional = [p["name"] for p in params if p["kind"] == "positional_or_keyword"]
     unknown = sorted(set(kwargs) - {p["name"] for p in params})
     passed = None if len(args) > len(positional) else positional[: len(args)]
     new = unknown or [f"#{len(positional) + 1} (positional)"]
@@ -241,6 +239,27 @@ def check_adopted(
         f"{obj}.{method}: the cluster has not adopted the parameter(s) {', '.join(new)} yet"
         + _lacking(lacking, "accepts them", done)
     )
+
+
+#: What the cluster adopted of an operation: how many positional parameters it has, and the
+#: names of all its parameters.
+Shape = tuple[int, frozenset[str]]
+
+
+def adopted_shape(recorded: Mapping[str, dict[str, Any]], obj: str, method: str) -> Shape | None:
+    """The :data:`Shape` of ``obj.method`` in the recorded schemas; None if not recorded."""
+    schema = recorded.get(obj)
+    operation = None if schema is None else schema["operations"].get(method)
+    if operation is None:
+        return None
+    params = operation["params"]
+    positional = sum(1 for p in params if p["kind"] == "positional_or_keyword")
+    return positional, frozenset(p["name"] for p in params)
+
+
+def passes(shape: Shape, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
+    """Whether a call with these arguments passes only what ``shape`` adopted."""
+    return len(args) <= shape[0] and (not kwargs or kwargs.keys() <= shape[1])
 
 
 def _lacking(nodes: list[str], what: str, done: str) -> str:

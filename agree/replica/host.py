@@ -42,12 +42,15 @@ from agree.objects.replicated import Replicated, applying_at
 from agree.objects.schema import BoundCall, ObjectSchema, Operation, schema_of
 from agree.raft.entries import ConfChange, ConfChangeType, Entry
 from agree.replica.cluster_schema import (
+    Shape,
     adopt,
+    adopted_shape,
     announce,
     check_adopted,
     check_local,
     decode_schema_record,
     is_schema_record,
+    passes,
 )
 from agree.replica.sessions import DEFAULT_SESSION_TTL_NS, SessionTable, Verdict
 from agree.replica.statelock import StateLock
@@ -127,6 +130,9 @@ class Host:
         # (object, method) -> its command operation: an object's class never changes here
         # (a restore rebuilds the state as the same classes).
         self._commands: dict[tuple[str, str], Operation] = {}
+        # (object, method) -> its adopted Shape in ``_shapes_of``, the recorded schemas.
+        self._shapes_of: dict[str, dict[str, Any]] | None = None
+        self._shapes: dict[tuple[str, str], Shape | None] = {}
         # Held while the state changes; read_lock() takes it for direct access from other threads.
         # The event loop takes it only through StateLock.held, never blocking on a reader.
         self.lock = StateLock()
@@ -208,15 +214,8 @@ class Host:
             # The same on every replica (replicated state): a call proposed without the check
             # at its entry node is refused here, alike everywhere, rather than applied only by
             # the replicas whose code has it.
-            check_adopted(
-                record.object,
-                record.method,
-                record.args,
-                record.kwargs,
-                self.cluster_schemas,
-                self.node_schemas,
-                self.members,
-                applying=True,
+            self._check_adopted(
+                record.object, record.method, record.args, record.kwargs, applying=True
             )
             obj = self.object(record.object)
             op = self._commands.get((record.object, record.method))
@@ -262,8 +261,33 @@ class Host:
     ) -> None:
         """UnknownMethodError unless the cluster adopted this operation and the parameters the
         call passes (agree.replica.cluster_schema.check_adopted)."""
+        self._check_adopted(name, method, args, kwargs, applying=False)
+
+    def _check_adopted(
+        self, name: str, method: str, args: list[Any], kwargs: dict[str, Any], *, applying: bool
+    ) -> None:
+        # Made on every call and every apply: the shapes of the adopted operations are kept
+        # for the recorded schemas they were read from (which are replaced, never changed).
+        recorded = self.cluster_schemas
+        if recorded:
+            if recorded is not self._shapes_of:
+                self._shapes_of, self._shapes = recorded, {}
+            key = (name, method)
+            try:
+                shape = self._shapes[key]
+            except KeyError:
+                shape = self._shapes[key] = adopted_shape(recorded, name, method)
+            if shape is not None and passes(shape, args, kwargs):
+                return
         check_adopted(
-            name, method, args, kwargs, self.cluster_schemas, self.node_schemas, self.members
+            name,
+            method,
+            args,
+            kwargs,
+            recorded,
+            self.node_schemas,
+            self.members,
+            applying=applying,
         )
 
     def local_schemas(self) -> dict[str, ObjectSchema]:

@@ -170,10 +170,11 @@ class SubscriptionHub:
             self._complete_from = dropped.index + 1
         if history.maxlen != 0:
             history.append(rec)
-        for sub in self._subs:
-            if rec.index > sub.after and sub.matches(rec):
-                sub.offer(rec)
-        self._subs = [s for s in self._subs if not s.closed]
+        if self._subs:
+            for sub in self._subs:
+                if rec.index > sub.after and sub.matches(rec):
+                    sub.offer(rec)
+            self._subs = [s for s in self._subs if not s.closed]
 
     def jumped(self, index: int) -> None:
         """The state jumped to ``index`` from a snapshot, without publishing the mutations in
