@@ -37,6 +37,7 @@ from agree.runtime.observer import NoObserver, Observer
 from agree.runtime.readyloop import ReadyLoop
 from agree.storage.base import DEFAULT_GROUP
 from agree.wire.calls import Outcome
+from agree.wire.codec import CommandRecord
 
 
 class ReadyStore(Protocol):
@@ -79,6 +80,7 @@ class Propose:
     data: bytes
     future: asyncio.Future[Outcome]
     deadline: float = math.inf
+    record: CommandRecord | None = None  # what ``data`` decodes to, if the proposer has it
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,8 @@ class _Pending:
     term: int
     future: asyncio.Future[Any]
     deadline: float = math.inf  # the proposer gives up then: TimeoutError, at the next tick
+    # The proposer's command as decoding the entry gives it: applied from here, not decoded.
+    record: CommandRecord | None = None
 
 
 class Driver:
@@ -242,12 +246,15 @@ class Driver:
         if not self._stopping:
             self._push(Receive(message))
 
-    def propose(self, data: bytes, deadline: float = math.inf) -> asyncio.Future[Outcome]:
+    def propose(
+        self, data: bytes, deadline: float = math.inf, record: CommandRecord | None = None
+    ) -> asyncio.Future[Outcome]:
         """Resolves with the outcome once applied; fails with TimeoutError at the first tick
         after ``deadline`` (the clock's monotonic time) -- one sweep per tick, no timer per
-        proposal."""
+        proposal.  ``record``: the command ``data`` encodes, exactly as decoding it gives it
+        back; if the entry commits as proposed here, the host applies it from the record."""
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._push(Propose(data, fut, deadline))
+        self._push(Propose(data, fut, deadline, record))
         return fut
 
     def propose_conf_change(self, change: ConfChange) -> asyncio.Future[Any]:
@@ -433,10 +440,10 @@ class Driver:
                         raft.tick()
                         if self._next_deadline <= self.clock.monotonic():
                             self._expire_proposals()
-                    case Propose(data, future, deadline):
+                    case Propose(data, future, deadline, record):
                         if not future.done():
                             index = raft.propose(data)
-                            self._pending[index] = _Pending(raft.term, future, deadline)
+                            self._pending[index] = _Pending(raft.term, future, deadline, record)
                             if deadline < self._next_deadline:
                                 self._next_deadline = deadline
                     case ProposeConfChange(change, future):
@@ -512,7 +519,11 @@ class Driver:
     def _apply(self, entry: Entry) -> None:
         result: Any
         if entry.type is EntryType.NORMAL:
-            result = self.host.apply(entry)
+            # The entry this node proposed in this term, at this index, is the one it proposed:
+            # its own record of the command spares decoding it.
+            mine = self._pending.get(entry.index)
+            record = mine.record if mine is not None and mine.term == entry.term else None
+            result = self.host.apply(entry, record)
             self._since_snapshot_bytes += len(entry.data)
         elif entry.type is EntryType.CONF_CHANGE:
             change = self.host.apply_conf_change(entry)

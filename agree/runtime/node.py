@@ -17,7 +17,7 @@ import functools
 import logging
 import random
 import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any, Final
 
 from agree import unsafe
@@ -87,9 +87,10 @@ class NodeBackend:
         self.node = node
         self.session = session or CallSession()
 
-    async def call(self, call: Call, timeout: float | None) -> Outcome:
+    def call(self, call: Call, timeout: float | None) -> Coroutine[Any, Any, Outcome]:
         # The proxy bound the call against the same schema: no need to validate it twice.
-        return await self.node.call(call, timeout, validated=True)
+        # The node's coroutine itself, not one more awaiting it: every call passes here.
+        return self.node.call(call, timeout, validated=True)
 
     def next_call_ids(self) -> tuple[str, int, int]:
         return self.session.next_call_ids()
@@ -470,8 +471,15 @@ class Node:
         # Only what every member's code has may be proposed (agree.replica.cluster_schema).
         host.check_adopted(call.object, call.method, call.args, call.kwargs)
         if call.kind is CallKind.COMMAND:
+            # Validated calls come bound by a proxy, or decoded from a peer's frame: in the
+            # JSON form their entry decodes to.
             return await self._router.command(
-                group, call, deadline, may_forward=may_forward, arguments=arguments
+                group,
+                call,
+                deadline,
+                may_forward=may_forward,
+                arguments=arguments,
+                as_decoded=validated,
             )
         consistency = Consistency(call.consistency or op.consistency or Consistency.LINEARIZABLE)
         return await self._router.query(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from agree.errors import (
     AgreeTimeoutError,
@@ -53,7 +54,7 @@ class Router:
         self._last_stamp = 0
 
     # -- commands and queries --------------------------------------------------------------------
-    async def command(
+    def command(
         self,
         group: Group,
         call: Call,
@@ -61,8 +62,12 @@ class Router:
         *,
         may_forward: bool,
         arguments: str | None = None,
-    ) -> Outcome:
-        """``arguments``: ``encode_arguments(call.args, call.kwargs)`` if the caller has it."""
+        as_decoded: bool = False,
+    ) -> Coroutine[Any, Any, Outcome]:
+        """``arguments``: ``encode_arguments(call.args, call.kwargs)`` if the caller has it.
+        ``as_decoded``: ``call.args`` and ``call.kwargs`` are exactly what decoding the command
+        gives back (the JSON form a proxy binds, or a peer's frame decodes), so that the leader
+        applies its own command as proposed, without decoding its entry."""
 
         async def propose(remaining: float) -> Outcome:
             record = CommandRecord(
@@ -76,7 +81,8 @@ class Router:
                 timestamp_ns=self._stamp(),
             )
             # Times out by the driver's deadline sweep (one per tick), not a timer per call.
-            fut = group.driver.propose(encode_command(record, arguments), deadline)
+            data = encode_command(record, arguments)
+            fut = group.driver.propose(data, deadline, record if as_decoded else None)
             try:
                 outcome: Outcome = await fut
                 return outcome
@@ -93,7 +99,8 @@ class Router:
                     " (retrying with the same client id and seq is safe)"
                 ) from exc
 
-        return await self._at_leader(group, call, deadline, may_forward, propose)
+        # The retry loop's coroutine itself, not one more awaiting it: every command passes here.
+        return self._at_leader(group, call, deadline, may_forward, propose)
 
     async def query(
         self,

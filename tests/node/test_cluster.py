@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,10 @@ from agree.errors import (
     UnknownMethodError,
     ValidationError,
 )
-from agree.raft.entries import EntryType
+from agree.raft.entries import Entry, EntryType
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import Color, Counter, KVStore, Point, Types
+from agree.wire.calls import Outcome
 from agree.wire.codec import COMMAND_MAGIC, CommandRecord, encode_command
 
 OBJECTS = {"counter": Counter, "kv": KVStore, "types": Types}
@@ -55,6 +57,44 @@ async def test_three_nodes_apply_the_same_sequence(tmp_path: Path) -> None:
             with node.read_lock("counter") as obj:
                 values.add(obj.value)
         assert values == {sum(range(1, 31))}
+
+
+async def test_the_leader_applies_the_commands_it_proposed_without_decoding_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command bound by a proxy (on the leader, or forwarded by a follower) is applied on the
+    leader from the record it proposed; the other replicas decode the entry, to the same
+    state and outcome."""
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        leader = await cluster.wait_leader()
+        follower = next(n for n in cluster.nodes.values() if n is not leader)
+        from_record: dict[str, list[bool]] = {nid: [] for nid in cluster.ids}
+        outcomes: dict[str, list[Outcome]] = {nid: [] for nid in cluster.ids}
+        for node in cluster.nodes.values():
+
+            def apply(
+                entry: Entry,
+                record: CommandRecord | None = None,
+                *,
+                nid: str = node.id,
+                original: Callable[[Entry, CommandRecord | None], Outcome] = node.host.apply,
+            ) -> Outcome:
+                outcome = original(entry, record)
+                if entry.data.startswith(COMMAND_MAGIC):
+                    from_record[nid].append(record is not None)
+                    outcomes[nid].append(outcome)
+                return outcome
+
+            monkeypatch.setattr(node.host, "apply", apply)
+        assert await leader.proxy("counter").add(2) == 2
+        assert await follower.proxy("counter").add(3) == 5
+        await cluster.wait_applied(leader.host.applied_index)
+        assert from_record[leader.id] == [True, True]
+        assert all(from_record[nid] == [False, False] for nid in cluster.ids if nid != leader.id)
+        assert len({repr(o) for o in outcomes.values()}) == 1
+        for node in cluster.nodes.values():
+            with node.read_lock("counter") as obj:
+                assert obj.value == 5
 
 
 async def test_user_exception_keeps_its_type_and_the_next_command_works(tmp_path: Path) -> None:

@@ -158,7 +158,9 @@ async def test_a_restarted_follower_catches_up_from_a_snapshot_sent_in_fragments
         lag_last = net.nodes[lagging].status().last_index
         await net.stop_node(lagging)
         for i in range(40):
-            await kv.set(f"key-{i}", "v" * 1000)
+            # Distinct values: the leader applies the very strings its proxy passed, and pickle
+            # would store one string shared by every key only once.
+            await kv.set(f"key-{i}", f"{i}".rjust(1000, "v"))
         assert leader._store is not None
         snap = await leader._store.snapshot()
         # The leader's log no longer holds what the follower misses: only a snapshot can help.
