@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import binascii
 import copyreg
+import functools
 import io
 import json
 import math
@@ -42,6 +43,7 @@ import sys
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 import cloudpickle
@@ -154,6 +156,16 @@ _ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, al
 _DECODER: Final = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+_COMMAND_PREFIX: Final = COMMAND_MAGIC + bytes((COMMAND_CODEC_VERSION,))
+
+
+@functools.lru_cache(maxsize=1024)
+def _command_head(obj: str, method: str) -> str:
+    """``["object","method"`` as :func:`encode_command` writes it: the same for every call of
+    one operation."""
+    return _ENCODER.encode([obj, method])[:-1]
+
+
 def encode_arguments(args: list[Any], kwargs: dict[str, Any]) -> str | None:
     """``[args, kwargs]`` as the compact JSON :func:`encode_command` writes them, or None if they
     are not JSON.  Measured for the size limit, then passed on so they are encoded once."""
@@ -182,15 +194,19 @@ def encode_command(rec: CommandRecord, arguments: str | None = None) -> bytes:
                 ]
             )
         else:  # the same text: compact JSON of a list is its items' JSON, comma-separated
-            head = _ENCODER.encode([rec.object, rec.method])
-            tail = _ENCODER.encode([rec.client_id, rec.seq, rec.timestamp_ns, rec.ack])
-            body = f"{head[:-1]},{arguments[1:-1]},{tail[1:]}"
+            head = _command_head(rec.object, rec.method)
+            seq, ts, ack = rec.seq, rec.timestamp_ns, rec.ack
+            if type(seq) is int and type(ts) is int and type(ack) is int:  # JSON is their repr
+                tail = f"{encode_basestring(rec.client_id)},{seq},{ts},{ack}]"
+            else:
+                tail = _ENCODER.encode([rec.client_id, seq, ts, ack])[1:]
+            body = f"{head},{arguments[1:-1]},{tail}"
     except (TypeError, ValueError) as exc:
         raise ValidationError(
             f"command {rec.object}.{rec.method} cannot be encoded: {exc}; its arguments must be "
             "the JSON form from BoundCall.to_json()"
         ) from None
-    return COMMAND_MAGIC + bytes((COMMAND_CODEC_VERSION,)) + body.encode("utf-8")
+    return _COMMAND_PREFIX + body.encode("utf-8")
 
 
 _COMMAND_FIELDS: Final = (

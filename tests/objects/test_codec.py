@@ -99,6 +99,14 @@ def test_a_command_encoded_from_its_measured_arguments_is_the_same_bytes(
     assert decode_command(encode_command(rec, arguments)) == rec
 
 
+
+def test_a_command_encoded_from_its_arguments_escapes_names_and_client_id_alike() -> None:
+    rec = CommandRecord('o"b\\', "m\n", [1], {}, 'c"\\\x00é', 2**70, 0, 5)
+    arguments = encode_arguments(rec.args, rec.kwargs)
+    assert arguments is not None
+    assert encode_command(rec, arguments) == encode_command(rec)
+    assert decode_command(encode_command(rec, arguments)) == rec
+
 def test_arguments_that_are_not_json_are_not_encoded() -> None:
     assert encode_arguments([float("nan")], {}) is None
     assert encode_arguments([object()], {}) is None
