@@ -16,7 +16,7 @@ class EntryType(enum.IntEnum):
     CONF_CHANGE = 2  # a ConfChange encoded with ConfChange.encode()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Entry:
     """One log entry.  Invariant: ``index >= 1`` and ``term >= 1``."""
 
@@ -24,6 +24,23 @@ class Entry:
     index: int
     type: EntryType = EntryType.NORMAL
     data: bytes = b""
+
+    def __init__(
+        self, term: int, index: int, type: EntryType = EntryType.NORMAL, data: bytes = b""
+    ) -> None:
+        # Every node makes one per entry it appends or receives.  The slots are set through
+        # their descriptors: a frozen dataclass's own __init__ calls object.__setattr__ by
+        # name for each field, at about twice the cost.
+        _set_term(self, term)
+        _set_index(self, index)
+        _set_type(self, type)
+        _set_data(self, data)
+
+
+_set_term = Entry.__dict__["term"].__set__
+_set_index = Entry.__dict__["index"].__set__
+_set_type = Entry.__dict__["type"].__set__
+_set_data = Entry.__dict__["data"].__set__
 
 
 @dataclass(frozen=True, slots=True)
