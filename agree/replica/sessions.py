@@ -70,18 +70,24 @@ class SessionTable(Generic[T]):
             session = sessions[client_id] = ClientSession()
         else:
             sessions.move_to_end(client_id)  # the most recently active
+        outcomes = session.outcomes
         if ack > session.acked:
             session.acked = ack
             order = session.order
             while order and order[0] <= ack:
-                session.outcomes.pop(heapq.heappop(order), None)
+                outcomes.pop(heapq.heappop(order), None)
         if seq > session.acked:
-            if seq not in session.outcomes:
+            if seq not in outcomes:
                 heapq.heappush(session.order, seq)
-            session.outcomes[seq] = outcome
-        session.highest = max(session.highest, seq)
-        session.last_seen_ns = max(session.last_seen_ns, now_ns)
-        self.expire(now_ns)
+            outcomes[seq] = outcome
+        # Applied once per command on every replica: comparisons rather than max() calls, and
+        # the oldest session looked at here before expire() is called to drop anything.
+        if seq > session.highest:
+            session.highest = seq
+        if now_ns > session.last_seen_ns:
+            session.last_seen_ns = now_ns
+        if now_ns - next(iter(sessions.values())).last_seen_ns > self.ttl_ns:
+            self.expire(now_ns)
 
     def expire(self, now_ns: int) -> int:
         """Forget sessions idle for longer than the TTL; returns how many."""
