@@ -29,11 +29,19 @@ _FIRST_POLL = 0.0005
 _LAST_POLL = 0.02
 
 
+class _Reads(threading.local):
+    """The read holds of the current thread.  A class attribute gives every thread its 0:
+    reading a missing attribute of a plain threading.local (on every call) raises and catches
+    an AttributeError."""
+
+    depth = 0
+
+
 class StateLock:
     def __init__(self) -> None:
         # Re-entrant: host methods take it again under the loop's own hold.
         self._lock = threading.RLock()
-        self._reads = threading.local()  # .depth: read holds of the current thread
+        self._reads = _Reads()
 
     def __enter__(self) -> None:
         """A blocking hold, for code that already holds the lock or runs before anyone else
@@ -52,7 +60,7 @@ class StateLock:
     def reading(self) -> Iterator[None]:
         """Hold the lock for a direct read, from any thread (it may block)."""
         with self._lock:
-            self._reads.depth = getattr(self._reads, "depth", 0) + 1
+            self._reads.depth += 1
             try:
                 yield
             finally:
@@ -60,7 +68,7 @@ class StateLock:
 
     def read_by_this_thread(self) -> bool:
         """Whether the current thread is inside :meth:`reading`."""
-        return getattr(self._reads, "depth", 0) > 0
+        return self._reads.depth > 0
 
     def held(self, deadline: float | None = None) -> _Held:
         """``async with lock.held():`` holds the lock on the event loop without blocking it;

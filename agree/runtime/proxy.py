@@ -59,10 +59,13 @@ class CallSession:
         return self.client_id, self._seq, self._low - 1
 
     def call_done(self, seq: int) -> None:
-        self._outstanding.discard(seq)
+        outstanding = self._outstanding
+        outstanding.discard(seq)
         # Amortised O(1): the low-water mark only moves forward.
-        while self._low <= self._seq and self._low not in self._outstanding:
-            self._low += 1
+        low, top = self._low, self._seq
+        while low <= top and low not in outstanding:
+            low += 1
+        self._low = low
 
 
 def _consistency(value: Consistency | str | None) -> Consistency | None:
