@@ -19,13 +19,17 @@ class CallKind(enum.Enum):
     QUERY = "query"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """One call of a replicated object's operation.
 
     Commands carry ``(client_id, seq)`` so that a retried command applies at most once (Raft
     dissertation §6.3); ``ack`` is the highest sequence number whose outcome the client has
     already received, which lets replicas forget the results they keep for retries.
+
+    Not frozen: every call makes one, and a frozen dataclass's ``__init__`` sets each of its
+    nine fields through ``object.__setattr__`` (several times the cost).  Nothing assigns to a
+    call after it is made.
     """
 
     object: str
