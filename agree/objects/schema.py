@@ -638,7 +638,8 @@ class Operation:
         # is valid and converted as it is: neither its codec nor a message is needed.
         plain = True
         for p, v in zip(self._positional, pos, strict=False):
-            if not p.codec._plain(v):
+            kind = type(v)  # TypeCodec._plain, inline: it runs for every argument
+            if kind is not p.codec.fast or (kind is str and not v.isascii()):
                 plain = False
                 break
         if plain and not kw:
