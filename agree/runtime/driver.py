@@ -157,6 +157,9 @@ class Driver:
         self._next_deadline = math.inf  # no pending proposal's deadline is earlier
         self._read_batch: list[asyncio.Future[int]] = []  # reads waiting for a ReadIndex round
         self._reads: dict[bytes, list[asyncio.Future[int]]] = {}  # context -> waiting reads
+        # (deadline, seq, read): a heap; a read still unanswered at its deadline fails with
+        # TimeoutError at the next tick -- one sweep per tick, no timer per read.
+        self._read_deadlines: list[tuple[float, int, asyncio.Future[int]]] = []
         self._read_ctx = itertools.count(1)
         self._applied_waiters: list[tuple[int, int, asyncio.Future[int]]] = []  # heap by index
         self._waiter_seq = itertools.count()
@@ -229,6 +232,7 @@ class Driver:
         self._pending.clear()
         self._read_batch.clear()
         self._reads.clear()
+        self._read_deadlines.clear()
         self._applied_waiters.clear()
         self._leader_waiters.clear()
         self._snapshot_waiters.clear()
@@ -267,13 +271,17 @@ class Driver:
         self._push(TransferLeader(target, fut))
         return fut
 
-    def read_index(self) -> asyncio.Future[int]:
-        """Resolves with a read index once it is confirmed and applied here (§6.4)."""
+    def read_index(self, deadline: float = math.inf) -> asyncio.Future[int]:
+        """Resolves with a read index once it is confirmed and applied here (§6.4); fails with
+        TimeoutError at the first tick after ``deadline`` (the clock's monotonic time) if it
+        has not by then."""
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         if unsafe.LOCAL_READS:  # the negative control: no ReadIndex round, a stale read
             fut.set_result(self.host.applied_index)
             return fut
         self._push(ReadIndex(fut))
+        if deadline < math.inf:
+            heapq.heappush(self._read_deadlines, (deadline, next(self._waiter_seq), fut))
         return fut
 
     def wait_applied(self, index: int) -> asyncio.Future[int]:
@@ -438,8 +446,11 @@ class Driver:
                         raft.step(message)
                     case Tick():
                         raft.tick()
-                        if self._next_deadline <= self.clock.monotonic():
+                        now = self.clock.monotonic()
+                        if self._next_deadline <= now:
                             self._expire_proposals()
+                        if self._read_deadlines and self._read_deadlines[0][0] <= now:
+                            self._expire_reads(now)
                     case Propose(data, future, deadline, record):
                         if not future.done():
                             index = raft.propose(data)
@@ -483,6 +494,14 @@ class Driver:
             elif pending.deadline < earliest:
                 earliest = pending.deadline
         self._next_deadline = earliest
+
+    def _expire_reads(self, now: float) -> None:
+        """Fail the reads whose callers' deadlines passed (the caller may start a new round)."""
+        deadlines = self._read_deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, _, fut = heapq.heappop(deadlines)
+            if not fut.done():
+                fut.set_exception(TimeoutError())
 
     def _start_read_round(self) -> None:
         """One ReadIndex round for every read queued since the last one (§6.4, batching)."""

@@ -112,14 +112,15 @@ class Router:
         may_forward: bool,
         running: Callable[[], bool],
     ) -> Outcome:
-        async def read(remaining: float) -> Outcome:
-            return await self.local_query(group, call, deadline, running)
-
         if consistency is Consistency.ANY:
             return await self.local_query(group, call, deadline, running)
         if consistency is Consistency.LINEARIZABLE:
             await self.linearizable_index(group, deadline)
             return await self.local_query(group, call, deadline, running)
+
+        async def read(remaining: float) -> Outcome:
+            return await self.local_query(group, call, deadline, running)
+
         # LEADER: the node that believes it leads answers, without a check.
         return await self._at_leader(group, call, deadline, may_forward, read)
 
@@ -213,14 +214,15 @@ class Router:
     async def linearizable_index(self, group: Group, deadline: float) -> int:
         """ReadIndex (§6.4): a read index confirmed by the leader and applied here."""
         while True:
-            remaining = deadline - self._clock.monotonic()
-            if remaining <= 0:
+            now = self._clock.monotonic()
+            if now >= deadline:
                 raise AgreeTimeoutError("no linearizable read could be confirmed in time")
-            # A round that is not confirmed within an election timeout (lost request, deposed
-            # leader) is abandoned and a new one started.
-            fut = group.driver.read_index()
+            # A round that is not confirmed within two election timeouts (lost request, deposed
+            # leader) is abandoned and a new one started.  The driver times the read out (one
+            # sweep per tick), not a timer per read.
+            attempt = min(deadline, now + 2 * self.election_timeout)
             try:
-                return await asyncio.wait_for(fut, min(remaining, 2 * self.election_timeout))
+                return await group.driver.read_index(attempt)
             except NotLeaderError:
                 await self.wait_leader_change(group, deadline, at_most=self.election_timeout)
             except TimeoutError:

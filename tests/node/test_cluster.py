@@ -248,6 +248,27 @@ async def test_one_read_index_round_serves_many_linearizable_reads(tmp_path: Pat
             assert 1 <= rounds <= 5, rounds  # batched per loop turn, not one per read
 
 
+async def test_a_read_index_round_that_cannot_be_confirmed_times_out_by_its_deadline(
+    tmp_path: Path,
+) -> None:
+    """The driver fails a read still unconfirmed at its deadline (at the next tick, no timer
+    per read); a read without a deadline waits on."""
+    async with MemoryCluster(tmp_path, OBJECTS) as cluster:
+        leader = await cluster.wait_leader()
+        await leader.proxy("counter").add(1)
+        follower = next(n for n in cluster.nodes.values() if n is not leader)
+        cluster.network.isolate(follower.id)  # its requests never reach the leader
+        driver = follower.driver
+        now = asyncio.get_running_loop().time()
+        timed = [driver.read_index(now + 0.2) for _ in range(20)]
+        untimed = driver.read_index()
+        results = await asyncio.wait_for(asyncio.gather(*timed, return_exceptions=True), 5.0)
+        assert all(isinstance(r, TimeoutError) for r in results), results
+        assert asyncio.get_running_loop().time() - now >= 0.2
+        assert not untimed.done()
+        untimed.cancel()
+
+
 async def test_a_deposed_leader_hands_back_every_pending_proposal_at_once(
     tmp_path: Path,
 ) -> None:
