@@ -61,7 +61,12 @@ class TokenChecker:
 
     def require(self, authorization: str | None, permission: Permission) -> None:
         """Raise AuthenticationError (401) or PermissionDeniedError (403) unless allowed."""
-        if self.rank_of(authorization) < _RANK[permission]:
+        self.check(self.rank_of(authorization), permission)
+
+    @staticmethod
+    def check(rank: int, permission: Permission) -> None:
+        """Raise PermissionDeniedError (403) unless ``rank`` (from :meth:`rank_of`) allows."""
+        if rank < _RANK[permission]:
             raise PermissionDeniedError(
                 f"the token lacks the {permission!r} permission this request needs",
                 required=permission,

@@ -153,8 +153,8 @@ def _timeout(request: web.Request, body: dict[str, Any]) -> float:
 
 
 def _call_from_body(name: str, method: str, kind: CallKind, body: dict[str, Any]) -> Call:
-    unknown = sorted(set(body) - _CALL_FIELDS)
-    if unknown:
+    if not _CALL_FIELDS.issuperset(body):
+        unknown = sorted(set(body) - _CALL_FIELDS)
         raise ValidationError(
             f"unknown field(s) {', '.join(map(repr, unknown))} in the call; the fields are "
             + ", ".join(sorted(_CALL_FIELDS))
@@ -223,20 +223,22 @@ def _call_from_body(name: str, method: str, kind: CallKind, body: dict[str, Any]
     ),
 )
 async def call(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    authorization = request.headers.get("Authorization")
-    request.app[TOKENS].rank_of(authorization)  # 401 before anything else is looked at
-    name, method = request.match_info["object"], request.match_info["method"]
+    app = request.app
+    node = app[NODE]
+    tokens = app[TOKENS]
+    rank = tokens.rank_of(request.headers.get("Authorization"))  # 401 before anything else
+    match = request.match_info
+    name, method = match["object"], match["method"]
     op = node.schema(name).operation(method)
     kind = CallKind.COMMAND if op.kind == "command" else CallKind.QUERY
-    _require(request, WRITE if kind is CallKind.COMMAND else READ)
+    tokens.check(rank, WRITE if kind is CallKind.COMMAND else READ)
     body = await read_json_object(request)
     the_call = _call_from_body(name, method, kind, body)
     timeout = _timeout(request, body)
-    metrics = request.app[METRICS]
+    metrics = app[METRICS]
     own_seq = None
     if kind is CallKind.COMMAND and not the_call.client_id:
-        client_id, own_seq, ack = request.app[CALLS].next_call_ids()
+        client_id, own_seq, ack = app[CALLS].next_call_ids()
         the_call = Call(
             object=name,
             method=method,
@@ -249,7 +251,7 @@ async def call(request: web.Request) -> web.Response:
         )
     started = time.perf_counter()
     pending = metrics.proposals_pending if kind is CallKind.COMMAND else None
-    with request.app[INFLIGHT].track():
+    with app[INFLIGHT].track():
         if pending is not None:
             pending.inc()
         try:
@@ -263,7 +265,7 @@ async def call(request: web.Request) -> web.Response:
             if pending is not None:
                 pending.dec()
             if own_seq is not None:
-                request.app[CALLS].call_done(own_seq)
+                app[CALLS].call_done(own_seq)
             metrics.observe_call(kind.value, time.perf_counter() - started)
     if outcome.error is not None:
         # The user's method raised: the call was carried out, and this is its outcome.

@@ -7,7 +7,6 @@ read them, so neither imports the module that mounts them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
@@ -25,23 +24,28 @@ READY_APPLY_LAG: Final = 1_000
 
 
 class InFlight:
-    """Counts client calls being answered, so that shutdown can wait for them."""
+    """Counts client calls being answered, so that shutdown can wait for them.
+
+    ``with inflight.track():`` around each; a class rather than a generator, as it is on the
+    path of every call."""
 
     def __init__(self) -> None:
         self.count = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @contextlib.contextmanager
-    def track(self) -> Any:
+    def track(self) -> InFlight:
+        return self
+
+    def __enter__(self) -> None:
         self.count += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self.count -= 1
-            if self.count == 0:
-                self._idle.set()
+        if self.count == 1:
+            self._idle.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
 
     async def wait_idle(self, timeout: float) -> bool:
         try:
