@@ -443,6 +443,15 @@ def _check_exact(given: Any, valid: Any, models: frozenset[type], what: str) -> 
             _check_exact(getattr(given, name), getattr(valid, name), models, what)
 
 
+# A value of exactly one of these types is its own JSON form.
+_OWN_JSON: Final = (str, int, bool, type(None))
+
+
+def _is_union(hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    return origin is typing.Union or origin is types.UnionType
+
+
 @dataclass(frozen=True, slots=True)
 class TypeCodec:
     """Validation, JSON conversion and JSON Schema for one type hint.
@@ -463,6 +472,9 @@ class TypeCodec:
     untyped: bool = field(default=False, repr=False, compare=False)
     # The pydantic models the hint names: a subclass instance would be carried as its base.
     models: frozenset[type] = field(default=frozenset(), repr=False, compare=False)
+    # The types of ``fast`` or of a union of them (e.g. ``str | None``): a value of exactly
+    # one of them is its own JSON form, valid as it is.
+    plain: frozenset[type] = field(default=frozenset(), repr=False, compare=False)
 
     @classmethod
     def of(cls, annotation: Any) -> TypeCodec:
@@ -472,8 +484,10 @@ class TypeCodec:
         wrapped = types.GenericAlias(tuple, (carried,))
         adapter: TypeAdapter[Any] = TypeAdapter(wrapped, config=_CONFIG)  # type: ignore[arg-type]
         hint = type(None) if annotation is None else annotation
-        fast = hint if hint in (str, int, bool, type(None)) else None
-        codec = cls(annotation, adapter, fast, carried is _UNTYPED, frozenset(models))
+        fast = hint if hint in _OWN_JSON else None
+        members = typing.get_args(hint) if _is_union(hint) else (hint,)
+        plain = frozenset(members) if all(m in _OWN_JSON for m in members) else frozenset()
+        codec = cls(annotation, adapter, fast, carried is _UNTYPED, frozenset(models), plain)
         codec.json_schema("validation")
         codec.json_schema("serialization")
         return codec
@@ -481,8 +495,7 @@ class TypeCodec:
     def _plain(self, value: Any) -> bool:
         """Whether ``value`` is its own JSON form under this hint (no pydantic needed).  A
         non-ASCII str still goes through pydantic, which refuses lone surrogates."""
-        fast = self.fast
-        if fast is None or type(value) is not fast:
+        if type(value) not in self.plain:
             return False
         return not isinstance(value, str) or value.isascii()
 
@@ -493,7 +506,7 @@ class TypeCodec:
         declared dataclass, model or builtin) is refused: it would arrive as its base.
         An untyped value is checked when it is converted (:meth:`dump`).
         """
-        if (self.fast is not None and type(value) is self.fast) or self.untyped:
+        if type(value) in self.plain or self.untyped:
             return value
         try:
             valid = self.adapter.validate_python((value,), strict=True)[0]

@@ -11,11 +11,14 @@ import textwrap
 import types
 from typing import Annotated, Any, List, Literal, Optional, Union  # noqa: UP035
 
+import pydantic
 import pytest
 
 from agree import Replicated, SchemaMismatchError
+from agree.errors import ValidationError
 from agree.objects.schema import (
     ObjectSchema,
+    TypeCodec,
     canonical_json,
     schema_fingerprint,
     schema_of,
@@ -309,3 +312,43 @@ def test_property_names_called_title_or_description_are_kept() -> None:
 )
 def test_type_names_are_canonical(hint: Any, spelling: str) -> None:
     assert type_name(hint) == spelling
+
+
+@pytest.mark.parametrize(
+    ("hint", "value"),
+    [
+        (str | None, "abc"),
+        (str | None, None),
+        (Optional[int], 2**70),  # noqa: UP045
+        (int | str, "5"),
+        (int | str, 5),
+        (bool | None, True),
+    ],
+    ids=repr,
+)
+def test_a_union_of_plain_json_types_passes_its_values_as_pydantic_would(
+    hint: Any, value: Any
+) -> None:
+    codec = TypeCodec.of(hint)
+    assert type(value) in codec.plain  # taken as it is, without pydantic
+    via_pydantic = codec.adapter.validate_json(json.dumps([value]))[0]
+    assert codec.load(value, "v") == via_pydantic and type(via_pydantic) is type(value)
+    assert codec.dump(value, "v") == value
+    assert codec.validate_python(value, "v") == value
+
+
+@pytest.mark.parametrize(
+    ("hint", "value"),
+    [(str | None, 5), (int | None, True), (int | None, 1.5), (int | str, None)],
+    ids=repr,
+)
+def test_a_union_of_plain_json_types_still_refuses_other_values(hint: Any, value: Any) -> None:
+    with pytest.raises(ValidationError):
+        TypeCodec.of(hint).validate_python(value, "v")
+
+
+def test_a_union_with_a_constrained_member_goes_through_pydantic() -> None:
+    codec = TypeCodec.of(Annotated[str, pydantic.StringConstraints(max_length=2)] | None)
+    assert not codec.plain
+    with pytest.raises(ValidationError):
+        codec.load("abc", "v")
