@@ -15,6 +15,7 @@ dissertation §6.3.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import ssl as ssl_module
 import urllib.parse
@@ -364,8 +365,9 @@ class AsyncClient:
                     status = response.status
                     if binary and status < 400:
                         return {"body": await response.read()}
+                    raw = await response.read()
                     try:
-                        data = await response.json(content_type=None)
+                        data = json.loads(raw)  # bytes: no charset lookup, no str copy
                     except ValueError:
                         raise ProtocolError(
                             f"{target} answered {method} {path} with HTTP {status} and a body"
