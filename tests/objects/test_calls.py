@@ -281,6 +281,30 @@ def test_bind_refuses_bad_calls_with_a_clear_message(
         PUT.bind(args, kwargs)
 
 
+class Flags(Replicated):
+    @command
+    def mark(self, key: str, level: int = 0, *, reason: str) -> None:
+        pass
+
+    @command
+    def tag(self, key: str, note: str = "", other: str = "") -> None:
+        pass
+
+
+def test_positional_arguments_alone_are_checked_for_missing_ones_and_arity() -> None:
+    schema = schema_of(Flags)
+    mark, tag = schema.operation("mark"), schema.operation("tag")
+    with pytest.raises(ValidationError, match="missing required argument: 'reason'"):
+        mark.bind_json(["k", 1], {})
+    assert mark.bind_json(["k"], {"reason": "r"}).kwargs == {"reason": "r"}
+    with pytest.raises(ValidationError, match="missing required argument: 'key'"):
+        tag.bind_json([], {})
+    assert tag.bind_json(["k"], {}).args == ("k",)
+    assert tag.bind_json(["k", "n", "o"], {}).args == ("k", "n", "o")
+    with pytest.raises(ValidationError, match="takes 3 positional arguments but 4 were given"):
+        tag.bind_json(["k", "n", "o", "x"], {})
+
+
 def test_unknown_method_lists_the_available_operations() -> None:
     with pytest.raises(UnknownMethodError, match=r"Store has no operation 'pop'; commands: put; "
                        r"queries: broken, get"):
