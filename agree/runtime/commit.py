@@ -11,7 +11,6 @@ two saves in one batch: its driver waits for each save before it makes the next.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import Sequence
@@ -31,8 +30,9 @@ class CommitBatcher:
         self._storage = storage
         self._commit_delay = commit_delay
         self._waiting: dict[str, tuple[GroupWrite, asyncio.Future[None]]] = {}
-        self._flusher: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        # The batch on the storage thread, if any: what arrives meanwhile waits for it.
+        self._writing: dict[str, tuple[GroupWrite, asyncio.Future[None]]] | None = None
+        self._flush_due = False  # a flush is scheduled for the next turn of the loop
         self._closed = False
         #: Transactions committed, and group writes they carried (for tests and metrics).
         self.transactions = 0
@@ -44,39 +44,32 @@ class CommitBatcher:
             raise UnavailableError("the node's storage is closed")
         if group_id in self._waiting:  # a driver waits for its save: this is a bug upstream
             raise StorageError(f"group {group_id!r} has two writes waiting")
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         self._waiting[group_id] = (write, fut)
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._run(), name="agree-commit")
-        self._wake.set()
+        if self._writing is None and not self._flush_due:
+            # At the next turn of the loop, so that every group woken in this turn joins (and
+            # the frames a leader queued in this turn are written before the storage thread
+            # competes with the loop for the interpreter).
+            self._flush_due = True
+            loop.call_soon(self._flush)
         return fut
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            # One more turn of the loop, so that every group woken in this turn joins.
-            await asyncio.sleep(0)
-            batch, self._waiting = self._waiting, {}
-            if not batch:
-                continue
-            writes = {group_id: write for group_id, (write, _) in batch.items()}
-            try:
-                await self._storage.run(functools.partial(self._commit, writes))
-            except asyncio.CancelledError:
-                for _, fut in batch.values():
-                    fut.cancel()
-                raise
-            except BaseException as exc:
-                for _, fut in batch.values():
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            self.transactions += 1
-            self.writes += len(writes)
-            for _, fut in batch.values():
-                if not fut.done():
-                    fut.set_result(None)
+    def _flush(self) -> None:
+        """Hand everything waiting to the storage thread (unless a batch is there already:
+        its end flushes what waits)."""
+        self._flush_due = False
+        if self._writing is not None or not self._waiting or self._closed:
+            return
+        batch, self._waiting = self._waiting, {}
+        self._writing = batch
+        writes = {group_id: write for group_id, (write, _) in batch.items()}
+        try:
+            done = self._storage.submit(functools.partial(self._commit, writes))
+        except Exception as exc:  # the storage is closed
+            self._committed(exc)
+        else:
+            done.add_done_callback(lambda _: self._committed(done.exception()))
 
     def _commit(self, writes: dict[str, GroupWrite]) -> None:
         """On the storage thread."""
@@ -84,13 +77,28 @@ class CommitBatcher:
             time.sleep(self._commit_delay)  # where a slow fsync would block
         self._storage.storage.save_groups(writes)
 
+    def _committed(self, outcome: BaseException | None) -> None:
+        """The batch on the storage thread is durable (or failed with ``outcome``)."""
+        batch, self._writing = self._writing, None
+        if batch is None:  # closed meanwhile: its writers were told
+            return
+        if outcome is None:
+            self.transactions += 1
+            self.writes += len(batch)
+        for _, fut in batch.values():
+            if not fut.done():
+                if outcome is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(outcome)
+        self._flush()
+
     async def close(self) -> None:
         """Stop flushing; writes still waiting fail (their groups have stopped)."""
         self._closed = True
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(BaseException):  # its waiters got the error
-                await self._flusher
+        writing, self._writing = self._writing, None
+        for _, fut in (writing or {}).values():
+            fut.cancel()
         for _, fut in self._waiting.values():
             if not fut.done():
                 fut.set_exception(UnavailableError("the node's storage is closed"))

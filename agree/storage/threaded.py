@@ -141,9 +141,12 @@ class AsyncStorage:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn)
 
-    async def run(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on the storage thread, in order with every other call."""
-        return await self._run(fn)
+    def submit(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """Run ``fn`` on the storage thread, in order with every other call; its result, for
+        a caller that would rather add a callback than await it."""
+        if self._closed:
+            raise StorageError("the storage is closed")
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def group(self, group_id: str) -> AsyncLogStore:
         """One group's store, on this storage's thread."""
