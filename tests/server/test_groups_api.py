@@ -22,6 +22,15 @@ async def leaders(cluster: MemoryCluster) -> tuple[Node, Node, Node]:
     first = await cluster.wait_leader(group="default")
     second = next(n for n in cluster.running() if n is not first)
     await first.transfer_leader(second.id, group="other", timeout=10)
+    # An election or a transfer ends once the leader (or the old one) knows it; the third node
+    # may not have heard from the leader yet.
+    await cluster.wait_until(
+        lambda: all(
+            (n.status("default").leader_id, n.status("other").leader_id) == (first.id, second.id)
+            for n in cluster.running()
+        ),
+        what="every node following both leaders",
+    )
     third = next(n for n in cluster.running() if n not in (first, second))
     return first, second, third
 
