@@ -147,12 +147,22 @@ def test_a_non_json_argument_cannot_be_encoded() -> None:
         (b'AGC\x01["o","m",[],{},"c",1,2.5,0]', "field 'timestamp_ns' must be int"),
         (b'AGC\x01["o","m",[],{},"c",-1,2,0]', "negative"),
         (b'AGC\x01["o","m",[NaN],{},"c",1,2,0]', "not valid JSON"),
+        (b'AGC\x01["o","m",[],{},"c",1,2,0] x', "not valid JSON"),
+        (b'AGC\x01["o","m",[],{},"c",1,2,0]]', "not valid JSON"),
+        (b'AGC\x01 x["o","m",[],{},"c",1,2,0]', "not valid JSON"),
     ],
     ids=repr,
 )
 def test_garbage_is_a_corruption_error(data: bytes, message: str) -> None:
     with pytest.raises(CorruptionError, match=message):
         decode_command(data)
+
+
+def test_decode_accepts_json_with_whitespace_as_json_does() -> None:
+    body = b'\n ["o", "m", [1], {"k": 2}, "c", 1, 2, 0] \t'
+    assert decode_command(COMMAND_MAGIC + b"\x01" + body) == CommandRecord(
+        "o", "m", [1], {"k": 2}, "c", 1, 2, 0
+    )
 
 
 def test_a_non_bytes_entry_is_a_corruption_error() -> None:
