@@ -628,11 +628,15 @@ class Operation:
     # The fewest positional arguments that fill every required positional parameter, or None
     # if a keyword-only parameter is required: the arity check of a call without keywords.
     _fewest: int | None = field(init=False, repr=False, compare=False)
+    # The type of each positional parameter's value that is its own JSON form (None where no
+    # type is): the types of a command's arguments that load_args takes as they are.
+    _plain_types: tuple[type | None, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {p.name: p for p in self.params})
         positional = tuple(p for p in self.params if p.kind == "positional_or_keyword")
         object.__setattr__(self, "_positional", positional)
+        object.__setattr__(self, "_plain_types", tuple(p.codec.fast for p in positional))
         required = [i + 1 for i, p in enumerate(positional) if p.required]
         keyword_required = any(p.required and p.kind == "keyword_only" for p in self.params)
         object.__setattr__(
@@ -695,6 +699,9 @@ class Operation:
         committed command): converted, not checked again.  A value that is its own JSON form
         (str, int, bool, None) is taken as it is; the rest is converted by its codec.  Arity
         and names are left to the call itself, which fails alike on every replica."""
+        if not kwargs and tuple(map(type, args)) == self._plain_types:
+            # Every positional argument given, each its own Python value: taken as they are.
+            return BoundCall(self.name, tuple(args), {}, self)
         positional = self._positional
         if len(args) > len(positional):
             raise ValidationError(self._arity_message(len(args)))

@@ -184,6 +184,29 @@ def test_arguments_round_trip_exactly(hint: Any, value: Any) -> None:
 
 
 @pytest.mark.parametrize(("hint", "value"), ROUND_TRIP_CASES, ids=repr)
+def test_positional_arguments_load_as_they_bind(hint: Any, value: Any) -> None:
+    op = _op(hint)
+    bound = op.bind([value], {})
+    args, kwargs = _through_json(bound.to_json())
+    applied = op.load_args(args, kwargs)
+    assert applied == bound and _same(applied.args[0], value)
+    assert type(applied.args) is tuple and applied.kwargs == {}
+
+
+def test_load_args_leaves_defaults_to_the_method_and_refuses_too_many() -> None:
+    class Pair(Replicated):
+        @command
+        def put(self, key: str, value: int = 0) -> None: ...
+
+    op = schema_of(Pair).operation("put")
+    assert op.load_args(["k", 1], {}).args == ("k", 1)
+    assert op.load_args(["k"], {}).args == ("k",)
+    assert op.load_args([], {}).args == ()
+    with pytest.raises(ValidationError, match="takes 2 positional arguments but 3"):
+        op.load_args(["k", 1, 2], {})
+
+
+@pytest.mark.parametrize(("hint", "value"), ROUND_TRIP_CASES, ids=repr)
 def test_results_round_trip_exactly(hint: Any, value: Any) -> None:
     op = _op(hint)
     loaded = op.load_result(_through_json(op.dump_result(value)))
