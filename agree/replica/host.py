@@ -127,9 +127,9 @@ class Host:
         self.applied_term = 0
         self.last_ts_ns = 0  # Invariant: never decreases (leader stamps are made monotonic).
         self.hub: SubscriptionHub | None = None
-        # (object, method) -> its command operation: an object's class never changes here
-        # (a restore rebuilds the state as the same classes).
-        self._commands: dict[tuple[str, str], Operation] = {}
+        # (object, method, kind) -> its operation, looked up for every call and every apply: an
+        # object's class never changes here (a restore rebuilds the state as the same classes).
+        self._operations: dict[tuple[str, str, str], Operation] = {}
         # (object, method) -> its adopted Shape in ``_shapes_of``, the recorded schemas.
         self._shapes_of: dict[str, dict[str, Any]] | None = None
         self._shapes: dict[tuple[str, str], Shape | None] = {}
@@ -151,12 +151,17 @@ class Host:
             ) from None
 
     def operation(self, name: str, method: str, kind: str) -> Operation:
+        try:
+            return self._operations[name, method, kind]
+        except KeyError:
+            pass
         op = self.schema(name).operation(method)
         if op.kind != kind:
             raise UnknownMethodError(
                 f"{name}.{method} is a {op.kind}, not a {kind}"
                 + ("; call it as a query" if op.kind == "query" else "; call it as a command")
             )
+        self._operations[name, method, kind] = op
         return op
 
     # -- apply -----------------------------------------------------------------------------------
@@ -218,10 +223,9 @@ class Host:
                 record.object, record.method, record.args, record.kwargs, applying=True
             )
             obj = self.object(record.object)
-            op = self._commands.get((record.object, record.method))
+            op = self._operations.get((record.object, record.method, "command"))
             if op is None:
                 op = self.operation(record.object, record.method, "command")
-                self._commands[(record.object, record.method)] = op
             # Validated where it entered the cluster: decoded here, not checked again.
             bound = op.load_args(record.args, record.kwargs)
         except BaseException as exc:
