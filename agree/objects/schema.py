@@ -785,7 +785,10 @@ class Operation:
     def dump_result(self, value: Any) -> Any:
         """The JSON form of a result; ValidationError if it does not match the return type."""
         codec = self.result_codec
-        if codec._plain(value):  # e.g. None: valid and its own JSON form, no message needed
+        # e.g. None: valid and its own JSON form, no message needed (TypeCodec._plain, inline:
+        # every replica runs it for every command)
+        kind = type(value)
+        if kind is codec.fast and (kind is not str or value.isascii()):
             return value
         what = f"{self.qualname}() result"
         return codec.dump(codec.validate_python(value, what), what)

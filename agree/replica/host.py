@@ -42,6 +42,7 @@ from agree.objects.replicated import Replicated, applying_at
 from agree.objects.schema import BoundCall, ObjectSchema, Operation, schema_of
 from agree.raft.entries import ConfChange, ConfChangeType, Entry
 from agree.replica.cluster_schema import (
+    SCHEMA_RECORD_MAGIC,
     Shape,
     adopt,
     adopted_shape,
@@ -49,8 +50,6 @@ from agree.replica.cluster_schema import (
     check_adopted,
     check_local,
     decode_schema_record,
-    is_schema_record,
-    passes,
 )
 from agree.replica.sessions import DEFAULT_SESSION_TTL_NS, SessionTable, Verdict
 from agree.replica.statelock import StateLock
@@ -171,7 +170,7 @@ class Host:
             self.applied_index = entry.index
             self.applied_term = entry.term
             if record is None:
-                if is_schema_record(entry.data):
+                if entry.data[:3] == SCHEMA_RECORD_MAGIC:  # is_schema_record, inline
                     return self._apply_schema_record(entry)
                 try:
                     record = decode_command(entry.data)
@@ -222,7 +221,9 @@ class Host:
             self._check_adopted(
                 record.object, record.method, record.args, record.kwargs, applying=True
             )
-            obj = self.object(record.object)
+            obj = self.objects.get(record.object)
+            if obj is None:
+                obj = self.object(record.object)  # UnknownObjectError
             op = self._operations.get((record.object, record.method, "command"))
             if op is None:
                 op = self.operation(record.object, record.method, "command")
@@ -281,7 +282,10 @@ class Host:
                 shape = self._shapes[key]
             except KeyError:
                 shape = self._shapes[key] = adopted_shape(recorded, name, method)
-            if shape is not None and passes(shape, args, kwargs):
+            # cluster_schema.passes, inline
+            if shape is not None and len(args) <= shape[0] and (
+                not kwargs or kwargs.keys() <= shape[1]
+            ):
                 return
         check_adopted(
             name,
