@@ -570,7 +570,10 @@ class Node:
     def holds_read_lock(self) -> bool:
         """Whether the current thread is inside :meth:`read_lock` of this node: a call from
         there would wait for the state this thread holds."""
-        return any(g.host.lock.read_by_this_thread() for g in self._groups.values())
+        for group in self._groups.values():  # noqa: SIM110 - no generator for any() per call
+            if group.host.lock.read_by_this_thread():
+                return True
+        return False
 
     # -- status and membership ------------------------------------------------------------------
     @property
