@@ -776,7 +776,7 @@ class RaftNode:
             raise AssertionError(f"{self._id}: an entry appended during a transfer")
         log = self._log
         index = log.last_index + 1
-        entry = Entry(term=self._term, index=index, type=type_, data=data)
+        entry = Entry(self._term, index, type_, data)  # positional: one per proposal
         log.append(entry)
         # The leader's own match moves only once the entry is durable: see advance().
         if type_ is EntryType.CONF_CHANGE:
