@@ -428,7 +428,10 @@ async def transfer_leader(request: web.Request) -> web.Response:
         raise ValidationError(f"{node_id!r} is not a voting member; leadership can go to a voter")
     with request.app[INFLIGHT].track():
         await node.transfer_leader(node_id, timeout=_timeout(request, body), group=group)
-    return web.json_response({"leader_id": node.status(group).leader_id, "group": status.group})
+    # The group's leader saw node_id lead before it answered.  This node's own view may lag
+    # by a write: the new leader sends as leader while its Ready is still being persisted
+    # (§10.2.1), and its status follows once that Ready is done.
+    return web.json_response({"leader_id": node_id, "group": status.group})
 
 
 @routes.post("/v1/snapshot")

@@ -90,7 +90,12 @@ async def test_membership_and_leadership_through_any_node(tmp_path: Path) -> Non
                 client, "POST", "/v1/leader", json={"id": third.id, "group": "other"}
             )
             assert moved == {"leader_id": third.id, "group": "other"}
-            assert cluster.leader("other") is third and cluster.leader("default") is first
+            # Each node's view follows once it has handled the change (the new leader's own
+            # once its first Ready as leader is persisted).
+            await cluster.wait_until(
+                lambda: cluster.leader("other") is third, what="third leading 'other'"
+            )
+            assert cluster.leader("default") is first
 
             async with client.post("/v1/leader", json={"id": "n1", "group": "nope"}) as response:
                 error = (await response.json())["error"]
