@@ -136,6 +136,10 @@ class AsyncClient:
     def client_id(self) -> str:
         return self._calls.client_id
 
+    def admit(self) -> None:
+        """A proxy's call starts at once (the server bounds its own intake)."""
+        return None
+
     def next_call_ids(self) -> tuple[str, int, int]:
         return self._calls.next_call_ids()
 

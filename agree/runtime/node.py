@@ -87,10 +87,14 @@ class NodeBackend:
         self.node = node
         self.session = session or CallSession()
 
+    def admit(self) -> asyncio.Future[None] | None:
+        return self.node.admit()
+
     def call(self, call: Call, timeout: float | None) -> Coroutine[Any, Any, Outcome]:
-        # The proxy bound the call against the same schema: no need to validate it twice.
+        # The proxy bound the call against the same schema: no need to validate it twice;
+        # and it passed the intake before it did.
         # The node's coroutine itself, not one more awaiting it: every call passes here.
-        return self.node.call(call, timeout, validated=True)
+        return self.node.call(call, timeout, validated=True, admitted=True)
 
     def next_call_ids(self) -> tuple[str, int, int]:
         return self.session.next_call_ids()
@@ -435,17 +439,28 @@ class Node:
         return await self._call(call, deadline, may_forward=False, validated=True)
 
     # -- calls ----------------------------------------------------------------------------------
+    def admit(self) -> asyncio.Future[None] | None:
+        """None if a new call may start its work in this turn of the loop, else a future done
+        when its turn comes (agree.runtime.intake)."""
+        return self._intake.admit()
+
     async def call(
-        self, call: Call, timeout: float | None = None, *, validated: bool = False
+        self,
+        call: Call,
+        timeout: float | None = None,
+        *,
+        validated: bool = False,
+        admitted: bool = False,
     ) -> Outcome:
-        """Run a call anywhere in the cluster; ``timeout`` defaults to REQUEST_TIMEOUT."""
+        """Run a call anywhere in the cluster; ``timeout`` defaults to REQUEST_TIMEOUT.
+        ``admitted``: the caller passed :meth:`admit` already."""
         if self.holds_read_lock():
             raise DeadlockError(
                 f"{call.object}.{call.method} called from inside read_lock() would wait for the"
                 " state that read holds; make the call after the with block"
             )
         return await self._call(
-            call, self._deadline(timeout), may_forward=True, validated=validated
+            call, self._deadline(timeout), may_forward=True, validated=validated, admitted=admitted
         )
 
     def _deadline(self, timeout: float | None) -> float:
@@ -455,11 +470,18 @@ class Node:
         )
 
     async def _call(
-        self, call: Call, deadline: float, *, may_forward: bool, validated: bool = False
+        self,
+        call: Call,
+        deadline: float,
+        *,
+        may_forward: bool,
+        validated: bool = False,
+        admitted: bool = False,
     ) -> Outcome:
-        turn = self._intake.admit()
-        if turn is not None:  # a crowd arrived at once: this one starts in a later turn
-            await turn
+        if not admitted:
+            turn = self._intake.admit()
+            if turn is not None:  # a crowd arrived at once: this one starts in a later turn
+                await turn
         group = self.group_of(call.object)
         host = group.host
         group.driver  # noqa: B018 - raises if the group is not serving

@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import functools
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from agree.errors import (
@@ -34,6 +34,10 @@ T = TypeVar("T")
 
 
 class Backend(Protocol):
+    def admit(self) -> Awaitable[None] | None:
+        """None: a new call may start its work now; else what to await first (a node bounds
+        the calls started per turn of its loop, agree.runtime.intake)."""
+
     async def call(self, call: Call, timeout: float | None) -> Outcome: ...
 
     def next_call_ids(self) -> tuple[str, int, int]: ...
@@ -162,9 +166,12 @@ class AsyncProxy:
     async def _invoke(
         self, op: Operation, consistency: Consistency | None, /, *args: Any, **kwargs: Any
     ) -> Any:
+        backend = self._backend
+        turn = backend.admit()
+        if turn is not None:  # before binding: that costs as much as the rest, for big values
+            await turn
         bound = op.bind(args, kwargs)  # validated here: nothing leaves a bad call
         jargs, jkwargs = bound.to_json()
-        backend = self._backend
         if op.kind == "command":
             client_id, seq, ack = backend.next_call_ids()
             # Positional, in Call's field order (consistency: None): one per command, and
