@@ -1086,6 +1086,33 @@ def _consistency_and_return_differences(
     return out
 
 
+def _one_param_differences(
+    op: str, name: str, lp: Mapping[str, Any], rp: Mapping[str, Any], there: str
+) -> list[str]:
+    """How parameter ``name`` of ``op`` here differs from ``rp``, which is described as
+    ``there`` ("on the remote", "recorded"): type, kind, required or not, default."""
+    out: list[str] = []
+    if lp["type"] != rp["type"]:
+        out.append(f"{op!r}: parameter {name!r} type {lp['type']} here, {rp['type']} {there}")
+    elif lp["schema"] != rp["schema"]:
+        out.append(
+            f"{op!r}: parameter {name!r} type differs: {_short(lp['schema'])} here, "
+            f"{_short(rp['schema'])} {there}"
+        )
+    if lp["kind"] != rp["kind"]:
+        out.append(f"{op!r}: parameter {name!r} is {lp['kind']} here, {rp['kind']} {there}")
+    if lp["required"] != rp["required"]:
+        here = "required" if lp["required"] else "optional"
+        other = "required" if rp["required"] else "optional"
+        out.append(f"{op!r}: parameter {name!r} is {here} here, {other} {there}")
+    elif not lp["required"] and lp.get("default") != rp.get("default"):
+        out.append(
+            f"{op!r}: parameter {name!r} default {_short(lp.get('default'))} here, "
+            f"{_short(rp.get('default'))} {there}"
+        )
+    return out
+
+
 def _param_differences(op: str, local: list[Any], remote: list[Any]) -> list[str]:
     out: list[str] = []
     lnames = [p["name"] for p in local]
@@ -1103,29 +1130,7 @@ def _param_differences(op: str, local: list[Any], remote: list[Any]) -> list[str
     if common_l != common_r:
         out.append(f"{op!r}: parameter order {common_l} here, {common_r} on the remote")
     for name in common_l:
-        lp, rp = lby[name], rby[name]
-        if lp["type"] != rp["type"]:
-            out.append(
-                f"{op!r}: parameter {name!r} type {lp['type']} here, {rp['type']} on the remote"
-            )
-        elif lp["schema"] != rp["schema"]:
-            out.append(
-                f"{op!r}: parameter {name!r} type differs: {_short(lp['schema'])} here, "
-                f"{_short(rp['schema'])} on the remote"
-            )
-        if lp["kind"] != rp["kind"]:
-            out.append(
-                f"{op!r}: parameter {name!r} is {lp['kind']} here, {rp['kind']} on the remote"
-            )
-        if lp["required"] != rp["required"]:
-            here = "required" if lp["required"] else "optional"
-            there = "required" if rp["required"] else "optional"
-            out.append(f"{op!r}: parameter {name!r} is {here} here, {there} on the remote")
-        elif not lp["required"] and lp.get("default") != rp.get("default"):
-            out.append(
-                f"{op!r}: parameter {name!r} default {_short(lp.get('default'))} here, "
-                f"{_short(rp.get('default'))} on the remote"
-            )
+        out.extend(_one_param_differences(op, name, lby[name], rby[name], "on the remote"))
     return out
 
 
@@ -1172,25 +1177,7 @@ def _param_extension_problems(op: str, recorded: list[Any], local: list[Any]) ->
                 " log may hold calls that pass it"
             )
             continue
-        lp = lby[name]
-        if lp["type"] != p["type"]:
-            out.append(f"{op!r}: parameter {name!r} type {lp['type']} here, {p['type']} recorded")
-        elif lp["schema"] != p["schema"]:
-            out.append(
-                f"{op!r}: parameter {name!r} type differs: {_short(lp['schema'])} here, "
-                f"{_short(p['schema'])} recorded"
-            )
-        if lp["kind"] != p["kind"]:
-            out.append(f"{op!r}: parameter {name!r} is {lp['kind']} here, {p['kind']} recorded")
-        if lp["required"] != p["required"]:
-            here = "required" if lp["required"] else "optional"
-            there = "required" if p["required"] else "optional"
-            out.append(f"{op!r}: parameter {name!r} is {here} here, {there} recorded")
-        elif not lp["required"] and lp.get("default") != p.get("default"):
-            out.append(
-                f"{op!r}: parameter {name!r} default {_short(lp.get('default'))} here, "
-                f"{_short(p.get('default'))} recorded"
-            )
+        out.extend(_one_param_differences(op, name, lby[name], p, "recorded"))
     rpos = [p["name"] for p in recorded if p["kind"] == "positional_or_keyword"]
     lpos = [p["name"] for p in local if p["kind"] == "positional_or_keyword"]
     if all(n in lby for n in rpos) and lpos[: len(rpos)] != rpos:
