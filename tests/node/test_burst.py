@@ -24,6 +24,7 @@ import pytest
 from agree.objects.replicated import command
 from agree.objects.schema import Operation
 from agree.raft.messages import AppendEntries, Heartbeat, Message
+from agree.runtime.node import Node
 from agree.storage.base import DEFAULT_GROUP
 from agree.testing.cluster import MemoryCluster
 from agree.testing.models import KVStore
@@ -46,41 +47,55 @@ class CostlyKV(KVStore):
         self.data[key] = value
 
 
-async def test_a_burst_of_commands_does_not_silence_the_leader(tmp_path: Path) -> None:
-    objects = {"kv": KVStore}
-    async with MemoryCluster(
+def _cluster(tmp_path: Path, **options: Any) -> MemoryCluster:
+    """Three nodes with the production timings (above)."""
+    return MemoryCluster(
         tmp_path,
-        objects,
-        node_objects={"n1": {"kv": CostlyKV}},
+        {"kv": KVStore},
         TICK_INTERVAL=TICK,
         ELECTION_TICKS=ELECTION_TICKS,
         HEARTBEAT_TICKS=1,
         REQUEST_TIMEOUT=60.0,
-    ) as cluster:
-        first = await cluster.wait_leader()
-        await first.transfer_leader("n1")
-        leader = await cluster.wait_leader(among=["n1"])
-        term = leader.status().term
-        await leader.proxy("kv").set("warm", "up")
+        **options,
+    )
 
-        loop = asyncio.get_running_loop()
-        heard = _listen_to_the_leader(cluster, "n1")
 
-        kv = leader.proxy("kv")
-        started = loop.time()
-        await asyncio.gather(*(kv.set(f"k{i % 512}", f"v{i}") for i in range(BURST)))
-        ended = loop.time()
-        assert ended - started >= BURST * COST  # the burst did cost the leader its time
+async def _n1_leading(cluster: MemoryCluster) -> Node:
+    """n1, once it leads and has applied a first command."""
+    first = await cluster.wait_leader()
+    await first.transfer_leader("n1")
+    leader = await cluster.wait_leader(among=["n1"])
+    await leader.proxy("kv").set("warm", "up")
+    return leader
 
-        # The longest silence each follower heard from the leader during the burst stays
-        # well under an election timeout (a follower campaigns after at least this long).
-        election_timeout = ELECTION_TICKS * TICK
-        for follower_id, times in heard.items():
-            gaps = _gaps([started, *times, ended])
-            assert max(gaps) < election_timeout / 2, (follower_id, max(gaps))
-        # And no election happened: the same leader, in the same term, on every node.
-        assert [n.leader_id for n in cluster.nodes.values()] == ["n1"] * 3
-        assert leader.status().term == term
+
+async def _burst_without_silence(cluster: MemoryCluster, leader: Node, cost: float) -> None:
+    """BURST commands at once through ``leader``'s proxy, which take at least ``cost`` virtual
+    seconds each; the followers hear from the leader all along and no election happens."""
+    term = leader.status().term
+    loop = asyncio.get_running_loop()
+    heard = _listen_to_the_leader(cluster, leader.id)
+    kv = leader.proxy("kv")
+    started = loop.time()
+    await asyncio.gather(*(kv.set(f"k{i % 512}", f"v{i}") for i in range(BURST)))
+    ended = loop.time()
+    assert ended - started >= BURST * cost  # the burst did cost the leader its time
+
+    # The longest silence each follower heard from the leader during the burst stays
+    # well under an election timeout (a follower campaigns after at least this long).
+    election_timeout = ELECTION_TICKS * TICK
+    for follower_id, times in heard.items():
+        gaps = _gaps([started, *times, ended])
+        assert max(gaps) < election_timeout / 2, (follower_id, max(gaps))
+    # And no election happened: the same leader, in the same term, on every node.
+    assert [n.leader_id for n in cluster.nodes.values()] == [leader.id] * 3
+    assert leader.status().term == term
+
+
+async def test_a_burst_of_commands_does_not_silence_the_leader(tmp_path: Path) -> None:
+    async with _cluster(tmp_path, node_objects={"n1": {"kv": CostlyKV}}) as cluster:
+        leader = await _n1_leading(cluster)
+        await _burst_without_silence(cluster, leader, COST)
 
 
 def _gaps(times: Sequence[float]) -> list[float]:
@@ -95,21 +110,8 @@ async def test_a_crowd_of_callers_does_not_silence_the_leader(tmp_path: Path) ->
     """10,000 calls made in one turn of the loop start a few hundred per turn
     (agree.runtime.intake): starting them all at once took the leader 0.5 s of CPU without a
     tick or a heartbeat in between, and the followers elected another leader."""
-    async with MemoryCluster(
-        tmp_path,
-        {"kv": KVStore},
-        TICK_INTERVAL=TICK,
-        ELECTION_TICKS=ELECTION_TICKS,
-        HEARTBEAT_TICKS=1,
-        REQUEST_TIMEOUT=60.0,
-    ) as cluster:
-        first = await cluster.wait_leader()
-        await first.transfer_leader("n1")
-        leader = await cluster.wait_leader(among=["n1"])
-        term = leader.status().term
-        kv = leader.proxy("kv")
-        await kv.set("warm", "up")
-
+    async with _cluster(tmp_path) as cluster:
+        leader = await _n1_leading(cluster)
         loop = asyncio.get_running_loop()
         assert isinstance(loop, VirtualTimeLoop)
         driver = leader.group(DEFAULT_GROUP).driver
@@ -120,18 +122,8 @@ async def test_a_crowd_of_callers_does_not_silence_the_leader(tmp_path: Path) ->
             return propose(data, *rest)
 
         driver.propose = costly  # type: ignore[method-assign]
-        heard = _listen_to_the_leader(cluster, "n1")
-        started = loop.time()
-        await asyncio.gather(*(kv.set(f"k{i % 512}", f"v{i}") for i in range(BURST)))
-        ended = loop.time()
-        assert ended - started >= BURST * ISSUE_COST
-
-        election_timeout = ELECTION_TICKS * TICK
-        for follower_id, times in heard.items():
-            gaps = _gaps([started, *times, ended])
-            assert max(gaps) < election_timeout / 2, (follower_id, max(gaps))
-        assert [n.leader_id for n in cluster.nodes.values()] == ["n1"] * 3
-        assert leader.status().term == term
+        await _burst_without_silence(cluster, leader, ISSUE_COST)
+        kv = leader.proxy("kv")
         assert {await kv.get(f"k{i}") for i in range(512)} == {
             f"v{i}" for i in range(BURST - 512, BURST)
         }
@@ -144,21 +136,8 @@ async def test_a_crowd_with_large_arguments_does_not_silence_the_leader(
     values that is most of a call's cost -- so the intake is passed before binding: 10,000
     proxy calls made at once bound all their arguments in one turn of the loop before, for
     0.9 s with nothing else running, and the leader was deposed."""
-    async with MemoryCluster(
-        tmp_path,
-        {"kv": KVStore},
-        TICK_INTERVAL=TICK,
-        ELECTION_TICKS=ELECTION_TICKS,
-        HEARTBEAT_TICKS=1,
-        REQUEST_TIMEOUT=60.0,
-    ) as cluster:
-        first = await cluster.wait_leader()
-        await first.transfer_leader("n1")
-        leader = await cluster.wait_leader(among=["n1"])
-        term = leader.status().term
-        kv = leader.proxy("kv")
-        await kv.set("warm", "up")
-
+    async with _cluster(tmp_path) as cluster:
+        leader = await _n1_leading(cluster)
         loop = asyncio.get_running_loop()
         assert isinstance(loop, VirtualTimeLoop)
         bind = Operation.bind
@@ -168,18 +147,7 @@ async def test_a_crowd_with_large_arguments_does_not_silence_the_leader(
             return bind(self, *args)
 
         monkeypatch.setattr(Operation, "bind", costly)
-        heard = _listen_to_the_leader(cluster, "n1")
-        started = loop.time()
-        await asyncio.gather(*(kv.set(f"k{i % 512}", f"v{i}") for i in range(BURST)))
-        ended = loop.time()
-        assert ended - started >= BURST * ISSUE_COST
-
-        election_timeout = ELECTION_TICKS * TICK
-        for follower_id, times in heard.items():
-            gaps = _gaps([started, *times, ended])
-            assert max(gaps) < election_timeout / 2, (follower_id, max(gaps))
-        assert [n.leader_id for n in cluster.nodes.values()] == ["n1"] * 3
-        assert leader.status().term == term
+        await _burst_without_silence(cluster, leader, ISSUE_COST)
 
 
 def _listen_to_the_leader(cluster: MemoryCluster, leader_id: str) -> dict[str, list[float]]:
