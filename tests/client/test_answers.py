@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -9,32 +11,32 @@ from aiohttp.test_utils import TestServer
 import agree
 
 
-@pytest.mark.parametrize("body", [b"<html>busy</html>", b"", b"\xff\xfe{"], ids=repr)
-async def test_an_answer_that_is_not_json_is_a_protocol_error(body: bytes) -> None:
+def _raw(body: bytes) -> Callable[[], web.Response]:
+    return lambda: web.Response(body=body, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        (_raw(b"<html>busy</html>"), "not JSON"),
+        (_raw(b""), "not JSON"),
+        (_raw(b"\xff\xfe{"), "not JSON"),
+        (lambda: web.json_response([1, 2]), "non-object"),
+    ],
+    ids=["html", "empty", "not-utf8", "list"],
+)
+async def test_an_answer_that_is_not_a_json_object_is_a_protocol_error(
+    answer: Callable[[], web.Response], match: str
+) -> None:
     async def status(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
+        return answer()
 
     app = web.Application()
     app.router.add_get("/v1/status", status)
     async with TestServer(app) as server:
         client = agree.AsyncClient(str(server.make_url("")).rstrip("/"))
         try:
-            with pytest.raises(agree.ProtocolError, match="not JSON"):
-                await client.status()
-        finally:
-            await client.close()
-
-
-async def test_an_answer_that_is_not_an_object_is_a_protocol_error() -> None:
-    async def status(request: web.Request) -> web.Response:
-        return web.json_response([1, 2])
-
-    app = web.Application()
-    app.router.add_get("/v1/status", status)
-    async with TestServer(app) as server:
-        client = agree.AsyncClient(str(server.make_url("")).rstrip("/"))
-        try:
-            with pytest.raises(agree.ProtocolError, match="non-object"):
+            with pytest.raises(agree.ProtocolError, match=match):
                 await client.status()
         finally:
             await client.close()
